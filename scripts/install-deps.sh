@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages qiusuo needs to build and test. Idempotent: packages already
+# present are skipped, and `apt-get update` runs only when something is missing.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --bench  also the benchmark-only peers (PyTorch with OpenBLAS, jemalloc)
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libpcre2-dev nlohmann-json3-dev libcli11-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      libdnnl-dev)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(python3-torch python3-numpy libopenblas0-openmp libjemalloc2)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
