@@ -1,0 +1,33 @@
+// Small vector kernels over F32 spans (attention inner loops, norms, activations).
+// Each has a scalar reference (namespace qs::ref) and SIMD versions compiled per ISA from one
+// source (vec_ops_impl.inc with GCC vector extensions), picked at run time.
+#pragma once
+#include <cstdint>
+
+namespace qs {
+
+float dot(const float* a, const float* b, int64_t n);
+void axpy(float alpha, const float* x, float* y, int64_t n);  // y += alpha·x
+void scale(float* x, float alpha, int64_t n);                // x *= alpha
+// S[i*lds + j] = dot(Q + i*ldq, K + j*ldk, n) for i < nq, j < nk (K streamed once).
+void dot_rows(const float* Q, int64_t nq, int64_t ldq, const float* K, int64_t nk, int64_t ldk, int64_t n,
+              float* S, int64_t lds);
+// O[i] (+)= Σ_j P[i*ldp + j] · V[j*ldv : n] for i < nq (V streamed once); accumulate=false zeroes O.
+void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int64_t nk, int64_t ldv, int64_t n,
+                   float* O, int64_t ldo, bool accumulate);
+// out = x / sqrt(mean(x²) + eps) · w   (w may be null: no gain)
+void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
+// out = silu(g) · u, silu(g) = g / (1 + e^-g)
+void silu_mul(const float* g, const float* u, float* out, int64_t n);
+// In-place softmax over n values; returns nothing, max-subtracted, F32 exp.
+void softmax(float* x, int64_t n);
+
+namespace ref {
+float dot(const float* a, const float* b, int64_t n);
+void axpy(float alpha, const float* x, float* y, int64_t n);
+void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
+void silu_mul(const float* g, const float* u, float* out, int64_t n);
+void softmax(float* x, int64_t n);
+}  // namespace ref
+
+}  // namespace qs

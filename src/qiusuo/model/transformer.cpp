@@ -1,0 +1,101 @@
+#include "qiusuo/model/transformer.h"
+
+#include <cstring>
+
+#include "qiusuo/core/error.h"
+#include "qiusuo/kernels/vec_ops.h"
+#include "qiusuo/model/mla.h"
+#include "qiusuo/model/mlp.h"
+#include "qiusuo/model/moe.h"
+
+namespace qs {
+
+Model::Model(ModelConfig cfg, ModelWeights w) : cfg_(std::move(cfg)), w_(std::move(w)), rope_(cfg_) {}
+
+std::unique_ptr<Model> Model::load(const std::string& dir, bool with_mtp) {
+  ModelConfig cfg = load_model_config(dir);
+  auto store = std::make_unique<TensorStore>(TensorStore::open_dir(dir));
+  ModelWeights w = load_weights(cfg, *store, with_mtp);
+  auto m = std::make_unique<Model>(std::move(cfg), std::move(w));
+  m->dir_ = dir;
+  m->store_ = std::move(store);
+  return m;
+}
+
+void Model::forward(const StepBatch& batch, KVCache& cache, std::span<const int64_t> rows, float* logits,
+                    const ForwardOptions& opt) {
+  const int64_t T = batch.size(), d = cfg_.hidden_size, V = cfg_.vocab_size;
+  QS_CHECK(T > 0, "forward: empty batch");
+  for (int32_t t : batch.tokens)
+    QS_CHECK(t >= 0 && t < V, "token id ", t, " is outside the vocabulary [0, ", V, ")");
+  for (int64_t r : rows) QS_CHECK(r >= 0 && r < T, "logit row ", r, " outside the step's ", T, " tokens");
+  for (const auto& ch : batch.chunks) {
+    QS_CHECK(cache.length(ch.seq) == ch.start_pos, "sequence ", ch.seq, " has ", cache.length(ch.seq),
+             " cached tokens but the step starts at position ", ch.start_pos);
+  }
+  // Reserve cache rows for the new tokens (rolled back if anything below throws).
+  std::vector<std::pair<int64_t, int64_t>> done;
+  try {
+    for (const auto& ch : batch.chunks) {
+      cache.extend(ch.seq, ch.start_pos + ch.n_tokens);
+      done.push_back({ch.seq, ch.start_pos});
+    }
+  } catch (...) {
+    for (auto [s, len] : done) cache.truncate(s, len);
+    throw;
+  }
+  try {
+    arena_.reset();
+    StepContext ctx{batch, opt, arena_};
+    const float eps = float(cfg_.rms_norm_eps);
+    float* h = arena_.alloc(size_t(T * d));  // residual stream [T, d]
+    float* xn = arena_.alloc(size_t(T * d));
+    float* y = arena_.alloc(size_t(T * d));
+    for (int64_t t = 0; t < T; ++t) w_.embed_row(batch.tokens[size_t(t)], h + t * d);
+    if (opt.hidden_states) {
+      opt.hidden_states->assign(h, h + T * d);
+    }
+    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+      const LayerWeights& lw = w_.layers[size_t(l)];
+      for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.input_norm, eps, d, xn + t * d);
+      mla_forward(cfg_, lw.attn, rope_, l, cache, xn, y, ctx);
+      axpy(1.0f, y, h, T * d);
+      for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.post_attn_norm, eps, d, xn + t * d);
+      if (lw.moe) moe_forward(cfg_, lw.ffn, l, xn, y, ctx);
+      else mlp_forward(lw.mlp, xn, T, y, opt.compute, arena_);
+      axpy(1.0f, y, h, T * d);
+      if (opt.hidden_states) opt.hidden_states->insert(opt.hidden_states->end(), h, h + T * d);
+    }
+    const int64_t R = int64_t(rows.size());
+    if (R > 0) {
+      float* hr = arena_.alloc(size_t(R * d));
+      for (int64_t i = 0; i < R; ++i) rmsnorm(h + rows[size_t(i)] * d, w_.final_norm, eps, d, hr + i * d);
+      linear(hr, R, w_.lm_head, logits, opt.compute);
+    }
+  } catch (...) {
+    for (auto [s, len] : done) cache.truncate(s, len);
+    throw;
+  }
+}
+
+size_t Model::decode_weight_bytes_per_token() const {
+  size_t n = size_t(cfg_.hidden_size) * dtype_size(w_.embed.dtype) + w_.lm_head.bytes();
+  for (const auto& l : w_.layers) {
+    const auto& a = l.attn;
+    n += (cfg_.q_lora_rank > 0 ? a.q_a_proj.bytes() + a.q_b_proj.bytes() : a.q_proj.bytes());
+    n += a.kv_a_proj.bytes() + a.o_proj.bytes();
+    n += size_t(a.kv_b_proj.rows * a.kv_b_proj.cols) * sizeof(float);  // F32 absorbed copy
+    if (l.moe) {
+      const auto& e = l.ffn.experts[0];
+      const size_t per = e.gate.bytes() + e.up.bytes() + e.down.bytes();
+      n += per * size_t(cfg_.num_experts_per_tok);
+      if (l.ffn.has_shared) n += l.ffn.shared.gate.bytes() + l.ffn.shared.up.bytes() + l.ffn.shared.down.bytes();
+      n += size_t(cfg_.n_routed_experts * cfg_.hidden_size) * sizeof(float);
+    } else {
+      n += l.mlp.gate.bytes() + l.mlp.up.bytes() + l.mlp.down.bytes();
+    }
+  }
+  return n;
+}
+
+}  // namespace qs

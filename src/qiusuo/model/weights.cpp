@@ -1,0 +1,260 @@
+#include "qiusuo/model/weights.h"
+
+#include <algorithm>
+
+#include "qiusuo/core/error.h"
+#include "qiusuo/io/safetensors.h"
+#include "qiusuo/kernels/convert.h"
+
+namespace qs {
+namespace {
+
+std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l) + "."; }
+
+// The tensor list of one decoder block (attention + dense MLP or MoE) under `p`.
+void block_tensors(const ModelConfig& c, int64_t l, const std::string& p, bool mtp,
+                   std::vector<ExpectedTensor>& out) {
+  const int64_t d = c.hidden_size, h = c.num_attention_heads;
+  auto mat = [&](const std::string& n, int64_t r, int64_t k) { out.push_back({p + n, {r, k}, true, false, mtp}); };
+  auto vec = [&](const std::string& n, int64_t k) { out.push_back({p + n, {k}, false, false, mtp}); };
+  vec("input_layernorm.weight", d);
+  vec("post_attention_layernorm.weight", d);
+  if (c.q_lora_rank > 0) {
+    mat("self_attn.q_a_proj.weight", c.q_lora_rank, d);
+    vec("self_attn.q_a_layernorm.weight", c.q_lora_rank);
+    mat("self_attn.q_b_proj.weight", h * c.qk_head_dim(), c.q_lora_rank);
+  } else {
+    mat("self_attn.q_proj.weight", h * c.qk_head_dim(), d);
+  }
+  mat("self_attn.kv_a_proj_with_mqa.weight", c.kv_lora_rank + c.qk_rope_head_dim, d);
+  vec("self_attn.kv_a_layernorm.weight", c.kv_lora_rank);
+  mat("self_attn.kv_b_proj.weight", h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank);
+  mat("self_attn.o_proj.weight", d, h * c.v_head_dim);
+  auto mlp = [&](const std::string& q, int64_t inter) {
+    mat(q + "gate_proj.weight", inter, d);
+    mat(q + "up_proj.weight", inter, d);
+    mat(q + "down_proj.weight", d, inter);
+  };
+  if (c.is_moe_layer(l)) {
+    out.push_back({p + "mlp.gate.weight", {c.n_routed_experts, d}, false, false, mtp});
+    if (c.topk_method == TopkMethod::NoauxTc)
+      out.push_back({p + "mlp.gate.e_score_correction_bias", {c.n_routed_experts}, false, true, mtp});
+    for (int64_t e = 0; e < c.n_routed_experts; ++e)
+      mlp("mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size);
+    if (c.n_shared_experts > 0) mlp("mlp.shared_experts.", c.n_shared_experts * c.moe_intermediate_size);
+  } else {
+    mlp("mlp.", c.intermediate_size);
+  }
+}
+
+}  // namespace
+
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
+  std::vector<ExpectedTensor> out;
+  const int64_t d = c.hidden_size, V = c.vocab_size;
+  out.push_back({"model.embed_tokens.weight", {V, d}});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_tensors(c, l, layer_prefix(l), false, out);
+  out.push_back({"model.norm.weight", {d}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {V, d}});
+  for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) {
+    const int64_t l = c.num_hidden_layers + k;
+    const std::string p = layer_prefix(l);
+    out.push_back({p + "enorm.weight", {d}, false, false, true});
+    out.push_back({p + "hnorm.weight", {d}, false, false, true});
+    out.push_back({p + "eh_proj.weight", {d, 2 * d}, false, false, true});
+    out.push_back({p + "embed_tokens.weight", {V, d}, false, false, true});
+    out.push_back({p + "shared_head.norm.weight", {d}, false, false, true});
+    out.push_back({p + "shared_head.head.weight", {V, d}, false, false, true});
+    block_tensors(c, l, p, true, out);
+  }
+  return out;
+}
+
+void ModelWeights::embed_row(int64_t token, float* out) const {
+  const int64_t d = embed.shape[1];
+  switch (embed.dtype) {
+    case DType::F32: std::copy_n(embed.as<float>() + token * d, d, out); break;
+    case DType::BF16: bf16_to_f32(embed.as<uint16_t>() + token * d, out, d); break;
+    case DType::F16: f16_to_f32(embed.as<uint16_t>() + token * d, out, d); break;
+    default: fail(ErrorKind::Internal, "embedding dtype ", dtype_name(embed.dtype));
+  }
+}
+
+namespace {
+
+// Builds the views given a source of tensors; shared by checkpoint loading and F32 buffers.
+class Builder {
+ public:
+  using Find = std::function<const TensorView*(const std::string&)>;
+  Builder(const ModelConfig& c, ModelWeights& w, Find find) : c_(c), w_(w), find_(std::move(find)) {}
+
+  WeightMatrix matrix(const std::string& name) {
+    const TensorView& t = *find_(name);
+    WeightMatrix m;
+    m.dtype = t.dtype;
+    m.rows = t.shape[0];
+    m.cols = t.shape[1];
+    m.data = t.data;
+    if (t.dtype == DType::F8_E4M3) m.scale_inv = find_(scale_name(name))->as<float>();
+    return m;
+  }
+  TensorView tensor(const std::string& name) { return *find_(name); }
+  const float* vec(const std::string& name) {
+    const TensorView& t = *find_(name);
+    Buffer<float> b(size_t(t.numel()), false);
+    to_f32(t, b.data());
+    return w_.keep(std::move(b));
+  }
+  const float* kv_b_f32(const WeightMatrix& m) {
+    Buffer<float> b(size_t(m.rows * m.cols), false);
+    for (int64_t r = 0; r < m.rows; ++r) m.dequant_row(r, b.data() + r * m.cols);
+    return w_.keep(std::move(b));
+  }
+  MlpWeights mlp(const std::string& p) {
+    return {matrix(p + "gate_proj.weight"), matrix(p + "up_proj.weight"), matrix(p + "down_proj.weight")};
+  }
+  LayerWeights block(int64_t l, const std::string& p) {
+    LayerWeights lw;
+    lw.input_norm = vec(p + "input_layernorm.weight");
+    lw.post_attn_norm = vec(p + "post_attention_layernorm.weight");
+    auto& a = lw.attn;
+    const std::string s = p + "self_attn.";
+    if (c_.q_lora_rank > 0) {
+      a.q_a_proj = matrix(s + "q_a_proj.weight");
+      a.q_a_norm = vec(s + "q_a_layernorm.weight");
+      a.q_b_proj = matrix(s + "q_b_proj.weight");
+    } else {
+      a.q_proj = matrix(s + "q_proj.weight");
+    }
+    a.kv_a_proj = matrix(s + "kv_a_proj_with_mqa.weight");
+    a.kv_a_norm = vec(s + "kv_a_layernorm.weight");
+    a.kv_b_proj = matrix(s + "kv_b_proj.weight");
+    a.kv_b_f32 = a.kv_b_proj.dtype == DType::F32 ? static_cast<const float*>(a.kv_b_proj.data)
+                                                  : kv_b_f32(a.kv_b_proj);
+    a.o_proj = matrix(s + "o_proj.weight");
+    lw.moe = c_.is_moe_layer(l);
+    if (lw.moe) {
+      lw.ffn.router = vec(p + "mlp.gate.weight");
+      if (c_.topk_method == TopkMethod::NoauxTc) lw.ffn.score_bias = vec(p + "mlp.gate.e_score_correction_bias");
+      for (int64_t e = 0; e < c_.n_routed_experts; ++e)
+        lw.ffn.experts.push_back(mlp(p + "mlp.experts." + std::to_string(e) + "."));
+      if (c_.n_shared_experts > 0) {
+        lw.ffn.has_shared = true;
+        lw.ffn.shared = mlp(p + "mlp.shared_experts.");
+      }
+    } else {
+      lw.mlp = mlp(p + "mlp.");
+    }
+    return lw;
+  }
+  void build(bool with_mtp) {
+    w_.embed = tensor("model.embed_tokens.weight");
+    for (int64_t l = 0; l < c_.num_hidden_layers; ++l) w_.layers.push_back(block(l, layer_prefix(l)));
+    w_.final_norm = vec("model.norm.weight");
+    if (c_.tie_word_embeddings) {
+      const TensorView& e = w_.embed;
+      w_.lm_head = WeightMatrix{e.dtype, e.shape[0], e.shape[1], e.data, nullptr};
+    } else {
+      w_.lm_head = matrix("lm_head.weight");
+    }
+    if (!with_mtp) return;
+    for (int64_t k = 0; k < c_.num_nextn_predict_layers; ++k) {
+      const int64_t l = c_.num_hidden_layers + k;
+      const std::string p = layer_prefix(l);
+      MtpWeights m;
+      m.enorm = vec(p + "enorm.weight");
+      m.hnorm = vec(p + "hnorm.weight");
+      m.eh_proj = matrix(p + "eh_proj.weight");
+      m.block = block(l, p);
+      m.head_norm = vec(p + "shared_head.norm.weight");
+      m.embed = tensor(p + "embed_tokens.weight");
+      m.head = matrix(p + "shared_head.head.weight");
+      w_.mtp.push_back(std::move(m));
+    }
+  }
+
+  static std::string scale_name(const std::string& name) { return name + "_scale_inv"; }
+
+ private:
+  static void to_f32(const TensorView& t, float* out) {
+    const int64_t n = t.numel();
+    switch (t.dtype) {
+      case DType::F32: std::copy_n(t.as<float>(), n, out); break;
+      case DType::BF16: bf16_to_f32(t.as<uint16_t>(), out, n); break;
+      case DType::F16: f16_to_f32(t.as<uint16_t>(), out, n); break;
+      default: fail(ErrorKind::Internal, "vector dtype ", dtype_name(t.dtype));
+    }
+  }
+  const ModelConfig& c_;
+  ModelWeights& w_;
+  Find find_;
+};
+
+}  // namespace
+
+ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, bool with_mtp) {
+  // MTP modules are optional in a checkpoint (some conversions drop them): a module with none
+  // of its tensors is skipped; one with some of them must have all.
+  ModelConfig cfg = cfg_in;
+  int64_t present = 0;
+  while (present < cfg.num_nextn_predict_layers &&
+         store.find(layer_prefix(cfg.num_hidden_layers + present) + "eh_proj.weight"))
+    ++present;
+  if (!with_mtp) present = 0;
+  // Validate everything first so that a bad checkpoint fails before any work.
+  for (const auto& e : expected_tensors(cfg)) {
+    if (e.mtp) {
+      const int64_t k = std::stoll(e.name.substr(13)) - cfg.num_hidden_layers;  // "model.layers.N."
+      if (k >= present) {
+        if (with_mtp && store.find(e.name))
+          fail(ErrorKind::Format, "checkpoint ", store.dir(), " has MTP tensor '", e.name,
+               "' but not the module's eh_proj.weight");
+        continue;
+      }
+    }
+    if (e.f32_only) {
+      store.require(e.name, e.shape);
+      continue;
+    }
+    if (!e.quantizable) {
+      store.require(e.name, e.shape, {DType::F32, DType::BF16, DType::F16});
+      continue;
+    }
+    const TensorView& t = store.require(e.name, e.shape, {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3});
+    if (t.dtype == DType::F8_E4M3) {
+      const Shape s{(e.shape[0] + 127) / 128, (e.shape[1] + 127) / 128};
+      store.require(Builder::scale_name(e.name), s, {DType::F32});
+    }
+  }
+  ModelWeights w;
+  cfg.num_nextn_predict_layers = present;
+  Builder b(cfg, w, [&](const std::string& n) { return &store.get(n); });
+  b.build(present > 0);
+  return w;
+}
+
+ModelWeights weights_from_f32(const ModelConfig& cfg,
+                              const std::function<const float*(const std::string&)>& lookup,
+                              bool with_mtp) {
+  std::map<std::string, TensorView> views;
+  for (const auto& e : expected_tensors(cfg)) {
+    if (e.mtp && !with_mtp) continue;
+    TensorView t;
+    t.dtype = DType::F32;
+    t.shape = e.shape;
+    t.data = lookup(e.name);
+    QS_CHECK(t.data, "no data for tensor '", e.name, "'");
+    t.nbytes = size_t(t.numel()) * 4;
+    views.emplace(e.name, t);
+  }
+  ModelWeights w;
+  Builder b(cfg, w, [&](const std::string& n) {
+    auto it = views.find(n);
+    if (it == views.end()) fail(ErrorKind::Internal, "no tensor '", n, "'");
+    return &it->second;
+  });
+  b.build(with_mtp);
+  return w;
+}
+
+}  // namespace qs

@@ -1,0 +1,104 @@
+// Named views of a model's weights, in the Hugging Face layout of the real DeepSeek
+// checkpoints. Large matrices stay where they are stored (mmapped BF16 / FP8 / F32 in the
+// checkpoint, or a flat F32 training buffer); small vectors (norms, router, biases) and the
+// MLA up-projection used by absorbed decode are kept as F32 copies.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qiusuo/core/buffer.h"
+#include "qiusuo/core/tensor.h"
+#include "qiusuo/kernels/linear.h"
+#include "qiusuo/model/config.h"
+
+namespace qs {
+
+class TensorStore;
+
+struct MlaWeights {
+  WeightMatrix q_proj;      // [n_h*qk_head_dim, d]        (q_lora_rank == 0)
+  WeightMatrix q_a_proj;    // [q_lora_rank, d]            (q_lora_rank > 0)
+  const float* q_a_norm = nullptr;  // [q_lora_rank]
+  WeightMatrix q_b_proj;    // [n_h*qk_head_dim, q_lora_rank]
+  WeightMatrix kv_a_proj;   // [kv_lora_rank + rope_dim, d]  (kv_a_proj_with_mqa)
+  const float* kv_a_norm = nullptr;  // [kv_lora_rank]
+  WeightMatrix kv_b_proj;   // [n_h*(nope+v), kv_lora_rank]
+  WeightMatrix o_proj;      // [d, n_h*v]
+  // kv_b_proj dequantized to F32, [n_h, nope+v, kv_lora_rank]: W_UK = rows [0, nope) of each
+  // head, W_UV = rows [nope, nope+v). Absorbed decode multiplies by it from both sides.
+  const float* kv_b_f32 = nullptr;
+};
+
+struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
+  WeightMatrix gate, up;  // [inter, d]
+  WeightMatrix down;      // [d, inter]
+};
+
+struct MoeWeights {
+  const float* router = nullptr;       // gate.weight [n_routed, d]
+  const float* score_bias = nullptr;   // gate.e_score_correction_bias [n_routed] (noaux_tc)
+  std::vector<MlpWeights> experts;     // n_routed, each of width moe_intermediate_size
+  bool has_shared = false;
+  MlpWeights shared;                   // width n_shared * moe_intermediate_size
+};
+
+struct LayerWeights {
+  const float* input_norm = nullptr;     // [d]
+  const float* post_attn_norm = nullptr; // [d]
+  MlaWeights attn;
+  bool moe = false;
+  MlpWeights mlp;  // dense layers
+  MoeWeights ffn;  // MoE layers
+};
+
+struct MtpWeights {  // one multi-token-prediction module (stored as layer L + k)
+  const float* enorm = nullptr;   // [d] RMSNorm of the next token's embedding
+  const float* hnorm = nullptr;   // [d] RMSNorm of the previous depth's hidden state
+  WeightMatrix eh_proj;           // [d, 2d], input = concat(enorm(emb), hnorm(h))
+  LayerWeights block;             // one transformer block
+  const float* head_norm = nullptr;  // shared_head.norm [d]
+  TensorView embed;               // embed_tokens copy [vocab, d] (same values as the main one)
+  WeightMatrix head;              // shared_head.head [vocab, d]
+};
+
+struct ModelWeights {
+  TensorView embed;        // model.embed_tokens.weight [vocab, d] (F32/BF16/F16)
+  std::vector<LayerWeights> layers;
+  const float* final_norm = nullptr;  // model.norm.weight [d]
+  WeightMatrix lm_head;    // lm_head.weight [vocab, d] (or the embedding when tied)
+  std::vector<MtpWeights> mtp;
+
+  // Owned F32 copies backing the const float* members above.
+  std::vector<Buffer<float>> owned;
+  const float* keep(Buffer<float>&& b) { owned.push_back(std::move(b)); return owned.back().data(); }
+
+  // Embedding row `token` as F32 into out[d].
+  void embed_row(int64_t token, float* out) const;
+};
+
+// Every tensor name the checkpoint for `cfg` must contain (main model + MTP), with its shape
+// and whether it is a projection that FP8 checkpoints quantize (then a weight_scale_inv of
+// [ceil(rows/128), ceil(cols/128)] sits beside it).
+struct ExpectedTensor {
+  std::string name;
+  Shape shape;
+  bool quantizable = false;  // projection weight (FP8 in FP8 checkpoints)
+  bool f32_only = false;     // e_score_correction_bias
+  bool mtp = false;
+};
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
+
+// Validates every expected tensor (presence, dtype, shape, FP8 scales) and builds the views.
+// `with_mtp`: also load the MTP modules (validated whenever present in the config).
+ModelWeights load_weights(const ModelConfig& cfg, const TensorStore& store, bool with_mtp = true);
+
+// Views of tensors held elsewhere (e.g. a flat F32 training buffer): `lookup(name)` returns the
+// F32 data for each expected name.
+ModelWeights weights_from_f32(const ModelConfig& cfg,
+                              const std::function<const float*(const std::string&)>& lookup,
+                              bool with_mtp);
+
+}  // namespace qs

@@ -1,0 +1,126 @@
+#include "qiusuo/io/safetensors.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "qiusuo/core/error.h"
+#include "test_util.h"
+
+namespace qs {
+namespace {
+
+using ::testing::HasSubstr;
+using testing_util::TempDir;
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+void write_sample(const std::string& path) {
+  std::vector<float> a{1, 2, 3, 4, 5, 6};
+  std::vector<uint16_t> b{0x3f80, 0x4000};
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  w.add("a", DType::F32, {2, 3}, a.data());
+  w.add("b", DType::BF16, {2}, b.data());
+  w.write(path);
+}
+
+std::string read_bytes(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_bytes(const std::string& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary);
+  out << s;
+}
+
+TEST(Safetensors, RoundTrip) {
+  TempDir d("st");
+  write_sample(d / "x.safetensors");
+  auto f = SafetensorsFile::open(d / "x.safetensors");
+  ASSERT_EQ(f.tensors().size(), 2u);
+  const TensorView* a = f.find("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->shape, (Shape{2, 3}));
+  EXPECT_EQ(a->as<float>()[5], 6.0f);
+  EXPECT_EQ(f.find("b")->as<uint16_t>()[1], 0x4000);
+  EXPECT_EQ(f.metadata()["format"], "pt");
+  // Data section is 8-aligned.
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a->data) % 8, 0u);
+}
+
+TEST(Safetensors, TruncatedDataIsAClearError) {
+  TempDir d("st");
+  write_sample(d / "x.safetensors");
+  std::string bytes = read_bytes(d / "x.safetensors");
+  write_bytes(d / "t.safetensors", bytes.substr(0, bytes.size() - 3));
+  EXPECT_THAT(error_of([&] { SafetensorsFile::open(d / "t.safetensors"); }),
+              HasSubstr("truncated safetensors file: tensor 'b'"));
+}
+
+TEST(Safetensors, TruncatedHeaderIsAClearError) {
+  TempDir d("st");
+  write_sample(d / "x.safetensors");
+  std::string bytes = read_bytes(d / "x.safetensors");
+  write_bytes(d / "t.safetensors", bytes.substr(0, 20));
+  EXPECT_THAT(error_of([&] { SafetensorsFile::open(d / "t.safetensors"); }), HasSubstr("truncated"));
+  write_bytes(d / "t2.safetensors", bytes.substr(0, 5));
+  EXPECT_THAT(error_of([&] { SafetensorsFile::open(d / "t2.safetensors"); }), HasSubstr("no header"));
+}
+
+TEST(Safetensors, CorruptHeaderAndBadEntries) {
+  TempDir d("st");
+  auto make = [&](const std::string& json, size_t data) {
+    std::string s(8, '\0');
+    uint64_t n = json.size();
+    std::memcpy(s.data(), &n, 8);
+    s += json + std::string(data, '\0');
+    write_bytes(d / "c.safetensors", s);
+    return error_of([&] { SafetensorsFile::open(d / "c.safetensors"); });
+  };
+  EXPECT_THAT(make("{not json", 0), HasSubstr("corrupt safetensors header"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}})", 2), HasSubstr("unsupported dtype"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
+              HasSubstr("needs 12 bytes but data_offsets span 8"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4), HasSubstr("malformed shape"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[2]}})", 8), HasSubstr("malformed header entry"));
+}
+
+TEST(TensorStore, RequireNamesTensorAndBothShapes) {
+  TempDir d("st");
+  write_sample(d / "model.safetensors");
+  auto s = TensorStore::open_dir(d.path);
+  EXPECT_THAT(error_of([&] { s.require("a", {3, 2}); }), HasSubstr("tensor 'a' has shape [2, 3] but the config implies [3, 2]"));
+  EXPECT_THAT(error_of([&] { s.require("missing.weight", {1}); }), HasSubstr("missing tensor 'missing.weight'"));
+  EXPECT_THAT(error_of([&] { s.require("a", {2, 3}, {DType::BF16}); }), HasSubstr("has dtype F32; expected BF16"));
+  EXPECT_NO_THROW(s.require("a", {2, 3}));
+}
+
+TEST(TensorStore, ShardedCheckpointsAndIndexErrors) {
+  TempDir d("st");
+  std::vector<float> a(1000, 1.0f), b(1000, 2.0f), c(10, 3.0f);
+  write_checkpoint_tensors(d.path, {{"a", DType::F32, {1000}, a.data()}, {"b", DType::F32, {1000}, b.data()},
+                                    {"c", DType::F32, {10}, c.data()}},
+                           /*shard_bytes=*/4500);
+  ASSERT_TRUE(std::filesystem::exists(d / "model.safetensors.index.json"));
+  ASSERT_TRUE(std::filesystem::exists(d / "model-00002-of-00002.safetensors"));
+  auto s = TensorStore::open_dir(d.path);
+  EXPECT_EQ(s.get("c").as<float>()[0], 3.0f);
+  EXPECT_EQ(s.names().size(), 3u);
+  std::filesystem::remove(d / "model-00002-of-00002.safetensors");
+  EXPECT_THAT(error_of([&] { TensorStore::open_dir(d.path); }), HasSubstr("shard"));
+  EXPECT_THAT(error_of([&] { TensorStore::open_dir(d / "nope"); }), HasSubstr("does not exist"));
+}
+
+}  // namespace
+}  // namespace qs

@@ -1,0 +1,206 @@
+// Reproduces the official DeepSeek reference logits (../shared/fixtures/model/*, produced by
+// deepseek-ai/DeepSeek-V3 inference/model.py in float32) in every mode: one batched prefill,
+// token-by-token decode through the latent cache, absorbed and naive attention, and the
+// per-layer residual stream and router choices that locate the first wrong layer.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "qiusuo/io/safetensors.h"
+#include "qiusuo/model/transformer.h"
+
+namespace qs {
+namespace {
+
+std::vector<std::string> fixture_dirs() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(QS_FIXTURES "/model"))
+    if (std::filesystem::exists(e.path() / "expected.safetensors")) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<float> f32(const TensorView& t) {
+  EXPECT_EQ(t.dtype, DType::F32);
+  return std::vector<float>(t.as<float>(), t.as<float>() + t.numel());
+}
+std::vector<int32_t> ids(const TensorView& t) {
+  EXPECT_EQ(t.dtype, DType::I64);
+  std::vector<int32_t> v;
+  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(int32_t(t.as<int64_t>()[i]));
+  return v;
+}
+
+struct Fixture {
+  std::string dir;
+  std::unique_ptr<Model> model;
+  SafetensorsFile expected;
+  int64_t B, P, S, V;
+};
+
+Fixture open(const std::string& dir) {
+  Fixture f{dir, Model::load(dir), SafetensorsFile::open(dir + "/expected.safetensors"), 0, 0, 0, 0};
+  const auto& in = *f.expected.find("input_ids");
+  f.B = in.shape[0];
+  f.P = in.shape[1];
+  f.S = f.expected.find("decode_input_ids")->shape[1];
+  f.V = f.model->config().vocab_size;
+  return f;
+}
+
+float max_abs(const std::vector<float>& v) {
+  float m = 0;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+// max |a - b| over [n] and the bound 1e-4 · max|b| the issue sets for F32 compute.
+void expect_close(const float* got, const std::vector<float>& want, size_t offset, size_t n, float bound,
+                  const std::string& what) {
+  float worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float e = std::fabs(got[i] - want[offset + i]);
+    if (!(e <= worst)) { worst = e; at = i; }
+  }
+  if (std::getenv("QS_VERBOSE")) std::printf("%-60s max|Δ| %.3g (bound %.3g)\n", what.c_str(), worst, bound);
+  EXPECT_LE(worst, bound) << what << ": max |Δ| " << worst << " at " << at << " (bound " << bound << ")";
+}
+
+class ModelFixture : public ::testing::TestWithParam<std::string> {};
+
+void run_prefill(Fixture& f, AttnImpl impl, const std::string& expected_name) {
+  const auto input = ids(*f.expected.find("input_ids"));
+  const auto want = f32(*f.expected.find(expected_name));
+  const float bound = 1e-4f * max_abs(want);
+  KVCache cache(f.model->config(), f.B * (f.P + f.S) + 64, f.B);
+  StepBatch b;
+  for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
+  std::vector<int64_t> rows(size_t(f.B * f.P));
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i);
+  std::vector<float> logits(rows.size() * size_t(f.V));
+  ForwardOptions opt;
+  opt.attn = impl;
+  f.model->forward(b, cache, rows, logits.data(), opt);
+  expect_close(logits.data(), want, 0, logits.size(), bound, f.dir + " " + expected_name);
+
+  // Greedy decode continues from the prefill, one token per sequence per step.
+  const auto dec_in = ids(*f.expected.find("decode_input_ids"));
+  const std::string dec_name = expected_name == "prefill_logits" ? "decode_logits" : "naive.decode_logits";
+  const auto dec_want = f32(*f.expected.find(dec_name));
+  for (int64_t j = 0; j < f.S; ++j) {
+    StepBatch d;
+    for (int64_t s = 0; s < f.B; ++s) d.add(s, f.P + j, &dec_in[size_t(s * f.S + j)], 1);
+    std::vector<int64_t> r;
+    for (int64_t s = 0; s < f.B; ++s) r.push_back(s);
+    std::vector<float> out(size_t(f.B * f.V));
+    f.model->forward(d, cache, r, out.data(), opt);
+    for (int64_t s = 0; s < f.B; ++s)
+      expect_close(out.data() + s * f.V, dec_want, size_t((s * f.S + j) * f.V), size_t(f.V), bound,
+                   f.dir + " " + dec_name + " step " + std::to_string(j));
+  }
+}
+
+TEST_P(ModelFixture, PrefillAndDecodeAbsorb) {
+  Fixture f = open(GetParam());
+  run_prefill(f, AttnImpl::Absorb, "prefill_logits");
+}
+
+TEST_P(ModelFixture, PrefillAndDecodeNaive) {
+  Fixture f = open(GetParam());
+  run_prefill(f, AttnImpl::Naive, "naive.prefill_logits");
+}
+
+TEST_P(ModelFixture, PrefillAndDecodeAuto) {
+  Fixture f = open(GetParam());
+  run_prefill(f, AttnImpl::Auto, "prefill_logits");
+}
+
+// The whole prompt fed one token at a time through the cache reproduces the prefill logits
+// (the `qiusuo logits --mode decode` path), with sequences of different lengths in one step.
+TEST_P(ModelFixture, TokenByTokenDecodeMatchesPrefill) {
+  Fixture f = open(GetParam());
+  const auto input = ids(*f.expected.find("input_ids"));
+  const auto want = f32(*f.expected.find("prefill_logits"));
+  const float bound = 1e-4f * max_abs(want);
+  KVCache cache(f.model->config(), f.B * f.P + 64, f.B, 8);  // small blocks: exercise paging
+  for (int64_t s = 0; s < f.B; ++s) cache.add_sequence();
+  // Sequence s starts s steps late, so steps mix positions.
+  for (int64_t step = 0; step < f.P + f.B; ++step) {
+    StepBatch d;
+    std::vector<int64_t> seqs;
+    for (int64_t s = 0; s < f.B; ++s) {
+      const int64_t p = step - s;
+      if (p < 0 || p >= f.P) continue;
+      d.add(s, p, &input[size_t(s * f.P + p)], 1);
+      seqs.push_back(s);
+    }
+    if (seqs.empty()) continue;
+    std::vector<int64_t> r;
+    for (size_t i = 0; i < seqs.size(); ++i) r.push_back(int64_t(i));
+    std::vector<float> out(seqs.size() * size_t(f.V));
+    f.model->forward(d, cache, r, out.data());
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const int64_t s = seqs[i], p = step - s;
+      expect_close(out.data() + i * size_t(f.V), want, size_t((s * f.P + p) * f.V), size_t(f.V), bound,
+                   f.dir + " token-by-token seq " + std::to_string(s) + " pos " + std::to_string(p));
+    }
+  }
+}
+
+TEST_P(ModelFixture, HiddenStatesAndRouter) {
+  Fixture f = open(GetParam());
+  const auto input = ids(*f.expected.find("input_ids"));
+  const auto hs_want = f32(*f.expected.find("hidden_states"));
+  const int64_t d = f.model->config().hidden_size, L = f.model->config().num_hidden_layers;
+  KVCache cache(f.model->config(), f.B * f.P + 64, f.B);
+  StepBatch b;
+  for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
+  std::vector<float> hs;
+  std::vector<RouterRecord> router;
+  ForwardOptions opt;
+  opt.hidden_states = &hs;
+  opt.router = &router;
+  f.model->forward(b, cache, {}, nullptr, opt);
+  ASSERT_EQ(hs.size(), hs_want.size());
+  for (int64_t l = 0; l <= L; ++l) {
+    const size_t n = size_t(f.B * f.P * d);
+    std::vector<float> layer(hs_want.begin() + l * n, hs_want.begin() + (l + 1) * n);
+    expect_close(hs.data() + l * n, hs_want, l * n, n, 1e-4f * std::max(1.0f, max_abs(layer)),
+                 f.dir + " hidden_states[" + std::to_string(l) + "]");
+  }
+  for (const auto& rec : router) {
+    const std::string p = "router.layer" + std::to_string(rec.layer);
+    ASSERT_NE(f.expected.find(p + ".indices"), nullptr) << p;
+    const auto wi = ids(*f.expected.find(p + ".indices"));
+    const auto ww = f32(*f.expected.find(p + ".weights"));
+    const int64_t K = f.expected.find(p + ".indices")->shape[1];
+    for (int64_t t = 0; t < f.B * f.P; ++t) {
+      std::set<int32_t> a(rec.indices.begin() + t * K, rec.indices.begin() + (t + 1) * K);
+      std::set<int32_t> e(wi.begin() + t * K, wi.begin() + (t + 1) * K);
+      EXPECT_EQ(a, e) << p << " token " << t;
+      for (int64_t k = 0; k < K; ++k) {
+        // weights matched by expert
+        auto it = std::find(wi.begin() + t * K, wi.begin() + (t + 1) * K, rec.indices[size_t(t * K + k)]);
+        if (it == wi.begin() + (t + 1) * K) continue;
+        EXPECT_NEAR(rec.weights[size_t(t * K + k)], ww[size_t(it - wi.begin())], 1e-5f) << p << " token " << t;
+      }
+    }
+  }
+  EXPECT_FALSE(router.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Official, ModelFixture, ::testing::ValuesIn(fixture_dirs()),
+                         [](const auto& info) {
+                           std::string n = std::filesystem::path(info.param).filename().string();
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace qs
