@@ -1,0 +1,34 @@
+// End-to-end inference benchmark: prefill and decode throughput of a model, each figure set
+// against a peak measured in the same run (read bandwidth probe, GEMM peak probe).
+#pragma once
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "qiusuo/kernels/linear.h"
+#include "qiusuo/model/transformer.h"
+
+namespace qs {
+
+struct BenchOptions {
+  int64_t prefill_tokens = 512;
+  int64_t decode_context = 128;  // prompt length before timing decode
+  int64_t decode_steps = 32;
+  int64_t batch = 8;             // second decode figure
+  Compute compute = Compute::BF16;  // prefill GEMM precision
+  double probe_seconds = 1.0;
+  uint64_t seed = 0;
+  bool verbose = false;
+};
+
+// Returns the JSON object `qiusuo bench --json` prints (fields documented in docs/cli.md).
+nlohmann::json run_benchmark(Model& model, const BenchOptions& opt);
+
+// Multiply-adds ×2 of one forward token at context length `ctx` (projections of the active
+// parameters, attention scores and values), for MFU figures.
+double forward_flops_per_token(const ModelConfig& c, int64_t ctx);
+
+// Peak resident set size of this process in MB.
+double peak_rss_mb();
+
+}  // namespace qs

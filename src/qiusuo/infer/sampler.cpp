@@ -1,0 +1,100 @@
+#include "qiusuo/infer/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "qiusuo/core/error.h"
+
+namespace qs {
+
+void SamplingParams::validate() const {
+  QS_CHECK(std::isfinite(temperature) && temperature >= 0, "temperature must be >= 0, got ", temperature);
+  QS_CHECK(top_k >= 0, "top_k must be >= 0, got ", top_k);
+  QS_CHECK(top_p > 0 && top_p <= 1, "top_p must be in (0, 1], got ", top_p);
+  QS_CHECK(min_p >= 0 && min_p <= 1, "min_p must be in [0, 1], got ", min_p);
+  QS_CHECK(repetition_penalty > 0 && std::isfinite(repetition_penalty), "repetition_penalty must be > 0, got ",
+           repetition_penalty);
+  QS_CHECK(presence_penalty >= -2 && presence_penalty <= 2, "presence_penalty must be in [-2, 2], got ", presence_penalty);
+  QS_CHECK(frequency_penalty >= -2 && frequency_penalty <= 2, "frequency_penalty must be in [-2, 2], got ",
+           frequency_penalty);
+  QS_CHECK(max_tokens >= 0, "max_tokens must be >= 0, got ", max_tokens);
+  for (const auto& s : stop) QS_CHECK(!s.empty(), "stop strings must not be empty");
+}
+
+Sampler::Sampler(const SamplingParams& p, int64_t vocab) : p_(p), vocab_(vocab), rng_(p.seed) { p.validate(); }
+
+void Sampler::observe_prompt(const std::vector<int32_t>& prompt) {
+  if (p_.repetition_penalty == 1.0f) return;
+  for (int32_t t : prompt) seen_prompt_[t] = 1;
+}
+
+int32_t Sampler::argmax(const float* logits, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return int32_t(best);
+}
+
+int32_t Sampler::sample(float* l) {
+  // Penalties.
+  if (p_.repetition_penalty != 1.0f) {
+    auto pen = [&](int32_t t) { l[t] = l[t] > 0 ? l[t] / p_.repetition_penalty : l[t] * p_.repetition_penalty; };
+    for (const auto& [t, c] : seen_prompt_) pen(t);
+    for (const auto& [t, c] : out_counts_)
+      if (!seen_prompt_.count(t)) pen(t);
+  }
+  if (p_.presence_penalty != 0 || p_.frequency_penalty != 0)
+    for (const auto& [t, c] : out_counts_) l[t] -= p_.presence_penalty + p_.frequency_penalty * float(c);
+
+  int32_t tok;
+  if (p_.temperature == 0.0f || p_.top_k == 1) {
+    tok = argmax(l, vocab_);
+  } else {
+    // Candidates sorted by logit (top-k first when set: partial sort).
+    cand_.clear();
+    for (int64_t i = 0; i < vocab_; ++i)
+      if (std::isfinite(l[i])) cand_.push_back({l[i] / p_.temperature, int32_t(i)});
+    QS_CHECK(!cand_.empty(), "all logits are -inf or NaN");
+    auto cmp = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+    size_t k = cand_.size();
+    if (p_.top_k > 0 && size_t(p_.top_k) < k) {
+      k = size_t(p_.top_k);
+      std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), cmp);
+      cand_.resize(k);
+    } else {
+      std::sort(cand_.begin(), cand_.end(), cmp);
+    }
+    const float mx = cand_[0].first;
+    double z = 0;
+    for (auto& c : cand_) z += (c.first = std::exp(c.first - mx));
+    for (auto& c : cand_) c.first = float(c.first / z);
+    if (p_.top_p < 1.0f) {
+      double cum = 0;
+      size_t keep = 0;
+      while (keep < cand_.size()) {
+        cum += cand_[keep].first;
+        ++keep;
+        if (cum >= p_.top_p) break;
+      }
+      cand_.resize(keep);
+    }
+    if (p_.min_p > 0) {
+      const float thr = p_.min_p * cand_[0].first;
+      size_t keep = 1;
+      while (keep < cand_.size() && cand_[keep].first >= thr) ++keep;
+      cand_.resize(keep);
+    }
+    double total = 0;
+    for (const auto& c : cand_) total += c.first;
+    double u = rng_.uniform() * total;
+    tok = cand_.back().second;
+    for (const auto& c : cand_) {
+      u -= c.first;
+      if (u < 0) { tok = c.second; break; }
+    }
+  }
+  out_counts_[tok]++;
+  return tok;
+}
+
+}  // namespace qs
