@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
@@ -152,5 +154,217 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   }
   linear(o, T, w.o_proj, out, cmp);
 }
+
+}  // namespace qs
+
+// ============================================================================================
+// Training paths
+// ============================================================================================
+namespace qs {
+
+size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S) {
+  const Dims D(c);
+  const size_t N = size_t(B * S), r = 16;
+  size_t n = 0;
+  auto add = [&](size_t k) { n += (k + r - 1) / r * r; };
+  if (c.q_lora_rank > 0) { add(N * c.q_lora_rank); add(N); add(N * c.q_lora_rank); }
+  add(N * D.H * D.dq);            // q
+  add(N * D.W); add(N); add(N * D.R); add(N * D.dr);  // kv, rstd, c, kpe
+  add(N * D.H * (D.dn + D.dv));   // up
+  add(size_t(B * D.H) * S * S);   // P
+  add(N * D.H * D.dv);            // o
+  // backward scratch
+  add(N * D.H * D.dv);            // do
+  add(N * D.H * (D.dn + D.dv));   // dup
+  add(N * D.H * D.dq);            // dq
+  add(N * D.W);                   // dkv
+  if (c.q_lora_rank > 0) { add(N * c.q_lora_rank); add(N * c.q_lora_rank); }
+  return n;
+}
+
+template <typename T>
+void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope& rope, int64_t B, int64_t S,
+                       const T* x, T* out, MlaActs<T>& a, TrainArena<T>& arena, const MatmulPolicy& pol) {
+  const Dims D(c);
+  const int64_t N = B * S, d = D.d;
+  const T eps = T(c.rms_norm_eps);
+  a.x = x;
+  a.q = arena.alloc(size_t(N * D.H * D.dq));
+  if (c.q_lora_rank > 0) {
+    const int64_t ql = c.q_lora_rank;
+    a.qa = arena.alloc(size_t(N * ql));
+    a.qa_rstd = arena.alloc(size_t(N));
+    a.qan = arena.alloc(size_t(N * ql));
+    linear_fwd<T>(pol, x, N, d, p.q_a, ql, a.qa);
+    rmsnorm_fwd<T>(a.qa, p.q_a_norm, eps, N, ql, a.qan, a.qa_rstd);
+    linear_fwd<T>(pol, a.qan, N, ql, p.q_b, D.H * D.dq, a.q);
+  } else {
+    linear_fwd<T>(pol, x, N, d, p.q_proj, D.H * D.dq, a.q);
+  }
+  a.kv = arena.alloc(size_t(N * D.W));
+  a.kv_rstd = arena.alloc(size_t(N));
+  a.c = arena.alloc(size_t(N * D.R));
+  a.kpe = arena.alloc(size_t(N * D.dr));
+  linear_fwd<T>(pol, x, N, d, p.kv_a, D.W, a.kv);
+  // latent norm over the first R columns of each row (row stride W)
+  parallel_for(N, 16, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = b0; t < b1; ++t) {
+      const T* kv = a.kv + t * D.W;
+      T ss = 0;
+      for (int64_t j = 0; j < D.R; ++j) ss += kv[j] * kv[j];
+      const T r = T(1) / std::sqrt(ss / T(D.R) + eps);
+      a.kv_rstd[t] = r;
+      for (int64_t j = 0; j < D.R; ++j) a.c[t * D.R + j] = kv[j] * r * p.kv_a_norm[j];
+      std::copy_n(kv + D.R, D.dr, a.kpe + t * D.dr);
+      const int64_t pos = t % S;
+      rope.rotate(a.kpe + t * D.dr, 1, D.dr, pos, false);
+      rope.rotate(a.q + t * D.H * D.dq + D.dn, D.H, D.dq, pos, false);
+    }
+  });
+  const int64_t U = D.H * (D.dn + D.dv);
+  a.up = arena.alloc(size_t(N * U));
+  linear_fwd<T>(pol, a.c, N, D.R, p.kv_b, U, a.up);
+  a.P = arena.alloc(size_t(B * D.H * S * S));
+  a.o = arena.alloc(size_t(N * D.H * D.dv));
+  const T scale = T(c.softmax_scale());
+  const MatmulPolicy hp = pol;
+#pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
+  for (int64_t bh = 0; bh < B * D.H; ++bh) {
+    const int64_t b = bh / D.H, h = bh % D.H;
+    T* P = a.P + bh * S * S;
+    const T* q = a.q + b * S * D.H * D.dq + h * D.dq;
+    const T* up = a.up + b * S * U + h * (D.dn + D.dv);
+    // scores = q_nope·k_nopeᵀ + q_pe·k_peᵀ   [S, S]
+    mm<T>(hp, false, true, S, S, D.dn, T(1), q, D.H * D.dq, Operand::Act, up, U, Operand::Act, T(0), P, S, Prec::High);
+    mm<T>(hp, false, true, S, S, D.dr, T(1), q + D.dn, D.H * D.dq, Operand::Act, a.kpe + b * S * D.dr, D.dr,
+          Operand::Act, T(1), P, S, Prec::High);
+    for (int64_t i = 0; i < S; ++i) {
+      T* row = P + i * S;
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j <= i; ++j) m = std::max(m, row[j] * scale);
+      T z = 0;
+      for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - m));
+      for (int64_t j = 0; j <= i; ++j) row[j] /= z;
+      for (int64_t j = i + 1; j < S; ++j) row[j] = 0;
+    }
+    // o_h = P · V_h
+    mm<T>(hp, false, false, S, D.dv, S, T(1), P, S, Operand::Act, up + D.dn, U, Operand::Act, T(0),
+          a.o + b * S * D.H * D.dv + h * D.dv, D.H * D.dv, Prec::High);
+  }
+  linear_fwd<T>(pol, a.o, N, D.H * D.dv, p.o, d, out);
+}
+
+template <typename T>
+void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaParamsT<T>& g, const Rope& rope,
+                        int64_t B, int64_t S, const MlaActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena,
+                        const MatmulPolicy& pol) {
+  const Dims D(c);
+  const int64_t N = B * S, d = D.d, U = D.H * (D.dn + D.dv), HV = D.H * D.dv, HQ = D.H * D.dq;
+  // o_proj
+  T* dO = arena.alloc(size_t(N * HV));
+  linear_bwd_input<T>(pol, dout, N, d, p.o, HV, dO, false);
+  linear_bwd_weight<T>(pol, dout, N, d, a.o, HV, g.o);
+  // attention core (F32 / exact), one (sequence, head) pair at a time
+  T* dup = arena.alloc(size_t(N * U));
+  T* dq = arena.alloc(size_t(N * HQ));
+  std::vector<T> dkpe_part(size_t(B * D.H * S * D.dr), T(0));  // per head, summed below in order
+  const T scale = T(c.softmax_scale());
+  const MatmulPolicy hp = pol;
+#pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
+  for (int64_t bh = 0; bh < B * D.H; ++bh) {
+    const int64_t b = bh / D.H, h = bh % D.H;
+    const T* P = a.P + bh * S * S;
+    const T* q = a.q + b * S * HQ + h * D.dq;
+    const T* up = a.up + b * S * U + h * (D.dn + D.dv);
+    const T* dOh = dO + b * S * HV + h * D.dv;
+    T* duph = dup + b * S * U + h * (D.dn + D.dv);
+    T* dqh = dq + b * S * HQ + h * D.dq;
+    std::vector<T> dP(size_t(S * S));
+    // dV = Pᵀ·dO ; dP = dO·Vᵀ
+    mm<T>(hp, true, false, S, D.dv, S, T(1), P, S, Operand::Act, dOh, HV, Operand::Act, T(0), duph + D.dn, U, Prec::High);
+    mm<T>(hp, false, true, S, S, D.dv, T(1), dOh, HV, Operand::Act, up + D.dn, U, Operand::Act, T(0), dP.data(), S, Prec::High);
+    // dS = P ⊙ (dP − rowsum(dP ⊙ P)), times the softmax scale
+    for (int64_t i = 0; i < S; ++i) {
+      T* r = dP.data() + i * S;
+      const T* pr = P + i * S;
+      T dot = 0;
+      for (int64_t j = 0; j <= i; ++j) dot += r[j] * pr[j];
+      for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
+      for (int64_t j = i + 1; j < S; ++j) r[j] = 0;
+    }
+    // dq_nope = dS·K_nope ; dq_pe = dS·k_pe ; dK_nope = dSᵀ·q_nope ; dk_pe(h) = dSᵀ·q_pe
+    mm<T>(hp, false, false, S, D.dn, S, T(1), dP.data(), S, Operand::Act, up, U, Operand::Act, T(0), dqh, HQ, Prec::High);
+    mm<T>(hp, false, false, S, D.dr, S, T(1), dP.data(), S, Operand::Act, a.kpe + b * S * D.dr, D.dr, Operand::Act,
+          T(0), dqh + D.dn, HQ, Prec::High);
+    mm<T>(hp, true, false, S, D.dn, S, T(1), dP.data(), S, Operand::Act, q, HQ, Operand::Act, T(0), duph, U, Prec::High);
+    mm<T>(hp, true, false, S, D.dr, S, T(1), dP.data(), S, Operand::Act, q + D.dn, HQ, Operand::Act, T(0),
+          dkpe_part.data() + bh * S * D.dr, D.dr, Prec::High);
+  }
+  // kv_b_proj: dc = dup·kv_b ; d kv_b += dupᵀ·c
+  T* dkv = arena.alloc(size_t(N * D.W));  // [N, R + dr]: d(latent pre-norm) | d(k_pe pre-rope)
+  std::vector<T> dc(size_t(N * D.R));
+  linear_bwd_input<T>(pol, dup, N, U, p.kv_b, D.R, dc.data(), false);
+  linear_bwd_weight<T>(pol, dup, N, U, a.c, D.R, g.kv_b);
+  // k_pe: sum over heads, inverse rope; latent: RMSNorm backward (within rows of stride W)
+  const T eps = T(c.rms_norm_eps);
+  (void)eps;
+  std::vector<T> dnorm_part(size_t(num_threads()) * size_t(D.R), T(0));
+  parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
+    T* dw = dnorm_part.data() + size_t(omp_get_thread_num()) * size_t(D.R);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / S, s = t % S;
+      T* dk = dkv + t * D.W + D.R;
+      for (int64_t h = 0; h < D.H; ++h) {
+        const T* src = dkpe_part.data() + ((b * D.H + h) * S + s) * D.dr;
+        for (int64_t j = 0; j < D.dr; ++j) dk[j] += src[j];
+      }
+      rope.rotate(dk, 1, D.dr, s, true);
+      const T* kv = a.kv + t * D.W;
+      const T* gc = dc.data() + t * D.R;
+      const T r = a.kv_rstd[t];
+      T dot = 0;
+      for (int64_t j = 0; j < D.R; ++j) dot += kv[j] * p.kv_a_norm[j] * gc[j];
+      const T k = r * r * r * dot / T(D.R);
+      for (int64_t j = 0; j < D.R; ++j) {
+        dkv[t * D.W + j] = r * p.kv_a_norm[j] * gc[j] - kv[j] * k;
+        dw[j] += kv[j] * r * gc[j];
+      }
+    }
+  });
+  for (size_t t = 0; t < dnorm_part.size() / size_t(D.R); ++t)
+    for (int64_t j = 0; j < D.R; ++j) g.kv_a_norm[j] += dnorm_part[t * size_t(D.R) + size_t(j)];
+  // kv_a_proj
+  linear_bwd_input<T>(pol, dkv, N, D.W, p.kv_a, d, dx, true);
+  linear_bwd_weight<T>(pol, dkv, N, D.W, a.x, d, g.kv_a);
+  // queries: inverse rope on the pe parts, then the projection(s)
+  parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) rope.rotate(dq + t * HQ + D.dn, D.H, D.dq, t % S, true);
+  });
+  if (c.q_lora_rank > 0) {
+    const int64_t ql = c.q_lora_rank;
+    T* dqan = arena.alloc(size_t(N * ql));
+    T* dqa = arena.alloc(size_t(N * ql));
+    linear_bwd_input<T>(pol, dq, N, HQ, p.q_b, ql, dqan, false);
+    linear_bwd_weight<T>(pol, dq, N, HQ, a.qan, ql, g.q_b);
+    rmsnorm_bwd<T>(a.qa, p.q_a_norm, a.qa_rstd, dqan, N, ql, dqa, g.q_a_norm, false);
+    linear_bwd_input<T>(pol, dqa, N, ql, p.q_a, d, dx, true);
+    linear_bwd_weight<T>(pol, dqa, N, ql, a.x, d, g.q_a);
+  } else {
+    linear_bwd_input<T>(pol, dq, N, HQ, p.q_proj, d, dx, true);
+    linear_bwd_weight<T>(pol, dq, N, HQ, a.x, d, g.q_proj);
+  }
+}
+
+template void mla_train_forward<float>(const ModelConfig&, const MlaParamsT<float>&, const Rope&, int64_t, int64_t,
+                                       const float*, float*, MlaActs<float>&, TrainArena<float>&, const MatmulPolicy&);
+template void mla_train_forward<double>(const ModelConfig&, const MlaParamsT<double>&, const Rope&, int64_t, int64_t,
+                                        const double*, double*, MlaActs<double>&, TrainArena<double>&,
+                                        const MatmulPolicy&);
+template void mla_train_backward<float>(const ModelConfig&, const MlaParamsT<float>&, const MlaParamsT<float>&,
+                                        const Rope&, int64_t, int64_t, const MlaActs<float>&, const float*, float*,
+                                        TrainArena<float>&, const MatmulPolicy&);
+template void mla_train_backward<double>(const ModelConfig&, const MlaParamsT<double>&, const MlaParamsT<double>&,
+                                         const Rope&, int64_t, int64_t, const MlaActs<double>&, const double*, double*,
+                                         TrainArena<double>&, const MatmulPolicy&);
 
 }  // namespace qs

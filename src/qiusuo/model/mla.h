@@ -13,6 +13,8 @@
 #include "qiusuo/model/forward.h"
 #include "qiusuo/model/kv_cache.h"
 #include "qiusuo/model/rope.h"
+#include "qiusuo/model/train_ops.h"
+#include "qiusuo/model/train_params.h"
 #include "qiusuo/model/weights.h"
 
 namespace qs {
@@ -21,5 +23,37 @@ namespace qs {
 // `layer` (the cache sequences must already be extended to hold them).
 void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int64_t layer, KVCache& cache,
                  const float* x, float* out, StepContext& ctx);
+
+// ---- Training: B sequences of S tokens (N = B·S rows, position = index in the sequence),
+// naive attention, every activation the backward pass needs kept in `a`. ----
+
+template <typename T>
+struct MlaActs {
+  const T* x = nullptr;  // [N, d] input (normalized), owned by the caller
+  T* qa = nullptr;       // [N, q_lora] q_a_proj(x)            (q_lora_rank > 0)
+  T* qa_rstd = nullptr;  // [N]
+  T* qan = nullptr;      // [N, q_lora] RMSNorm(qa)
+  T* q = nullptr;        // [N, H, dn+dr] queries, RoPE applied to the dr part
+  T* kv = nullptr;       // [N, R+dr] kv_a_proj_with_mqa(x)
+  T* kv_rstd = nullptr;  // [N]
+  T* c = nullptr;        // [N, R] RMSNorm(kv[:, :R]): the latent
+  T* kpe = nullptr;      // [N, dr] RoPE(kv[:, R:]): the shared rope key
+  T* up = nullptr;       // [N, H, dn+dv] kv_b_proj(c): per-head K_nope | V
+  T* P = nullptr;        // [B, H, S, S] attention probabilities (causal)
+  T* o = nullptr;        // [N, H*dv] attention output before o_proj
+};
+
+// Elements of `arena` one call uses (forward keeps them; backward scratch included).
+size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S);
+
+template <typename T>
+void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope& rope, int64_t B, int64_t S,
+                       const T* x, T* out, MlaActs<T>& a, TrainArena<T>& arena, const MatmulPolicy& pol);
+
+// dx += ∂L/∂x; gradients accumulate into g (same layout as p).
+template <typename T>
+void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaParamsT<T>& g, const Rope& rope,
+                        int64_t B, int64_t S, const MlaActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena,
+                        const MatmulPolicy& pol);
 
 }  // namespace qs

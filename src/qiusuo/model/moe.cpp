@@ -3,69 +3,84 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
+#include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/kernels/vec_ops.h"
 #include "qiusuo/model/mlp.h"
 
 namespace qs {
 
-void moe_route(const ModelConfig& c, const float* logits, const float* bias, int64_t T, int32_t* indices,
-               float* weights) {
+template <typename T>
+void moe_select(const ModelConfig& c, const T* s, const T* bias, int32_t* idx) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
   const bool grouped = c.topk_method != TopkMethod::Greedy && c.n_group > 1;
   const int64_t G = grouped ? c.n_group : 1, per = E / G;
-  std::vector<float> s(E), sel(E), gscore(G);
-  std::vector<int32_t> order(E), gorder(G);
-  std::vector<char> keep(G);
-  for (int64_t t = 0; t < T; ++t) {
-    const float* l = logits + t * E;
-    if (c.scoring_func == ScoringFunc::Softmax) {
-      std::copy_n(l, E, s.data());
-      softmax(s.data(), E);
-    } else {
-      for (int64_t e = 0; e < E; ++e) s[e] = 1.0f / (1.0f + std::exp(-l[e]));
-    }
-    for (int64_t e = 0; e < E; ++e) sel[e] = s[e] + (bias ? bias[e] : 0.0f);
-    std::fill(keep.begin(), keep.end(), 1);
-    if (grouped) {
-      for (int64_t g = 0; g < G; ++g) {
-        const float* v = sel.data() + g * per;
-        if (c.topk_method == TopkMethod::NoauxTc) {
-          float a = -INFINITY, b = -INFINITY;  // top two
-          for (int64_t i = 0; i < per; ++i) {
-            if (v[i] > a) { b = a; a = v[i]; }
-            else if (v[i] > b) b = v[i];
-          }
-          gscore[g] = a + b;
-        } else {
-          gscore[g] = *std::max_element(v, v + per);
+  T sel[1024];
+  T gscore[1024];
+  char keep[1024];
+  int32_t order[1024], gorder[1024];
+  QS_CHECK(E <= 1024, "at most 1024 routed experts are supported, config has ", E);
+  for (int64_t e = 0; e < E; ++e) sel[e] = s[e] + (bias ? bias[e] : T(0));
+  std::fill(keep, keep + G, 1);
+  if (grouped) {
+    for (int64_t g = 0; g < G; ++g) {
+      const T* v = sel + g * per;
+      if (c.topk_method == TopkMethod::NoauxTc) {
+        T a = -std::numeric_limits<T>::infinity(), b = a;  // top two
+        for (int64_t i = 0; i < per; ++i) {
+          if (v[i] > a) { b = a; a = v[i]; }
+          else if (v[i] > b) b = v[i];
         }
+        gscore[g] = a + b;
+      } else {
+        gscore[g] = *std::max_element(v, v + per);
       }
-      std::iota(gorder.begin(), gorder.end(), 0);
-      std::stable_sort(gorder.begin(), gorder.end(),
-                       [&](int32_t x, int32_t y) { return gscore[x] > gscore[y]; });
-      std::fill(keep.begin(), keep.end(), 0);
-      for (int64_t g = 0; g < c.topk_group; ++g) keep[gorder[size_t(g)]] = 1;
     }
-    std::iota(order.begin(), order.end(), 0);
-    auto key = [&](int32_t e) { return keep[e / per] ? sel[e] : -INFINITY; };
-    std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t x, int32_t y) {
-      const float kx = key(x), ky = key(y);
-      return kx > ky || (kx == ky && x < y);
-    });
-    float sum = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      indices[t * K + k] = order[k];
-      weights[t * K + k] = s[order[size_t(k)]];
-      sum += weights[t * K + k];
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      float wk = weights[t * K + k];
-      if (c.norm_topk_prob) wk /= sum;
-      weights[t * K + k] = wk * float(c.routed_scaling_factor);
-    }
+    std::iota(gorder, gorder + G, 0);
+    std::stable_sort(gorder, gorder + G, [&](int32_t x, int32_t y) { return gscore[x] > gscore[y]; });
+    std::fill(keep, keep + G, 0);
+    for (int64_t g = 0; g < c.topk_group; ++g) keep[gorder[g]] = 1;
+  }
+  std::iota(order, order + E, 0);
+  auto key = [&](int32_t e) { return keep[e / per] ? sel[e] : -std::numeric_limits<T>::infinity(); };
+  std::partial_sort(order, order + K, order + E, [&](int32_t x, int32_t y) {
+    const T kx = key(x), ky = key(y);
+    return kx > ky || (kx == ky && x < y);
+  });
+  std::copy_n(order, K, idx);
+}
+
+template <typename T>
+void moe_scores(const ModelConfig& c, const T* logits, int64_t E, T* s) {
+  if (c.scoring_func == ScoringFunc::Softmax) {
+    T m = *std::max_element(logits, logits + E), z = 0;
+    for (int64_t e = 0; e < E; ++e) z += (s[e] = std::exp(logits[e] - m));
+    for (int64_t e = 0; e < E; ++e) s[e] /= z;
+  } else {
+    for (int64_t e = 0; e < E; ++e) s[e] = T(1) / (T(1) + std::exp(-logits[e]));
+  }
+}
+
+// Routing weights of the selected experts: s at idx, renormalised when norm_topk_prob, scaled.
+template <typename T>
+void moe_weights(const ModelConfig& c, const T* s, const int32_t* idx, T* w) {
+  const int64_t K = c.num_experts_per_tok;
+  T sum = 0;
+  for (int64_t k = 0; k < K; ++k) sum += (w[k] = s[idx[k]]);
+  for (int64_t k = 0; k < K; ++k) w[k] = (c.norm_topk_prob ? w[k] / sum : w[k]) * T(c.routed_scaling_factor);
+}
+
+void moe_route(const ModelConfig& c, const float* logits, const float* bias, int64_t T, int32_t* indices,
+               float* weights) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<float> s(E);
+  for (int64_t t = 0; t < T; ++t) {
+    moe_scores<float>(c, logits + t * E, E, s.data());
+    moe_select<float>(c, s.data(), bias, indices + t * K);
+    moe_weights<float>(c, s.data(), indices + t * K, weights + t * K);
   }
 }
 
@@ -108,5 +123,193 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
     for (int64_t t = 0; t < T; ++t) axpy(1.0f, ye + t * d, out + t * d, d);
   }
 }
+
+}  // namespace qs
+
+namespace qs {
+
+size_t moe_train_arena_elems(const ModelConfig& c, int64_t N) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  auto r = [](size_t n) { return (n + 15) / 16 * 16; };
+  size_t n = 2 * r(size_t(N * E)) + r(size_t(N * K)) + 2 * r(size_t(N * K * d));
+  // experts: each expert's slice rounds up separately
+  n += size_t(E) * 6 * 16 + mlp_train_arena_elems(N * K, c.moe_intermediate_size);
+  if (c.n_shared_experts > 0) n += mlp_train_arena_elems(N, c.n_shared_experts * c.moe_intermediate_size);
+  // backward: dye, dxe, dlogits
+  n += 2 * r(size_t(N * K * d)) + r(size_t(N * E)) + size_t(E) * 2 * 16;
+  return n;
+}
+
+template <typename T>
+void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, int64_t S, const T* x, T* out,
+                       MoeActs<T>& a, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol) {
+  const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const int64_t I = c.moe_intermediate_size;
+  a.x = x;
+  a.logits = arena.alloc(size_t(N * E));
+  a.scores = arena.alloc(size_t(N * E));
+  a.w = arena.alloc(size_t(N * K));
+  a.idx.assign(size_t(N * K), 0);
+  linear_fwd<T>(pol, x, N, d, p.router, E, a.logits, false, Prec::Full);
+  parallel_for(N, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      moe_scores<T>(c, a.logits + t * E, E, a.scores + t * E);
+      moe_select<T>(c, a.scores + t * E, p.bias, a.idx.data() + t * K);
+      moe_weights<T>(c, a.scores + t * E, a.idx.data() + t * K, a.w + t * K);
+    }
+  });
+  // Dispatch: rows sorted by expert, tokens in order within an expert.
+  a.load.assign(size_t(E), 0);
+  for (int32_t e : a.idx) a.load[e]++;
+  a.offset.assign(size_t(E + 1), 0);
+  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + a.load[e];
+  a.row_of.assign(size_t(N * K), 0);
+  a.token_of.assign(size_t(N * K), 0);
+  std::vector<int64_t> fill(a.offset.begin(), a.offset.end() - 1);
+  for (int64_t t = 0; t < N; ++t)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t row = fill[a.idx[t * K + k]]++;
+      a.row_of[t * K + k] = int32_t(row);
+      a.token_of[row] = int32_t(t);
+    }
+  a.xe = arena.alloc(size_t(N * K * d));
+  a.ye = arena.alloc(size_t(N * K * d));
+  parallel_for(N * K, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
+  });
+  a.expert.assign(size_t(E), {});
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t n = a.offset[e + 1] - a.offset[e];
+    mlp_train_forward<T>(p.experts[e], n, d, I, a.xe + a.offset[e] * d, a.ye + a.offset[e] * d, a.expert[e], arena, pol);
+  }
+  // Combine (+ shared experts).
+  if (p.has_shared) {
+    mlp_train_forward<T>(p.shared, N, d, c.n_shared_experts * I, x, out, a.shared, arena, pol);
+  } else {
+    std::fill(out, out + N * d, T(0));
+  }
+  parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t k = 0; k < K; ++k) {
+        const T wk = a.w[t * K + k];
+        const T* y = a.ye + int64_t(a.row_of[t * K + k]) * d;
+        T* o = out + t * d;
+        for (int64_t j = 0; j < d; ++j) o[j] += wk * y[j];
+      }
+  });
+  // Sequence-wise balance loss.
+  a.aux_loss = 0;
+  a.f.assign(size_t(B * E), T(0));
+  if (aux_alpha > 0) {
+    for (int64_t b = 0; b < B; ++b) {
+      T* f = a.f.data() + b * E;
+      std::vector<T> P(E, T(0));
+      for (int64_t t = b * S; t < (b + 1) * S; ++t) {
+        for (int64_t k = 0; k < K; ++k) f[a.idx[t * K + k]] += T(1);
+        const T* s = a.scores + t * E;
+        T z = 0;
+        for (int64_t e = 0; e < E; ++e) z += s[e];
+        for (int64_t e = 0; e < E; ++e) P[e] += s[e] / z / T(S);
+      }
+      T l = 0;
+      for (int64_t e = 0; e < E; ++e) {
+        f[e] *= T(E) / T(K * S);
+        l += f[e] * P[e];
+      }
+      a.aux_loss += T(aux_alpha) * l / T(B);
+    }
+  }
+}
+
+template <typename T>
+void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, int64_t B, int64_t S,
+                        const MoeActs<T>& a, const T* dout, T* dx, double aux_alpha, TrainArena<T>& arena,
+                        const MatmulPolicy& pol) {
+  const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const int64_t I = c.moe_intermediate_size;
+  // Weighted combine: dye = w·dout, dw = dout·ye.
+  T* dye = arena.alloc(size_t(N * K * d));
+  std::vector<T> dw(size_t(N * K));
+  parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t row = a.row_of[t * K + k];
+        const T* y = a.ye + row * d;
+        const T* go = dout + t * d;
+        T* dy = dye + row * d;
+        T s = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          dy[j] = a.w[t * K + k] * go[j];
+          s += go[j] * y[j];
+        }
+        dw[t * K + k] = s;
+      }
+  });
+  T* dxe = arena.alloc(size_t(N * K * d));
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t n = a.offset[e + 1] - a.offset[e];
+    mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, a.expert[e], dye + a.offset[e] * d, dxe + a.offset[e] * d,
+                          arena, pol);
+  }
+  parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t k = 0; k < K; ++k) {
+        const T* src = dxe + int64_t(a.row_of[t * K + k]) * d;
+        for (int64_t j = 0; j < d; ++j) dx[t * d + j] += src[j];
+      }
+  });
+  if (p.has_shared) mlp_train_backward<T>(p.shared, g.shared, N, d, c.n_shared_experts * I, a.shared, dout, dx, arena, pol);
+  // Router: through the selected weights (and the balance loss) to the scores, then the logits.
+  T* dlogits = arena.alloc(size_t(N * E));
+  const T rsf = T(c.routed_scaling_factor);
+  parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
+    std::vector<T> ds(E);
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* s = a.scores + t * E;
+      const int32_t* idx = a.idx.data() + t * K;
+      std::fill(ds.begin(), ds.end(), T(0));
+      if (c.norm_topk_prob) {
+        // w_k = rsf · s_k / Σ_sel s  →  ∂/∂s_m = rsf/Σ (dw_m − Σ_k dw_k s_k/Σ)
+        T sum = 0, dot = 0;
+        for (int64_t k = 0; k < K; ++k) sum += s[idx[k]];
+        for (int64_t k = 0; k < K; ++k) dot += dw[t * K + k] * s[idx[k]] / sum;
+        for (int64_t k = 0; k < K; ++k) ds[idx[k]] += rsf / sum * (dw[t * K + k] - dot);
+      } else {
+        for (int64_t k = 0; k < K; ++k) ds[idx[k]] += rsf * dw[t * K + k];
+      }
+      if (aux_alpha > 0) {
+        // L = α/B Σ_i f_i · (1/S) Σ_t s_i/Σ_j s_j
+        const T* f = a.f.data() + (t / S) * E;
+        T z = 0, fs = 0;
+        for (int64_t e = 0; e < E; ++e) z += s[e];
+        for (int64_t e = 0; e < E; ++e) fs += f[e] * s[e];
+        const T k = T(aux_alpha) / T(B * S);
+        for (int64_t e = 0; e < E; ++e) ds[e] += k * (f[e] / z - fs / (z * z));
+      }
+      T* dl = dlogits + t * E;
+      if (c.scoring_func == ScoringFunc::Sigmoid) {
+        for (int64_t e = 0; e < E; ++e) dl[e] = ds[e] * s[e] * (T(1) - s[e]);
+      } else {
+        T dot = 0;
+        for (int64_t e = 0; e < E; ++e) dot += ds[e] * s[e];
+        for (int64_t e = 0; e < E; ++e) dl[e] = s[e] * (ds[e] - dot);
+      }
+    }
+  });
+  linear_bwd_input<T>(pol, dlogits, N, E, p.router, d, dx, true, Prec::Full);
+  linear_bwd_weight<T>(pol, dlogits, N, E, a.x, d, g.router, Prec::Full);
+}
+
+#define QS_MOE_INST(T)                                                                                            \
+  template void moe_select<T>(const ModelConfig&, const T*, const T*, int32_t*);                                  \
+  template void moe_scores<T>(const ModelConfig&, const T*, int64_t, T*);                                         \
+  template void moe_weights<T>(const ModelConfig&, const T*, const int32_t*, T*);                                 \
+  template void moe_train_forward<T>(const ModelConfig&, const MoeParamsT<T>&, int64_t, int64_t, const T*, T*,     \
+                                     MoeActs<T>&, double, TrainArena<T>&, const MatmulPolicy&);                   \
+  template void moe_train_backward<T>(const ModelConfig&, const MoeParamsT<T>&, const MoeParamsT<T>&, int64_t,     \
+                                      int64_t, const MoeActs<T>&, const T*, T*, double, TrainArena<T>&,           \
+                                      const MatmulPolicy&);
+QS_MOE_INST(float)
+QS_MOE_INST(double)
 
 }  // namespace qs

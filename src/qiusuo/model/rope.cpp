@@ -90,4 +90,21 @@ void Rope::apply_inverse(float* x, int64_t pos) const {
   }
 }
 
+template <typename T>
+void Rope::rotate(T* x, int64_t n, int64_t stride, int64_t pos, bool inverse) const {
+  const int64_t half = dim_ / 2;
+  float c[256], s[256];
+  cos_sin(pos, c, s);
+  for (int64_t k = 0; k < n; ++k) {
+    T* v = x + k * stride;
+    for (int64_t i = 0; i < half; ++i) {
+      const T a = v[2 * i], b = v[2 * i + 1], ci = T(c[i]), si = inverse ? -T(s[i]) : T(s[i]);
+      v[2 * i] = a * ci - b * si;
+      v[2 * i + 1] = a * si + b * ci;
+    }
+  }
+}
+template void Rope::rotate<float>(float*, int64_t, int64_t, int64_t, bool) const;
+template void Rope::rotate<double>(double*, int64_t, int64_t, int64_t, bool) const;
+
 }  // namespace qs

@@ -26,6 +26,10 @@ class Rope {
   void apply_inverse(float* x, int64_t pos) const;
   // Rotates `n` vectors of `dim` floats, `stride` floats apart, all at position `pos`.
   void apply_n(float* x, int64_t n, int64_t stride, int64_t pos) const;
+  // Training form, any scalar type: rotates n vectors `stride` apart by +angle (forward) or
+  // -angle (inverse = transpose, used by backward passes). Same F32 cos/sin as inference.
+  template <typename T>
+  void rotate(T* x, int64_t n, int64_t stride, int64_t pos, bool inverse) const;
 
  private:
   void cos_sin(int64_t pos, float* c, float* s) const;

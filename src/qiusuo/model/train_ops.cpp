@@ -1,0 +1,230 @@
+#include "qiusuo/model/train_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "qiusuo/core/dtype.h"
+#include "qiusuo/core/error.h"
+#include "qiusuo/core/parallel.h"
+#include "qiusuo/kernels/convert.h"
+#include "qiusuo/kernels/gemm.h"
+
+namespace qs {
+
+const char* train_precision_name(TrainPrecision p) {
+  switch (p) {
+    case TrainPrecision::F32: return "fp32";
+    case TrainPrecision::BF16: return "bf16";
+    case TrainPrecision::FP8: return "fp8";
+  }
+  return "?";
+}
+
+TrainPrecision parse_train_precision(const std::string& s) {
+  if (s == "fp32" || s == "f32") return TrainPrecision::F32;
+  if (s == "bf16") return TrainPrecision::BF16;
+  if (s == "fp8") return TrainPrecision::FP8;
+  fail("precision must be fp32, bf16 or fp8, got '", s, "'");
+}
+
+namespace {
+
+// Copies op(X) — rows x cols as seen by the product — into a dense row-major buffer.
+// X is [rows, cols] (ld) when !t, else [cols, rows].
+void gather(const float* X, int64_t ld, bool t, int64_t rows, int64_t cols, float* out) {
+  if (!t) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * cols, X + r * ld, size_t(cols) * sizeof(float));
+  } else {
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < rows; ++r) out[r * cols + c] = X[c * ld + r];
+  }
+}
+
+// FP8 fake quantization in place of a dense [rows, K] operand (K = contraction): one scale per
+// (tile_rows x 128) tile, amax/448, values rounded to E4M3 and scaled back (the scaled product
+// the FP8 GEMM forms, up to F32 rounding of code·scale).
+void fp8_quantize_tiles(float* X, int64_t rows, int64_t K, int64_t tile_rows) {
+  const int64_t kt = (K + 127) / 128, rt = (rows + tile_rows - 1) / tile_rows;
+  parallel_for(rt, 1, [&](int64_t b, int64_t e) {
+    for (int64_t bi = b; bi < e; ++bi)
+      for (int64_t bj = 0; bj < kt; ++bj) {
+        const int64_t r1 = std::min(rows, (bi + 1) * tile_rows), c1 = std::min(K, (bj + 1) * 128);
+        float amax = 0;
+        for (int64_t r = bi * tile_rows; r < r1; ++r)
+          for (int64_t c = bj * 128; c < c1; ++c) amax = std::max(amax, std::fabs(X[r * K + c]));
+        if (amax == 0) continue;
+        const float s = amax / 448.0f, inv = 448.0f / amax;
+        for (int64_t r = bi * tile_rows; r < r1; ++r)
+          for (int64_t c = bj * 128; c < c1; ++c) X[r * K + c] = fp8e4m3_to_f32(f32_to_fp8e4m3(X[r * K + c] * inv)) * s;
+      }
+  });
+}
+
+thread_local std::vector<float> tl_a, tl_b;
+thread_local std::vector<uint16_t> tl_ha, tl_hb;
+
+}  // namespace
+
+template <>
+void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, Operand ka, const float* B, int64_t ldb, Operand kb, float beta, float* C, int64_t ldc,
+               Prec tier) {
+  if (M == 0 || N == 0) return;
+  TrainPrecision p = pol.precision;
+  if (tier == Prec::Full) p = TrainPrecision::F32;
+  if (tier == Prec::High && p == TrainPrecision::FP8) p = TrainPrecision::BF16;
+  if (p == TrainPrecision::F32 || K == 0) {
+    gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (p == TrainPrecision::BF16) {
+    // Round each operand to BF16 in its stored layout; the GEMM handles the transposes.
+    const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    tl_ha.resize(size_t(ar * ac));
+    tl_hb.resize(size_t(br * bc));
+    for (int64_t r = 0; r < ar; ++r) f32_to_bf16(A + r * lda, tl_ha.data() + r * ac, ac);
+    for (int64_t r = 0; r < br; ++r) f32_to_bf16(B + r * ldb, tl_hb.data() + r * bc, bc);
+    gemm_bf16(ta, tb, M, N, K, alpha, tl_ha.data(), ac, tl_hb.data(), bc, beta, C, ldc);
+    return;
+  }
+  // FP8: A as [M, K] tiles along K; B as op(B)ᵀ = [N, K] so its tiles also run along K.
+  tl_a.resize(size_t(M * K));
+  tl_b.resize(size_t(N * K));
+  gather(A, lda, ta, M, K, tl_a.data());
+  gather(B, ldb, !tb, N, K, tl_b.data());
+  fp8_quantize_tiles(tl_a.data(), M, K, ka == Operand::Weight ? 128 : 1);
+  fp8_quantize_tiles(tl_b.data(), N, K, kb == Operand::Weight ? 128 : 1);
+  gemm_f32(false, true, M, N, K, alpha, tl_a.data(), K, tl_b.data(), K, beta, C, ldc);
+}
+
+template <>
+void mm<double>(const MatmulPolicy&, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+                int64_t lda, Operand, const double* B, int64_t ldb, Operand, double beta, double* C, int64_t ldc,
+                Prec) {
+  parallel_for(M, 4, [&](int64_t b, int64_t e) {
+    std::vector<double> acc(N);
+    for (int64_t i = b; i < e; ++i) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t k = 0; k < K; ++k) {
+        const double a = ta ? A[k * lda + i] : A[i * lda + k];
+        if (a == 0) continue;
+        if (tb) for (int64_t j = 0; j < N; ++j) acc[j] += a * B[j * ldb + k];
+        else for (int64_t j = 0; j < N; ++j) acc[j] += a * B[k * ldb + j];
+      }
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = alpha * acc[j] + (beta == 0 ? 0.0 : beta * C[i * ldc + j]);
+    }
+  });
+}
+
+template <typename T>
+void linear_fwd(const MatmulPolicy& p, const T* x, int64_t n, int64_t in, const T* W, int64_t out, T* y,
+                bool accumulate, Prec tier) {
+  mm<T>(p, false, true, n, out, in, T(1), x, in, Operand::Act, W, in, Operand::Weight, accumulate ? T(1) : T(0), y, out, tier);
+}
+template <typename T>
+void linear_bwd_input(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, int64_t in, T* dx,
+                      bool accumulate, Prec tier) {
+  mm<T>(p, false, false, n, in, out, T(1), dy, out, Operand::Act, W, in, Operand::Weight, accumulate ? T(1) : T(0), dx, in, tier);
+}
+template <typename T>
+void linear_bwd_weight(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* x, int64_t in, T* dW,
+                       Prec tier) {
+  mm<T>(p, true, false, out, in, n, T(1), dy, out, Operand::Act, x, in, Operand::Act, T(1), dW, in, tier);
+}
+
+template <typename T>
+void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T* rstd) {
+  parallel_for(n, 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T* xi = x + i * dim;
+      T ss = 0;
+      for (int64_t j = 0; j < dim; ++j) ss += xi[j] * xi[j];
+      const T r = T(1) / std::sqrt(ss / T(dim) + eps);
+      rstd[i] = r;
+      for (int64_t j = 0; j < dim; ++j) y[i * dim + j] = xi[j] * r * w[j];
+    }
+  });
+}
+
+template <typename T>
+void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, int64_t dim, T* dx, T* dw,
+                 bool accumulate) {
+  // dx = r·(w⊙dy) − x·r³·⟨x, w⊙dy⟩/dim ; dw = Σ_rows x·r⊙dy (reduced per thread, then summed in order)
+  const int nt = num_threads();
+  std::vector<T> part(int64_t(nt) * dim, T(0));
+  const int64_t chunks = std::min<int64_t>(nt, std::max<int64_t>(1, n / 16));
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      T* pw = part.data() + c * dim;
+      for (int64_t i = n * c / chunks; i < n * (c + 1) / chunks; ++i) {
+        const T* xi = x + i * dim;
+        const T* gi = dy + i * dim;
+        const T r = rstd[i];
+        T dot = 0;
+        for (int64_t j = 0; j < dim; ++j) dot += xi[j] * w[j] * gi[j];
+        const T k = r * r * r * dot / T(dim);
+        for (int64_t j = 0; j < dim; ++j) {
+          const T v = r * w[j] * gi[j] - xi[j] * k;
+          dx[i * dim + j] = accumulate ? dx[i * dim + j] + v : v;
+          pw[j] += xi[j] * r * gi[j];
+        }
+      }
+    }
+  });
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t j = 0; j < dim; ++j) dw[j] += part[size_t(c * dim + j)];
+}
+
+template <typename T>
+void swiglu_fwd(const T* g, const T* u, int64_t n, T* h) {
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) h[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+  });
+}
+
+template <typename T>
+void swiglu_bwd(const T* g, const T* u, const T* dh, int64_t n, T* dg, T* du) {
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T s = T(1) / (T(1) + std::exp(-g[i]));
+      const T silu = g[i] * s;
+      du[i] = dh[i] * silu;
+      dg[i] = dh[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
+    }
+  });
+}
+
+template <typename T>
+void TrainArena<T>::reserve(size_t n) {
+  buf_.assign(n, T(0));
+  used_ = 0;
+}
+
+template <typename T>
+T* TrainArena<T>::alloc(size_t n) {
+  const size_t a = (n + 15) / 16 * 16;
+  if (used_ + a > buf_.size())
+    fail(ErrorKind::Internal, "training arena overflow: planned ", buf_.size(), " elements, step needs more (",
+         used_ + a, ")");
+  T* p = buf_.data() + used_;
+  std::fill(p, p + n, T(0));
+  used_ += a;
+  peak_ = std::max(peak_, used_);
+  return p;
+}
+
+#define QS_INSTANTIATE(T)                                                                                        \
+  template void linear_fwd<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, bool, Prec); \
+  template void linear_bwd_input<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, bool,  \
+                                    Prec);                                                                       \
+  template void linear_bwd_weight<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, Prec); \
+  template void rmsnorm_fwd<T>(const T*, const T*, T, int64_t, int64_t, T*, T*);                                 \
+  template void rmsnorm_bwd<T>(const T*, const T*, const T*, const T*, int64_t, int64_t, T*, T*, bool);          \
+  template void swiglu_fwd<T>(const T*, const T*, int64_t, T*);                                                  \
+  template void swiglu_bwd<T>(const T*, const T*, const T*, int64_t, T*, T*);                                    \
+  template class TrainArena<T>;
+QS_INSTANTIATE(float)
+QS_INSTANTIATE(double)
+
+}  // namespace qs

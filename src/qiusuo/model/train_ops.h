@@ -1,0 +1,85 @@
+// Building blocks of the training paths (forward with saved activations + backward), templated
+// on the scalar type: float for training, double for the finite-difference gradient checks.
+//
+// mm() is every matrix product of training. For float it follows the run's precision:
+//   F32  plain F32 GEMM
+//   BF16 inputs rounded to BF16, F32 accumulation (AMX / AVX-512-BF16 where present)
+//   FP8  DeepSeek-V3's recipe, emulated exactly: each input quantized to E4M3 with one F32
+//        scale per tile along the contraction dimension — 1x128 tiles for activations and
+//        gradients, 128x128 blocks for weights — then multiplied with F32 accumulation.
+// Per product the caller picks a tier: Prec::Run (the run's precision: linear layers),
+// Prec::High (attention core and LM head: F32 in an F32 run, else BF16 — "higher precision" as
+// DeepSeek-V3 keeps them), Prec::Full (router: always F32). Norms and softmax are F32 code.
+// For double every product is exact double arithmetic.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+enum class TrainPrecision { F32, BF16, FP8 };
+const char* train_precision_name(TrainPrecision p);
+TrainPrecision parse_train_precision(const std::string& s);  // "fp32"/"f32", "bf16", "fp8"
+
+// How an operand is tiled for FP8: activations and gradients per 1x128 (along K), weights per
+// 128x128 block.
+enum class Operand { Act, Weight };
+
+struct MatmulPolicy {
+  TrainPrecision precision = TrainPrecision::F32;
+};
+
+enum class Prec { Run, High, Full };
+
+// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, op(X) = X or Xᵀ (see gemm.h).
+template <typename T>
+void mm(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+        int64_t lda, Operand ka, const T* B, int64_t ldb, Operand kb, T beta, T* C, int64_t ldc,
+        Prec tier = Prec::Run);
+
+// Simple linear-layer forms over contiguous rows (W is [out, in] row-major):
+//   y[n, out] (+)= x[n, in] · Wᵀ                 linear_fwd
+//   dx[n, in] (+)= dy[n, out] · W                linear_bwd_input
+//   dW[out, in] += dy[n, out]ᵀ · x[n, in]        linear_bwd_weight
+template <typename T>
+void linear_fwd(const MatmulPolicy& p, const T* x, int64_t n, int64_t in, const T* W, int64_t out, T* y,
+                bool accumulate = false, Prec tier = Prec::Run);
+template <typename T>
+void linear_bwd_input(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, int64_t in, T* dx,
+                      bool accumulate, Prec tier = Prec::Run);
+template <typename T>
+void linear_bwd_weight(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* x, int64_t in, T* dW,
+                       Prec tier = Prec::Run);
+
+// RMSNorm over rows: y = x · r · w, r = (mean(x²) + eps)^-½; stores r per row.
+template <typename T>
+void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T* rstd);
+// dx (+)= ∂/∂x, dw += ∂/∂w, given dy.
+template <typename T>
+void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, int64_t dim, T* dx, T* dw,
+                 bool accumulate);
+
+// h = silu(g)·u elementwise, and its backward (dg, du overwritten).
+template <typename T>
+void swiglu_fwd(const T* g, const T* u, int64_t n, T* h);
+template <typename T>
+void swiglu_bwd(const T* g, const T* u, const T* dh, int64_t n, T* dg, T* du);
+
+// A bump allocator over one planned buffer (activations of a training step).
+template <typename T>
+class TrainArena {
+ public:
+  void reserve(size_t n);  // capacity in elements; allocations beyond it are an internal error
+  T* alloc(size_t n);      // zero-initialized, 64-byte aligned
+  void reset() { used_ = 0; }
+  size_t used() const { return used_; }
+  size_t peak() const { return peak_; }
+  size_t capacity() const { return buf_.size(); }
+
+ private:
+  std::vector<T> buf_;
+  size_t used_ = 0, peak_ = 0;
+};
+
+}  // namespace qs
