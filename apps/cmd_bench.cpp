@@ -1,0 +1,64 @@
+// qiusuo bench
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "qiusuo/core/error.h"
+#include "qiusuo/infer/bench.h"
+
+namespace qs::cli {
+
+void register_bench_command(CLI::App& app) {
+  struct Opts {
+    std::string model, precision = "bf16";
+    bool json = false;
+    int threads = 0;
+    BenchOptions b;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = app.add_subcommand(
+      "bench",
+      "Measure prefill and decode throughput (batch 1 and batch 8) against the machine's read\n"
+      "bandwidth and GEMM peak, both measured in the same run");
+  c->add_option("--model,-m", o->model, "Checkpoint directory")->required();
+  c->add_flag("--json", o->json, "Print one JSON object");
+  c->add_option("--threads", o->threads, "Threads (0 = all cores)");
+  c->add_option("--prefill-tokens", o->b.prefill_tokens, "Prompt length for the prefill figure")->capture_default_str();
+  c->add_option("--context", o->b.decode_context, "Context length before timed decode steps")->capture_default_str();
+  c->add_option("--steps", o->b.decode_steps, "Timed decode steps")->capture_default_str();
+  c->add_option("--batch", o->b.batch, "Sequences in the batched decode figure")->capture_default_str();
+  c->add_option("--precision", o->precision, "Prefill GEMM precision: bf16 or f32")->capture_default_str();
+  c->callback([o] {
+    apply_threads(o->threads);
+    if (o->precision == "bf16") o->b.compute = Compute::BF16;
+    else if (o->precision == "f32") o->b.compute = Compute::F32;
+    else fail("--precision must be bf16 or f32");
+    QS_CHECK(o->b.decode_steps >= 4, "--steps must be at least 4");
+    QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1, "bench sizes must be positive");
+    o->b.verbose = !o->json;
+    auto model = Model::load(o->model, /*with_mtp=*/false);
+    const auto j = run_benchmark(*model, o->b);
+    if (o->json) {
+      std::printf("%s\n", j.dump().c_str());
+      return;
+    }
+    std::printf("model            %s\n", o->model.c_str());
+    std::printf("cpu              %s, %d threads\n", j["cpu"].get<std::string>().c_str(), j["threads"].get<int>());
+    std::printf("prefill          %.1f tokens/s (%lld tokens, %s GEMMs): %.1f GFLOP/s = %.1f%% of the %s GEMM peak %.0f GFLOP/s (%.1f%% of F32 peak %.0f)\n",
+                j["prefill_tokens_per_s"].get<double>(), (long long)j["prefill_tokens"].get<int64_t>(),
+                o->precision.c_str(), j["prefill_gflops"].get<double>(), 100 * j["prefill_peak_fraction"].get<double>(),
+                o->precision.c_str(), j["gemm_peak_gflops"].get<double>(), 100 * j["prefill_f32_peak_fraction"].get<double>(),
+                j["gemm_peak_f32_gflops"].get<double>());
+    std::printf("decode batch 1   %.2f tokens/s, %.1f MB read per token: %.1f GB/s = %.1f%% of measured read bandwidth %.1f GB/s\n",
+                j["decode_tokens_per_s"].get<double>(), j["decode_bytes_per_token"].get<double>() / 1e6,
+                j["decode_bandwidth_gb_s"].get<double>(), 100 * j["decode_bandwidth_fraction"].get<double>(),
+                j["measured_bandwidth_gb_s"].get<double>());
+    std::printf("decode batch %-3lld %.2f tokens/s\n", (long long)j["decode_batch"].get<int64_t>(),
+                j["decode_batch8_tokens_per_s"].get<double>());
+    std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, F32 copies %.0f MB, KV cache %.0f MB)\n",
+                j["peak_rss_mb"].get<double>(), j["weights_mb"].get<double>(), j["weight_f32_copies_mb"].get<double>(),
+                j["kv_cache_mb"].get<double>());
+  });
+}
+
+}  // namespace qs::cli

@@ -1,0 +1,20 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace qs::cli {
+void register_model_commands(CLI::App& app);     // info, logits, init
+void register_text_commands(CLI::App& app);      // tokenize, render
+void register_generate_commands(CLI::App& app);  // generate, chat
+void register_bench_command(CLI::App& app);      // bench
+void register_train_commands(CLI::App& app);     // train, eval
+void register_data_commands(CLI::App& app);      // tokenizer-train, prepare
+
+int num_threads_for_cli();
+// Shared helpers.
+void apply_threads(int threads);  // 0 = all cores
+std::string human_count(double n);  // 1.23B, 45.6M
+std::string human_bytes(double n);  // 1.2 GB
+}  // namespace qs::cli

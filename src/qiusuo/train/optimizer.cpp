@@ -1,0 +1,85 @@
+#include "qiusuo/train/optimizer.h"
+
+#include <cmath>
+
+#include "qiusuo/core/error.h"
+#include "qiusuo/core/parallel.h"
+
+namespace qs {
+
+ScheduleKind parse_schedule(const std::string& s) {
+  if (s == "cosine") return ScheduleKind::Cosine;
+  if (s == "wsd") return ScheduleKind::Wsd;
+  if (s == "constant") return ScheduleKind::Constant;
+  fail("schedule must be cosine, wsd or constant, got '", s, "'");
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (warmup > 0 && step < warmup) return peak * double(step + 1) / double(warmup);
+  const double lo = peak * min_ratio;
+  switch (kind) {
+    case ScheduleKind::Constant: return peak;
+    case ScheduleKind::Cosine: {
+      if (step >= total) return lo;
+      const double t = double(step - warmup) / double(std::max<int64_t>(1, total - warmup));
+      return lo + 0.5 * (peak - lo) * (1.0 + std::cos(M_PI * t));
+    }
+    case ScheduleKind::Wsd: {
+      const int64_t decay_steps = std::max<int64_t>(1, int64_t(decay_fraction * double(total)));
+      const int64_t start = total - decay_steps;
+      if (step < start) return peak;
+      if (step >= total) return lo;
+      return peak - (peak - lo) * double(step - start) / double(decay_steps);
+    }
+  }
+  return peak;
+}
+
+AdamW::AdamW(const std::vector<ParamInfo>& layout, size_t total, AdamWConfig cfg)
+    : layout_(layout), cfg_(cfg), m_(total, 0.0f), v_(total, 0.0f) {}
+
+void AdamW::step(float* params, const float* grads, double lr) {
+  ++t_;
+  const double b1 = cfg_.beta1, b2 = cfg_.beta2;
+  const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
+  const float step_size = float(lr / c1), inv_c2 = float(1.0 / c2), eps = float(cfg_.eps);
+  for (const ParamInfo& p : layout_) {
+    if (!p.optimize) continue;
+    const float decay = p.decay ? float(1.0 - lr * cfg_.weight_decay) : 1.0f;
+    float* w = params + p.offset;
+    const float* g = grads + p.offset;
+    float* m = m_.data() + p.offset;
+    float* v = v_.data() + p.offset;
+    const float fb1 = float(b1), fb2 = float(b2);
+    parallel_for(int64_t(p.numel), 1 << 14, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        m[i] = fb1 * m[i] + (1.0f - fb1) * g[i];
+        v[i] = fb2 * v[i] + (1.0f - fb2) * g[i] * g[i];
+        w[i] = w[i] * decay - step_size * m[i] / (std::sqrt(v[i] * inv_c2) + eps);
+      }
+    });
+  }
+}
+
+double clip_grad_norm(const std::vector<ParamInfo>& layout, float* grads, double max_norm) {
+  double ss = 0;
+  for (const ParamInfo& p : layout) {
+    if (!p.optimize) continue;
+    const float* g = grads + p.offset;
+    double s = 0;
+    for (size_t i = 0; i < p.numel; ++i) s += double(g[i]) * g[i];
+    ss += s;
+  }
+  const double norm = std::sqrt(ss);
+  if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
+    const float k = float(max_norm / norm);
+    for (const ParamInfo& p : layout) {
+      if (!p.optimize) continue;
+      float* g = grads + p.offset;
+      for (size_t i = 0; i < p.numel; ++i) g[i] *= k;
+    }
+  }
+  return norm;
+}
+
+}  // namespace qs

@@ -1,0 +1,199 @@
+// The `qiusuo` command end to end, through its machine-readable interfaces: logits against the
+// official reference fixtures (prefill and decode, ragged batches), tokenize/render against the
+// Hugging Face fixtures, and clear errors with a non-zero exit for bad input.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "qiusuo/io/file.h"
+#include "qiusuo/io/safetensors.h"
+#include "test_util.h"
+
+namespace qs {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+struct CmdResult {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs `qiusuo <args>` capturing stdout and stderr.
+CmdResult qiusuo(const std::string& args) {
+  testing_util::TempDir d("cli");
+  const std::string cmd = std::string(QS_BINARY_DIR) + "/qiusuo " + args + " >" + (d / "out") + " 2>" + (d / "err");
+  const int st = std::system(cmd.c_str());
+  CmdResult r;
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = read_text_file(d / "out");
+  r.err = read_text_file(d / "err");
+  return r;
+}
+
+std::string fixtures() { return QS_FIXTURES; }
+
+std::vector<std::string> model_fixtures() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(fixtures() + "/model"))
+    if (std::filesystem::exists(e.path() / "expected.safetensors")) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class LogitsCli : public ::testing::TestWithParam<std::string> {};
+
+// Runs `qiusuo logits` on the fixture's prompts, sequence s cut to len[s] tokens, and compares
+// every real position with the reference prefill logits; padded positions must be zero.
+void check_logits(const std::string& dir, const std::string& mode, const std::vector<int64_t>& cut) {
+  auto exp = SafetensorsFile::open(dir + "/expected.safetensors");
+  const TensorView& in = *exp.find("input_ids");
+  const TensorView& want = *exp.find("prefill_logits");
+  const int64_t B = in.shape[0], P = in.shape[1], V = want.shape[2];
+  for (int64_t n : cut) ASSERT_LE(n, P);
+  std::string ids;
+  int64_t S = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = cut.empty() ? P : cut[b];
+    S = std::max(S, n);
+    if (b) ids += ";";
+    for (int64_t t = 0; t < n; ++t) ids += (t ? "," : "") + std::to_string(in.as<int64_t>()[b * P + t]);
+  }
+  if (std::getenv("QS_VERBOSE")) std::fprintf(stderr, "ids: %s\n", ids.c_str());
+  testing_util::TempDir d("logits");
+  const CmdResult r = qiusuo("logits --model " + dir + " --ids '" + ids + "' --mode " + mode + " --out " + (d / "l.safetensors"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto got = SafetensorsFile::open(d / "l.safetensors");
+  const TensorView* l = got.find("logits");
+  ASSERT_NE(l, nullptr);
+  ASSERT_EQ(l->dtype, DType::F32);
+  ASSERT_EQ(l->shape, (Shape{B, S, V}));
+  float mx = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) mx = std::max(mx, std::fabs(want.as<float>()[i]));
+  float worst = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < S; ++t)
+      for (int64_t v = 0; v < V; ++v) {
+        const float g = l->as<float>()[(b * S + t) * V + v];
+        if (t >= (cut.empty() ? P : cut[b])) {
+          ASSERT_EQ(g, 0.0f) << "padding must be zero";
+          continue;
+        }
+        worst = std::max(worst, std::fabs(g - want.as<float>()[(b * P + t) * V + v]));
+      }
+  EXPECT_LE(worst, 1e-4f * mx) << dir << " " << mode;
+}
+
+TEST_P(LogitsCli, PrefillMatchesReference) { check_logits(GetParam(), "prefill", {}); }
+TEST_P(LogitsCli, DecodeMatchesReference) { check_logits(GetParam(), "decode", {}); }
+TEST_P(LogitsCli, RaggedBatchesBothModes) {
+  const int64_t P = SafetensorsFile::open(GetParam() + "/expected.safetensors").find("input_ids")->shape[1];
+  check_logits(GetParam(), "prefill", {7, P});
+  check_logits(GetParam(), "decode", {P, 3});
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, LogitsCli, ::testing::ValuesIn(model_fixtures()), [](const auto& info) {
+  std::string n = std::filesystem::path(info.param).filename().string();
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+});
+
+TEST(Cli, TokenizeMatchesEveryFixtureCase) {
+  const json cases = json::parse(read_text_file(fixtures() + "/tokenizer/cases.json"));
+  for (const char* tok : {"deepseek-v3", "deepseek-r1"}) {
+    testing_util::TempDir d("tok");
+    std::ofstream in(d / "in.jsonl");
+    std::vector<json> mine;
+    for (const auto& c : cases)
+      if (c["tokenizer"] == tok) {
+        in << json{{"text", c["text"]}}.dump() << "\n";
+        mine.push_back(c);
+      }
+    in.close();
+    for (bool special : {false, true}) {
+      const CmdResult r = qiusuo(std::string("tokenize --tokenizer ") + fixtures() + "/tokenizer/" + tok + " --jsonl " +
+                           (d / "in.jsonl") + (special ? " --add-special-tokens" : ""));
+      ASSERT_EQ(r.code, 0) << r.err;
+      std::istringstream lines(r.out);
+      std::string line;
+      size_t i = 0;
+      while (std::getline(lines, line)) {
+        ASSERT_LT(i, mine.size());
+        EXPECT_EQ(json::parse(line)["ids"], mine[i][special ? "ids_with_special" : "ids"]) << mine[i]["text"];
+        ++i;
+      }
+      EXPECT_EQ(i, mine.size());
+    }
+  }
+  const CmdResult one = qiusuo("tokenize --model " + fixtures() + "/tokenizer/deepseek-v3 --text 'Hello world'");
+  ASSERT_EQ(one.code, 0);
+  EXPECT_EQ(one.out, "{\"ids\":[19923,2058]}\n");
+}
+
+TEST(Cli, RenderMatchesEveryChatCase) {
+  const json cases = json::parse(read_text_file(fixtures() + "/tokenizer/chat_cases.json"));
+  for (const char* tok : {"deepseek-v3", "deepseek-r1"}) {
+    testing_util::TempDir d("render");
+    std::ofstream in(d / "in.jsonl");
+    std::vector<json> mine;
+    for (const auto& c : cases)
+      if (c["tokenizer"] == tok) {
+        in << json{{"messages", c["messages"]}, {"add_generation_prompt", c["add_generation_prompt"]}}.dump() << "\n";
+        mine.push_back(c);
+      }
+    in.close();
+    const CmdResult r = qiusuo(std::string("render --tokenizer ") + fixtures() + "/tokenizer/" + tok + " --jsonl " + (d / "in.jsonl"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::istringstream lines(r.out);
+    std::string line;
+    size_t i = 0;
+    while (std::getline(lines, line)) {
+      const json j = json::parse(line);
+      EXPECT_EQ(j["rendered"], mine[i]["rendered"]);
+      EXPECT_EQ(j["ids"], mine[i]["ids"]);
+      ++i;
+    }
+    EXPECT_EQ(i, mine.size());
+  }
+}
+
+TEST(Cli, BadInputIsAClearErrorWithNonZeroExit) {
+  const std::string m = fixtures() + "/model/v3-tiny";
+  CmdResult r = qiusuo("logits --model " + m + " --ids 1,2,99999 --out /tmp/x.safetensors");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("token id 99999 is outside the vocabulary"));
+  r = qiusuo("logits --model /nonexistent --ids 1 --out /tmp/x.safetensors");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("qiusuo: error:"));
+  r = qiusuo("logits --model " + m + " --ids 1,a --out /tmp/x.safetensors");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("'a' is not an integer"));
+  r = qiusuo("logits --model " + m + " --ids 1 --mode sideways --out /tmp/x.safetensors");
+  EXPECT_NE(r.code, 0);
+  testing_util::TempDir d("bad");
+  {
+    std::ofstream f(d / "bad.txt", std::ios::binary);
+    f << "ok \xff\xfe";
+  }
+  r = qiusuo("tokenize --tokenizer " + fixtures() + "/tokenizer/deepseek-v3 --file " + (d / "bad.txt"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("UTF-8"));
+  r = qiusuo("frobnicate");
+  EXPECT_NE(r.code, 0);
+  r = qiusuo("logits --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("padded with zeros"));
+}
+
+}  // namespace
+}  // namespace qs
