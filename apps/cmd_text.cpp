@@ -14,11 +14,8 @@
 namespace qs::cli {
 namespace {
 
-std::string json_line(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
-}
-
-// Calls fn(line_number, parsed_object) for each non-empty line of a JSONL file.
+// Calls fn(line_number, parsed_object) for each non-empty line of a JSONL file (keys keep their
+// order: templates that print dicts see them as Python would).
 template <typename Fn>
 void for_each_jsonl(const std::string& path, Fn&& fn) {
   std::ifstream in(path, std::ios::binary);
@@ -29,9 +26,9 @@ void for_each_jsonl(const std::string& path, Fn&& fn) {
     ++n;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    nlohmann::json j;
+    nlohmann::ordered_json j;
     try {
-      j = nlohmann::json::parse(line);
+      j = nlohmann::ordered_json::parse(line);
     } catch (const nlohmann::json::exception& e) {
       fail(ErrorKind::Format, path, ":", n, ": invalid JSON (", e.what(), ")");
     }
@@ -45,7 +42,7 @@ void for_each_jsonl(const std::string& path, Fn&& fn) {
 }
 
 void print_ids(const std::vector<int32_t>& ids) {
-  std::printf("%s\n", json_line(nlohmann::json{{"ids", ids}}).c_str());
+  std::printf("%s\n", nlohmann::json{{"ids", ids}}.dump().c_str());
 }
 
 struct TokenizeOpts {
@@ -62,7 +59,7 @@ void run_tokenize(const TokenizeOpts& o) {
   } else if (!o.file.empty()) {
     print_ids(tok.encode(read_text_file(o.file), o.add_special));
   } else {
-    for_each_jsonl(o.jsonl, [&](int64_t, const nlohmann::json& j) {
+    for_each_jsonl(o.jsonl, [&](int64_t, const nlohmann::ordered_json& j) {
       if (!j.contains("text") || !j["text"].is_string()) fail("expected {\"text\": \"...\"}");
       print_ids(tok.encode(j["text"].get<std::string>(), o.add_special));
       std::fflush(stdout);
@@ -70,26 +67,27 @@ void run_tokenize(const TokenizeOpts& o) {
   }
 }
 
-nlohmann::json template_context(const Tokenizer& tok) {
+nlohmann::ordered_json template_context(const Tokenizer& tok) {
   return {{"bos_token", tok.bos_token()}, {"eos_token", tok.eos_token()}, {"pad_token", tok.pad_token()}};
 }
 
 void run_render(const std::string& dir, const std::string& jsonl) {
   const Tokenizer tok = Tokenizer::load(dir);
   if (tok.chat_template().empty()) fail(ErrorKind::NotFound, dir, " has no chat_template in tokenizer_config.json");
-  const nlohmann::json ctx = template_context(tok);
-  for_each_jsonl(jsonl, [&](int64_t, const nlohmann::json& j) {
+  const nlohmann::ordered_json ctx = template_context(tok);
+  const ChatTemplate tmpl = ChatTemplate::compile(tok.chat_template());
+  for_each_jsonl(jsonl, [&](int64_t, const nlohmann::ordered_json& j) {
     if (!j.contains("messages") || !j["messages"].is_array()) fail("expected {\"messages\": [...], ...}");
     bool agp = false;
     if (j.contains("add_generation_prompt")) {
       if (!j["add_generation_prompt"].is_boolean()) fail("add_generation_prompt must be true or false");
       agp = j["add_generation_prompt"].get<bool>();
     }
-    nlohmann::json extra = ctx;
+    nlohmann::ordered_json extra = ctx;
     if (j.contains("tools")) extra["tools"] = j["tools"];
-    const std::string rendered = render_chat(tok.chat_template(), j["messages"], agp, extra);
+    const std::string rendered = tmpl.render_ordered(j["messages"], agp, extra);
     const auto ids = tok.encode(rendered, false);
-    std::printf("%s\n", json_line(nlohmann::json{{"rendered", rendered}, {"ids", ids}}).c_str());
+    std::printf("%s\n", nlohmann::ordered_json{{"rendered", rendered}, {"ids", ids}}.dump().c_str());
     std::fflush(stdout);
   });
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "qiusuo/core/profile.h"
+
 namespace qs {
 
 size_t block_train_arena_elems(const ModelConfig& c, int64_t layer, int64_t B, int64_t S) {
@@ -18,6 +20,7 @@ template <typename T>
 void block_train_forward(const ModelConfig& c, const BlockParamsT<T>& p, const Rope& rope, int64_t B, int64_t S,
                          const T* x_in, T* x_out, BlockActs<T>& a, double aux_alpha, TrainArena<T>& arena,
                          const MatmulPolicy& pol) {
+  QS_PROFILE("block.train_fwd");
   const int64_t N = B * S, d = c.hidden_size;
   const T eps = T(c.rms_norm_eps);
   a.x_in = x_in;
@@ -42,6 +45,7 @@ template <typename T>
 void block_train_backward(const ModelConfig& c, const BlockParamsT<T>& p, const BlockParamsT<T>& g, const Rope& rope,
                           int64_t B, int64_t S, const BlockActs<T>& a, const T* dx_out, T* dx_in, double aux_alpha,
                           TrainArena<T>& arena, const MatmulPolicy& pol) {
+  QS_PROFILE("block.train_bwd");
   const int64_t N = B * S, d = c.hidden_size;
   // FFN branch: d(xn2) from the FFN, then through the norm into d(x_mid) = dx_out + ...
   T* dxn2 = arena.alloc(size_t(N * d));

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/core/profile.h"
 
 namespace qs {
 
@@ -27,6 +28,7 @@ void embed_backward(const int32_t* tokens, int64_t N, int64_t d, const T* dh, T*
 template <typename T>
 HeadLoss head_loss(const T* h, int64_t N, int64_t d, const T* norm_w, T eps, const T* head, int64_t V,
                    const int32_t* targets, T grad_scale, T* dh, T* dnorm, T* dhead, const MatmulPolicy& pol) {
+  QS_PROFILE("head_loss");
   constexpr int64_t kChunk = 512;
   HeadLoss out;
   std::vector<T> hn(size_t(std::min(N, kChunk) * d)), rstd(size_t(std::min(N, kChunk)));

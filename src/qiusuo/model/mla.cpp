@@ -8,6 +8,7 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/gemm.h"
 #include "qiusuo/kernels/vec_ops.h"
 
@@ -185,6 +186,7 @@ size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S) {
 template <typename T>
 void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope& rope, int64_t B, int64_t S,
                        const T* x, T* out, MlaActs<T>& a, TrainArena<T>& arena, const MatmulPolicy& pol) {
+  QS_PROFILE("mla.train_fwd");
   const Dims D(c);
   const int64_t N = B * S, d = D.d;
   const T eps = T(c.rms_norm_eps);
@@ -228,6 +230,7 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
   a.o = arena.alloc(size_t(N * D.H * D.dv));
   const T scale = T(c.softmax_scale());
   const MatmulPolicy hp = pol;
+  QS_PROFILE("mla.train_fwd.core");
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
@@ -258,6 +261,7 @@ template <typename T>
 void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaParamsT<T>& g, const Rope& rope,
                         int64_t B, int64_t S, const MlaActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena,
                         const MatmulPolicy& pol) {
+  QS_PROFILE("mla.train_bwd");
   const Dims D(c);
   const int64_t N = B * S, d = D.d, U = D.H * (D.dn + D.dv), HV = D.H * D.dv, HQ = D.H * D.dq;
   // o_proj
@@ -270,6 +274,8 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   std::vector<T> dkpe_part(size_t(B * D.H * S * D.dr), T(0));  // per head, summed below in order
   const T scale = T(c.softmax_scale());
   const MatmulPolicy hp = pol;
+  {
+  QS_PROFILE("mla.train_bwd.core");
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
@@ -299,6 +305,7 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
     mm<T>(hp, true, false, S, D.dn, S, T(1), dP.data(), S, Operand::Act, q, HQ, Operand::Act, T(0), duph, U, Prec::High);
     mm<T>(hp, true, false, S, D.dr, S, T(1), dP.data(), S, Operand::Act, q + D.dn, HQ, Operand::Act, T(0),
           dkpe_part.data() + bh * S * D.dr, D.dr, Prec::High);
+  }
   }
   // kv_b_proj: dc = dup·kv_b ; d kv_b += dupᵀ·c
   T* dkv = arena.alloc(size_t(N * D.W));  // [N, R + dr]: d(latent pre-norm) | d(k_pe pre-rope)

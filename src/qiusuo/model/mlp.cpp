@@ -1,5 +1,6 @@
 #include "qiusuo/model/mlp.h"
 
+#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
@@ -26,6 +27,7 @@ size_t mlp_train_arena_elems(int64_t N, int64_t I) {
 template <typename T>
 void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, const T* x, T* out, MlpActs<T>& a,
                        TrainArena<T>& arena, const MatmulPolicy& pol) {
+  QS_PROFILE("mlp.train_fwd");
   a.x = x;
   a.g = arena.alloc(size_t(N * I));
   a.u = arena.alloc(size_t(N * I));
@@ -39,6 +41,7 @@ void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, 
 template <typename T>
 void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t N, int64_t d, int64_t I,
                         const MlpActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena, const MatmulPolicy& pol) {
+  QS_PROFILE("mlp.train_bwd");
   T* dh = arena.alloc(size_t(N * I));
   T* dg = arena.alloc(size_t(N * I));
   T* du = arena.alloc(size_t(N * I));

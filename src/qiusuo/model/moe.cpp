@@ -8,6 +8,7 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/vec_ops.h"
 #include "qiusuo/model/mlp.h"
 
@@ -143,6 +144,7 @@ size_t moe_train_arena_elems(const ModelConfig& c, int64_t N) {
 template <typename T>
 void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, int64_t S, const T* x, T* out,
                        MoeActs<T>& a, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol) {
+  QS_PROFILE("moe.train_fwd");
   const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const int64_t I = c.moe_intermediate_size;
   a.x = x;
@@ -225,6 +227,7 @@ template <typename T>
 void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, int64_t B, int64_t S,
                         const MoeActs<T>& a, const T* dout, T* dx, double aux_alpha, TrainArena<T>& arena,
                         const MatmulPolicy& pol) {
+  QS_PROFILE("moe.train_bwd");
   const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const int64_t I = c.moe_intermediate_size;
   // Weighted combine: dye = w·dout, dw = dout·ye.

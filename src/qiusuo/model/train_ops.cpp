@@ -7,6 +7,7 @@
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
 
@@ -71,6 +72,7 @@ void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, 
                int64_t lda, Operand ka, const float* B, int64_t ldb, Operand kb, float beta, float* C, int64_t ldc,
                Prec tier) {
   if (M == 0 || N == 0) return;
+  QS_PROFILE("mm.f32path");
   TrainPrecision p = pol.precision;
   if (tier == Prec::Full) p = TrainPrecision::F32;
   if (tier == Prec::High && p == TrainPrecision::FP8) p = TrainPrecision::BF16;

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/core/rng.h"
 #include "qiusuo/model/lm_head.h"
 #include "qiusuo/model/weights.h"
@@ -128,6 +129,7 @@ double TrainModel<T>::flops_per_token() const {
 
 template <typename T>
 StepLosses TrainModel<T>::forward_backward(const int32_t* tokens, bool backward, double grad_scale) {
+  QS_PROFILE("model.forward_backward");
   const ModelConfig& c = cfg_;
   const int64_t B = B_, S = S_, N = B * S, d = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   const int64_t D = c.num_nextn_predict_layers;

@@ -9,6 +9,7 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/core/timer.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/kernels/probe.h"
@@ -248,6 +249,7 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
     if (!std::isfinite(agg.objective))
       fail(ErrorKind::Internal, "loss is not finite at step ", st.step, " (", agg.objective,
            "); lower --lr or use --precision fp32");
+    QS_PROFILE("trainer.optimizer");
     const double gnorm = clip_grad_norm(model.layout(), model.grads().data(), tc.clip);
     const double lr = tc.lr.at(st.step);
     opt.step(model.params().data(), model.grads().data(), lr);
