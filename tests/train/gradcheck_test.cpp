@@ -47,6 +47,9 @@ void check(const std::string& what, double* x, const double* g, size_t n, const 
   }
 }
 
+// Unzeroed arena allocations are NaN-filled so that an output a kernel fails to write is caught.
+const bool kPoison = [] { return setenv("QIUSUO_ARENA_POISON", "1", 1) == 0; }();
+
 nlohmann::json small_config() {
   auto j = testing_util::tiny_v3_config(40);
   j["hidden_size"] = 24;

@@ -36,6 +36,16 @@ void softmax(float* x, int64_t n) {
 void scale(float* x, float alpha, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
 }
+float exp_shift_sum(float* x, int64_t n, float shift) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += (x[i] = std::exp(x[i] - shift));
+  return float(s);
+}
+float max_value(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::fmax(m, x[i]);
+  return m;
+}
 void dot_rows(const float* Q, int64_t nq, int64_t ldq, const float* K, int64_t nk, int64_t ldk, int64_t n,
               float* S, int64_t lds) {
   for (int64_t i = 0; i < nq; ++i)
@@ -62,6 +72,8 @@ void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int6
   void rmsnorm(const float*, const float*, float, int64_t, float*);                                         \
   void silu_mul(const float*, const float*, float*, int64_t);                                               \
   void softmax(float*, int64_t);                                                                            \
+  float exp_shift_sum(float*, int64_t, float);                                                              \
+  float max_value(const float*, int64_t);                                                                   \
   }
 QS_DECLARE_VEC(avx512)
 QS_DECLARE_VEC(avx2)
@@ -91,5 +103,7 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out) {
 }
 void silu_mul(const float* g, const float* u, float* out, int64_t n) { QS_DISPATCH(silu_mul, g, u, out, n) }
 void softmax(float* x, int64_t n) { QS_DISPATCH(softmax, x, n) }
+float exp_shift_sum(float* x, int64_t n, float shift) { QS_DISPATCH(exp_shift_sum, x, n, shift) }
+float max_value(const float* x, int64_t n) { QS_DISPATCH(max_value, x, n) }
 
 }  // namespace qs

@@ -21,6 +21,10 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
 void silu_mul(const float* g, const float* u, float* out, int64_t n);
 // In-place softmax over n values; returns nothing, max-subtracted, F32 exp.
 void softmax(float* x, int64_t n);
+// x[i] = exp(x[i] − shift) in place; returns Σ x[i]. Polynomial exp, |relative error| < 2e-7
+// over the range softmax needs (inputs <= 0 after the shift; results below 1e-38 flush to 0).
+float exp_shift_sum(float* x, int64_t n, float shift);
+float max_value(const float* x, int64_t n);
 
 namespace ref {
 float dot(const float* a, const float* b, int64_t n);
@@ -28,6 +32,7 @@ void axpy(float alpha, const float* x, float* y, int64_t n);
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
 void silu_mul(const float* g, const float* u, float* out, int64_t n);
 void softmax(float* x, int64_t n);
+float exp_shift_sum(float* x, int64_t n, float shift);
 }  // namespace ref
 
 }  // namespace qs

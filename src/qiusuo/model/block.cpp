@@ -24,17 +24,17 @@ void block_train_forward(const ModelConfig& c, const BlockParamsT<T>& p, const R
   const int64_t N = B * S, d = c.hidden_size;
   const T eps = T(c.rms_norm_eps);
   a.x_in = x_in;
-  a.xn1 = arena.alloc(size_t(N * d));
-  a.rstd1 = arena.alloc(size_t(N));
+  a.xn1 = arena.alloc(size_t(N * d), false);
+  a.rstd1 = arena.alloc(size_t(N), false);
   rmsnorm_fwd<T>(x_in, p.input_norm, eps, N, d, a.xn1, a.rstd1);
-  T* y = arena.alloc(size_t(N * d));
+  T* y = arena.alloc(size_t(N * d), false);
   mla_train_forward<T>(c, p.attn, rope, B, S, a.xn1, y, a.attn, arena, pol);
-  a.x_mid = arena.alloc(size_t(N * d));
+  a.x_mid = arena.alloc(size_t(N * d), false);
   for (int64_t i = 0; i < N * d; ++i) a.x_mid[i] = x_in[i] + y[i];
-  a.xn2 = arena.alloc(size_t(N * d));
-  a.rstd2 = arena.alloc(size_t(N));
+  a.xn2 = arena.alloc(size_t(N * d), false);
+  a.rstd2 = arena.alloc(size_t(N), false);
   rmsnorm_fwd<T>(a.x_mid, p.post_norm, eps, N, d, a.xn2, a.rstd2);
-  T* f = arena.alloc(size_t(N * d));
+  T* f = arena.alloc(size_t(N * d), false);
   a.moe = p.moe;
   if (p.moe) moe_train_forward<T>(c, p.ffn, B, S, a.xn2, f, a.ffn, aux_alpha, arena, pol);
   else mlp_train_forward<T>(p.mlp, N, d, c.intermediate_size, a.xn2, f, a.mlp, arena, pol);
@@ -51,7 +51,7 @@ void block_train_backward(const ModelConfig& c, const BlockParamsT<T>& p, const 
   T* dxn2 = arena.alloc(size_t(N * d));
   if (a.moe) moe_train_backward<T>(c, p.ffn, g.ffn, B, S, a.ffn, dx_out, dxn2, aux_alpha, arena, pol);
   else mlp_train_backward<T>(p.mlp, g.mlp, N, d, c.intermediate_size, a.mlp, dx_out, dxn2, arena, pol);
-  T* dmid = arena.alloc(size_t(N * d));
+  T* dmid = arena.alloc(size_t(N * d), false);
   std::copy_n(dx_out, N * d, dmid);
   rmsnorm_bwd<T>(a.x_mid, p.post_norm, a.rstd2, dxn2, N, d, dmid, g.post_norm, true);
   // Attention branch.

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
+#include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
 
@@ -49,14 +51,25 @@ HeadLoss head_loss(const T* h, int64_t N, int64_t d, const T* norm_w, T eps, con
           std::fill(l, l + V, T(0));
           continue;
         }
-        const T m = *std::max_element(l, l + V);
-        double z = 0;
-        for (int64_t v = 0; v < V; ++v) z += std::exp(double(l[v] - m));
-        const double lse = double(m) + std::log(z);
-        row_loss[i] = lse - double(l[tgt]);
-        if (dh) {
-          for (int64_t v = 0; v < V; ++v) l[v] = T(std::exp(double(l[v]) - lse)) * grad_scale;
-          l[tgt] -= grad_scale;
+        const T lt = l[tgt];
+        if constexpr (std::is_same_v<T, float>) {
+          const float m = max_value(l, V);
+          const float z = exp_shift_sum(l, V, m);  // l = e^(l - m)
+          row_loss[i] = double(m) + std::log(double(z)) - double(lt);
+          if (dh) {
+            qs::scale(l, grad_scale / z, V);
+            l[tgt] -= grad_scale;
+          }
+        } else {
+          const T m = *std::max_element(l, l + V);
+          double z = 0;
+          for (int64_t v = 0; v < V; ++v) z += std::exp(double(l[v] - m));
+          const double lse = double(m) + std::log(z);
+          row_loss[i] = lse - double(lt);
+          if (dh) {
+            for (int64_t v = 0; v < V; ++v) l[v] = T(std::exp(double(l[v]) - lse)) * grad_scale;
+            l[tgt] -= grad_scale;
+          }
         }
       }
     });

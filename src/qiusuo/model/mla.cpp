@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "qiusuo/core/error.h"
@@ -191,22 +192,22 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
   const int64_t N = B * S, d = D.d;
   const T eps = T(c.rms_norm_eps);
   a.x = x;
-  a.q = arena.alloc(size_t(N * D.H * D.dq));
+  a.q = arena.alloc(size_t(N * D.H * D.dq), false);
   if (c.q_lora_rank > 0) {
     const int64_t ql = c.q_lora_rank;
-    a.qa = arena.alloc(size_t(N * ql));
-    a.qa_rstd = arena.alloc(size_t(N));
-    a.qan = arena.alloc(size_t(N * ql));
+    a.qa = arena.alloc(size_t(N * ql), false);
+    a.qa_rstd = arena.alloc(size_t(N), false);
+    a.qan = arena.alloc(size_t(N * ql), false);
     linear_fwd<T>(pol, x, N, d, p.q_a, ql, a.qa);
     rmsnorm_fwd<T>(a.qa, p.q_a_norm, eps, N, ql, a.qan, a.qa_rstd);
     linear_fwd<T>(pol, a.qan, N, ql, p.q_b, D.H * D.dq, a.q);
   } else {
     linear_fwd<T>(pol, x, N, d, p.q_proj, D.H * D.dq, a.q);
   }
-  a.kv = arena.alloc(size_t(N * D.W));
-  a.kv_rstd = arena.alloc(size_t(N));
-  a.c = arena.alloc(size_t(N * D.R));
-  a.kpe = arena.alloc(size_t(N * D.dr));
+  a.kv = arena.alloc(size_t(N * D.W), false);
+  a.kv_rstd = arena.alloc(size_t(N), false);
+  a.c = arena.alloc(size_t(N * D.R), false);
+  a.kpe = arena.alloc(size_t(N * D.dr), false);
   linear_fwd<T>(pol, x, N, d, p.kv_a, D.W, a.kv);
   // latent norm over the first R columns of each row (row stride W)
   parallel_for(N, 16, [&](int64_t b0, int64_t b1) {
@@ -224,10 +225,10 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
     }
   });
   const int64_t U = D.H * (D.dn + D.dv);
-  a.up = arena.alloc(size_t(N * U));
+  a.up = arena.alloc(size_t(N * U), false);
   linear_fwd<T>(pol, a.c, N, D.R, p.kv_b, U, a.up);
-  a.P = arena.alloc(size_t(B * D.H * S * S));
-  a.o = arena.alloc(size_t(N * D.H * D.dv));
+  a.P = arena.alloc(size_t(B * D.H * S * S), false);
+  a.o = arena.alloc(size_t(N * D.H * D.dv), false);
   const T scale = T(c.softmax_scale());
   const MatmulPolicy hp = pol;
   QS_PROFILE("mla.train_fwd.core");
@@ -243,12 +244,18 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
           Operand::Act, T(1), P, S, Prec::High);
     for (int64_t i = 0; i < S; ++i) {
       T* row = P + i * S;
-      T m = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j <= i; ++j) m = std::max(m, row[j] * scale);
-      T z = 0;
-      for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - m));
-      for (int64_t j = 0; j <= i; ++j) row[j] /= z;
-      for (int64_t j = i + 1; j < S; ++j) row[j] = 0;
+      if constexpr (std::is_same_v<T, float>) {
+        qs::scale(row, scale, i + 1);
+        const float z = exp_shift_sum(row, i + 1, max_value(row, i + 1));
+        qs::scale(row, 1.0f / z, i + 1);
+      } else {
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j <= i; ++j) m = std::max(m, row[j] * scale);
+        T z = 0;
+        for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - m));
+        for (int64_t j = 0; j <= i; ++j) row[j] /= z;
+      }
+      std::fill(row + i + 1, row + S, T(0));
     }
     // o_h = P · V_h
     mm<T>(hp, false, false, S, D.dv, S, T(1), P, S, Operand::Act, up + D.dn, U, Operand::Act, T(0),
@@ -265,12 +272,12 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   const Dims D(c);
   const int64_t N = B * S, d = D.d, U = D.H * (D.dn + D.dv), HV = D.H * D.dv, HQ = D.H * D.dq;
   // o_proj
-  T* dO = arena.alloc(size_t(N * HV));
+  T* dO = arena.alloc(size_t(N * HV), false);
   linear_bwd_input<T>(pol, dout, N, d, p.o, HV, dO, false);
   linear_bwd_weight<T>(pol, dout, N, d, a.o, HV, g.o);
   // attention core (F32 / exact), one (sequence, head) pair at a time
-  T* dup = arena.alloc(size_t(N * U));
-  T* dq = arena.alloc(size_t(N * HQ));
+  T* dup = arena.alloc(size_t(N * U), false);
+  T* dq = arena.alloc(size_t(N * HQ), false);
   std::vector<T> dkpe_part(size_t(B * D.H * S * D.dr), T(0));  // per head, summed below in order
   const T scale = T(c.softmax_scale());
   const MatmulPolicy hp = pol;
@@ -349,8 +356,8 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   });
   if (c.q_lora_rank > 0) {
     const int64_t ql = c.q_lora_rank;
-    T* dqan = arena.alloc(size_t(N * ql));
-    T* dqa = arena.alloc(size_t(N * ql));
+    T* dqan = arena.alloc(size_t(N * ql), false);
+    T* dqa = arena.alloc(size_t(N * ql), false);
     linear_bwd_input<T>(pol, dq, N, HQ, p.q_b, ql, dqan, false);
     linear_bwd_weight<T>(pol, dq, N, HQ, a.qan, ql, g.q_b);
     rmsnorm_bwd<T>(a.qa, p.q_a_norm, a.qa_rstd, dqan, N, ql, dqa, g.q_a_norm, false);

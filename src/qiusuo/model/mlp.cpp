@@ -29,9 +29,9 @@ void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, 
                        TrainArena<T>& arena, const MatmulPolicy& pol) {
   QS_PROFILE("mlp.train_fwd");
   a.x = x;
-  a.g = arena.alloc(size_t(N * I));
-  a.u = arena.alloc(size_t(N * I));
-  a.h = arena.alloc(size_t(N * I));
+  a.g = arena.alloc(size_t(N * I), false);
+  a.u = arena.alloc(size_t(N * I), false);
+  a.h = arena.alloc(size_t(N * I), false);
   linear_fwd<T>(pol, x, N, d, p.gate, I, a.g);
   linear_fwd<T>(pol, x, N, d, p.up, I, a.u);
   swiglu_fwd<T>(a.g, a.u, N * I, a.h);
@@ -42,9 +42,9 @@ template <typename T>
 void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t N, int64_t d, int64_t I,
                         const MlpActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena, const MatmulPolicy& pol) {
   QS_PROFILE("mlp.train_bwd");
-  T* dh = arena.alloc(size_t(N * I));
-  T* dg = arena.alloc(size_t(N * I));
-  T* du = arena.alloc(size_t(N * I));
+  T* dh = arena.alloc(size_t(N * I), false);
+  T* dg = arena.alloc(size_t(N * I), false);
+  T* du = arena.alloc(size_t(N * I), false);
   linear_bwd_input<T>(pol, dout, N, d, p.down, I, dh, false);
   linear_bwd_weight<T>(pol, dout, N, d, a.h, I, g.down);
   swiglu_bwd<T>(a.g, a.u, dh, N * I, dg, du);

@@ -148,9 +148,9 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
   const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const int64_t I = c.moe_intermediate_size;
   a.x = x;
-  a.logits = arena.alloc(size_t(N * E));
-  a.scores = arena.alloc(size_t(N * E));
-  a.w = arena.alloc(size_t(N * K));
+  a.logits = arena.alloc(size_t(N * E), false);
+  a.scores = arena.alloc(size_t(N * E), false);
+  a.w = arena.alloc(size_t(N * K), false);
   a.idx.assign(size_t(N * K), 0);
   linear_fwd<T>(pol, x, N, d, p.router, E, a.logits, false, Prec::Full);
   parallel_for(N, 64, [&](int64_t t0, int64_t t1) {
@@ -174,8 +174,8 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
       a.row_of[t * K + k] = int32_t(row);
       a.token_of[row] = int32_t(t);
     }
-  a.xe = arena.alloc(size_t(N * K * d));
-  a.ye = arena.alloc(size_t(N * K * d));
+  a.xe = arena.alloc(size_t(N * K * d), false);
+  a.ye = arena.alloc(size_t(N * K * d), false);
   parallel_for(N * K, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
   });
@@ -231,7 +231,7 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
   const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const int64_t I = c.moe_intermediate_size;
   // Weighted combine: dye = w·dout, dw = dout·ye.
-  T* dye = arena.alloc(size_t(N * K * d));
+  T* dye = arena.alloc(size_t(N * K * d), false);
   std::vector<T> dw(size_t(N * K));
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
@@ -263,7 +263,7 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
   });
   if (p.has_shared) mlp_train_backward<T>(p.shared, g.shared, N, d, c.n_shared_experts * I, a.shared, dout, dx, arena, pol);
   // Router: through the selected weights (and the balance loss) to the scores, then the logits.
-  T* dlogits = arena.alloc(size_t(N * E));
+  T* dlogits = arena.alloc(size_t(N * E), false);
   const T rsf = T(c.routed_scaling_factor);
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     std::vector<T> ds(E);

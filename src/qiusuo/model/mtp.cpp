@@ -23,19 +23,19 @@ void mtp_train_forward(const ModelConfig& c, const MtpParamsT<T>& p, const T* em
   const T eps = T(c.rms_norm_eps);
   a.next.assign(next, next + N);
   a.h_prev = h_prev;
-  a.e = arena.alloc(size_t(N * d));
-  a.e_rstd = arena.alloc(size_t(N));
-  a.h_rstd = arena.alloc(size_t(N));
-  a.cat = arena.alloc(size_t(N * 2 * d));
+  a.e = arena.alloc(size_t(N * d), false);
+  a.e_rstd = arena.alloc(size_t(N), false);
+  a.h_rstd = arena.alloc(size_t(N), false);
+  a.cat = arena.alloc(size_t(N * 2 * d), false);
   embed_forward<T>(embed, d, next, N, a.e);
   std::vector<T> tmp(size_t(N * d));
   rmsnorm_fwd<T>(a.e, p.enorm, eps, N, d, tmp.data(), a.e_rstd);
   for (int64_t t = 0; t < N; ++t) std::copy_n(tmp.data() + t * d, d, a.cat + t * 2 * d);
   rmsnorm_fwd<T>(h_prev, p.hnorm, eps, N, d, tmp.data(), a.h_rstd);
   for (int64_t t = 0; t < N; ++t) std::copy_n(tmp.data() + t * d, d, a.cat + t * 2 * d + d);
-  a.m0 = arena.alloc(size_t(N * d));
+  a.m0 = arena.alloc(size_t(N * d), false);
   linear_fwd<T>(pol, a.cat, N, 2 * d, p.eh_proj, d, a.m0);
-  a.out = arena.alloc(size_t(N * d));
+  a.out = arena.alloc(size_t(N * d), false);
   (void)depth;
   block_train_forward<T>(c, p.block, rope, B, S, a.m0, a.out, a.block, aux_alpha, arena, pol);
 }
@@ -47,13 +47,13 @@ void mtp_train_backward(const ModelConfig& c, const MtpParamsT<T>& p, const MtpP
   const int64_t N = B * S, d = c.hidden_size;
   (void)embed;
   (void)depth;
-  T* dm0 = arena.alloc(size_t(N * d));
+  T* dm0 = arena.alloc(size_t(N * d), false);
   block_train_backward<T>(c, p.block, g.block, rope, B, S, a.block, dout, dm0, aux_alpha, arena, pol);
-  T* dcat = arena.alloc(size_t(N * 2 * d));
+  T* dcat = arena.alloc(size_t(N * 2 * d), false);
   linear_bwd_input<T>(pol, dm0, N, d, p.eh_proj, 2 * d, dcat, false);
   linear_bwd_weight<T>(pol, dm0, N, d, a.cat, 2 * d, g.eh_proj);
   // Split and go back through the two norms.
-  T* dpart = arena.alloc(size_t(N * d));
+  T* dpart = arena.alloc(size_t(N * d), false);
   std::vector<T> de(size_t(N * d));
   for (int64_t t = 0; t < N; ++t) std::copy_n(dcat + t * 2 * d, d, dpart + t * d);
   rmsnorm_bwd<T>(a.e, p.enorm, a.e_rstd, dpart, N, d, de.data(), g.enorm, false);

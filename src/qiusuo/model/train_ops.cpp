@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/core/error.h"
@@ -201,16 +203,19 @@ template <typename T>
 void TrainArena<T>::reserve(size_t n) {
   buf_.assign(n, T(0));
   used_ = 0;
+  const char* e = std::getenv("QIUSUO_ARENA_POISON");
+  poison_ = e && *e && *e != '0';
 }
 
 template <typename T>
-T* TrainArena<T>::alloc(size_t n) {
+T* TrainArena<T>::alloc(size_t n, bool zero) {
   const size_t a = (n + 15) / 16 * 16;
   if (used_ + a > buf_.size())
     fail(ErrorKind::Internal, "training arena overflow: planned ", buf_.size(), " elements, step needs more (",
          used_ + a, ")");
   T* p = buf_.data() + used_;
-  std::fill(p, p + n, T(0));
+  if (zero) std::fill(p, p + n, T(0));
+  else if (poison_) std::fill(p, p + n, std::numeric_limits<T>::quiet_NaN());
   used_ += a;
   peak_ = std::max(peak_, used_);
   return p;

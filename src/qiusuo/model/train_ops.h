@@ -71,7 +71,9 @@ template <typename T>
 class TrainArena {
  public:
   void reserve(size_t n);  // capacity in elements; allocations beyond it are an internal error
-  T* alloc(size_t n);      // zero-initialized, 64-byte aligned
+  // 64-byte aligned; zero = false for outputs written in full (NaN-filled when the environment
+  // sets QIUSUO_ARENA_POISON=1, so that a missed write shows up in the gradient checks).
+  T* alloc(size_t n, bool zero = true);
   void reset() { used_ = 0; }
   size_t used() const { return used_; }
   size_t peak() const { return peak_; }
@@ -80,6 +82,7 @@ class TrainArena {
  private:
   std::vector<T> buf_;
   size_t used_ = 0, peak_ = 0;
+  bool poison_ = false;  // QIUSUO_ARENA_POISON=1: fill unzeroed allocations with NaN (tests)
 };
 
 }  // namespace qs

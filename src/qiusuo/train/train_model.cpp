@@ -148,7 +148,7 @@ StepLosses TrainModel<T>::forward_backward(const int32_t* tokens, bool backward,
   }
   // Forward.
   std::vector<T*> hs(L + 1);
-  for (auto& h : hs) h = arena_.alloc(size_t(N * d));
+  for (auto& h : hs) h = arena_.alloc(size_t(N * d), false);
   embed_forward<T>(P_.embed, d, in.data(), N, hs[0]);
   std::vector<BlockActs<T>> acts(L);
   for (int64_t l = 0; l < L; ++l)
@@ -208,7 +208,7 @@ StepLosses TrainModel<T>::forward_backward(const int32_t* tokens, bool backward,
     mtp_train_backward<T>(c, P_.mtp[k], G_.mtp[k], P_.embed, G_.embed, rope_, k, B, S, mtp[k], dmtp[k], dprev, aux,
                           arena_, pol);
   }
-  T* dnext = arena_.alloc(size_t(N * d));
+  T* dnext = arena_.alloc(size_t(N * d), false);
   for (int64_t l = L - 1; l >= 0; --l) {
     block_train_backward<T>(c, P_.layers[l], G_.layers[l], rope_, B, S, acts[l], dh, dnext, aux, arena_, pol);
     std::swap(dh, dnext);

@@ -1,0 +1,121 @@
+// The vector kernels: every SIMD build the CPU can run against the scalar reference.
+#include "qiusuo/kernels/vec_ops.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "qiusuo/core/cpu.h"
+#include "qiusuo/core/rng.h"
+
+namespace qs {
+#ifdef QIUSUO_SIMD
+#define QS_DECLARE_VEC(ns)                                                                                  \
+  namespace ns {                                                                                            \
+  float dot(const float*, const float*, int64_t);                                                           \
+  void axpy(float, const float*, float*, int64_t);                                                          \
+  void dot_rows(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);  \
+  void weighted_rows(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*,       \
+                     int64_t, bool);                                                                        \
+  void rmsnorm(const float*, const float*, float, int64_t, float*);                                         \
+  void softmax(float*, int64_t);                                                                            \
+  float exp_shift_sum(float*, int64_t, float);                                                              \
+  float max_value(const float*, int64_t);                                                                   \
+  }
+QS_DECLARE_VEC(avx512)
+QS_DECLARE_VEC(avx2)
+#endif
+namespace {
+
+std::vector<float> rnd(size_t n, uint64_t seed, double s = 1.0) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = float(r.normal() * s);
+  return v;
+}
+
+struct Impl {
+  const char* name;
+  float (*dot)(const float*, const float*, int64_t);
+  void (*rmsnorm)(const float*, const float*, float, int64_t, float*);
+  void (*softmax)(float*, int64_t);
+  float (*exp_shift_sum)(float*, int64_t, float);
+  void (*dot_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
+  void (*weighted_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t, bool);
+};
+
+std::vector<Impl> impls() {
+  std::vector<Impl> v;
+#ifdef QIUSUO_SIMD
+  const auto& f = cpu_features();
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq)
+    v.push_back({"avx512", avx512::dot, avx512::rmsnorm, avx512::softmax, avx512::exp_shift_sum, avx512::dot_rows,
+                 avx512::weighted_rows});
+  if (f.avx2 && f.fma)
+    v.push_back({"avx2", avx2::dot, avx2::rmsnorm, avx2::softmax, avx2::exp_shift_sum, avx2::dot_rows, avx2::weighted_rows});
+#endif
+  v.push_back({"dispatch", dot, rmsnorm, softmax, exp_shift_sum, dot_rows, weighted_rows});
+  return v;
+}
+
+TEST(VecOps, MatchScalarReference) {
+  for (const Impl& k : impls()) {
+    for (int64_t n : {1, 15, 16, 17, 33, 100, 576}) {
+      auto a = rnd(size_t(n), 1), b = rnd(size_t(n), 2), w = rnd(size_t(n), 3);
+      double sa = 0;
+      for (int64_t i = 0; i < n; ++i) sa += std::fabs(double(a[i]) * b[i]);
+      EXPECT_NEAR(k.dot(a.data(), b.data(), n), ref::dot(a.data(), b.data(), n), 1e-6 * sa + 1e-7) << k.name;
+      std::vector<float> y(n), yr(n);
+      k.rmsnorm(a.data(), w.data(), 1e-6f, n, y.data());
+      ref::rmsnorm(a.data(), w.data(), 1e-6f, n, yr.data());
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], yr[i], 1e-5 * std::fabs(yr[i]) + 1e-6) << k.name;
+      auto s = rnd(size_t(n), 4, 5.0), sr = s;
+      k.softmax(s.data(), n);
+      ref::softmax(sr.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(s[i], sr[i], 1e-6 * sr[i] + 1e-9) << k.name << " n=" << n;
+    }
+    // dot_rows / weighted_rows with strides, against plain loops.
+    const int64_t nq = 5, nk = 7, n = 37, ldq = 40, ldk = 41, lds = 9;
+    auto Q = rnd(size_t(nq * ldq), 5), K = rnd(size_t(nk * ldk), 6);
+    std::vector<float> S(size_t(nq * lds), 0.0f);
+    k.dot_rows(Q.data(), nq, ldq, K.data(), nk, ldk, n, S.data(), lds);
+    for (int64_t i = 0; i < nq; ++i)
+      for (int64_t j = 0; j < nk; ++j)
+        EXPECT_NEAR(S[i * lds + j], ref::dot(Q.data() + i * ldq, K.data() + j * ldk, n), 1e-4) << k.name;
+    std::vector<float> O(size_t(nq * 40), 1.0f);
+    k.weighted_rows(S.data(), nq, lds, K.data(), nk, ldk, n, O.data(), 40, true);
+    for (int64_t i = 0; i < nq; ++i)
+      for (int64_t c = 0; c < n; ++c) {
+        double want = 1.0;
+        for (int64_t j = 0; j < nk; ++j) want += double(S[i * lds + j]) * K[j * ldk + c];
+        EXPECT_NEAR(O[i * 40 + c], want, 1e-4) << k.name;
+      }
+  }
+}
+
+// The polynomial exp of softmax: relative error < 2e-7 over the range it is used on.
+TEST(VecOps, ExpAccuracy) {
+  for (const Impl& k : impls()) {
+    std::vector<float> x;
+    for (float v = -87.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+    for (float v : {0.0f, -1e-8f, -0.5f, -0.6931472f, -20.0f}) x.push_back(v);
+    auto y = x;
+    const float s = k.exp_shift_sum(y.data(), int64_t(y.size()), 0.0f);
+    double ref_sum = 0, worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double e = std::exp(double(x[i]));
+      ref_sum += e;
+      worst = std::max(worst, std::fabs(y[i] - e) / e);
+    }
+    EXPECT_LT(worst, 2e-7) << k.name;
+    EXPECT_NEAR(s, ref_sum, 1e-5 * ref_sum) << k.name;
+    float big[3] = {-200.0f, 1.0f, 10.0f};
+    k.exp_shift_sum(big, 3, 10.0f);
+    EXPECT_EQ(big[0], 0.0f);
+    EXPECT_NEAR(big[2], 1.0f, 1e-7);
+  }
+}
+
+}  // namespace
+}  // namespace qs
