@@ -1,12 +1,27 @@
 // The `qiusuo` command: subcommands that parse flags and call the library, nothing more.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include "commands.h"
 #include "qiusuo/core/error.h"
 
+// libgomp reads its spin policy when it is loaded, before main(). Its default spins up to 300k
+// iterations at every barrier, which on a busy machine (more runnable threads than cores) turns
+// each of the thousands of short parallel regions of a step into a timeslice of spinning. Unless
+// the user chose a policy, re-run once with a short spin (a few microseconds).
+static void set_default_omp_spin(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("QIUSUO_OMP_SET")) return;
+  setenv("GOMP_SPINCOUNT", "2000", 1);
+  setenv("QIUSUO_OMP_SET", "1", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then go on with the default
+}
+
 int main(int argc, char** argv) {
+  set_default_omp_spin(argv);
   CLI::App app{
       "qiusuo (求索): run, train and serve DeepSeek-family models (MLA, DeepSeekMoE, FP8) on CPU.\n"
       "Run `qiusuo <command> --help` for the options of each command."};

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 namespace qs {
 namespace {
@@ -34,6 +35,25 @@ TEST(Dtype, Fp8EncodeRoundTripsAndRoundsToNearest) {
   EXPECT_EQ(fp8e4m3_to_f32(f32_to_fp8e4m3(1.0625f)), 1.0f);   // tie to even (1.0 has m=0)
   EXPECT_EQ(fp8e4m3_to_f32(f32_to_fp8e4m3(1.1875f)), 1.25f);  // tie to even (m=2)
   EXPECT_EQ(fp8e4m3_to_f32(f32_to_fp8e4m3(0.0009765625f)), 0.0f);  // 2^-10: tie to 0
+}
+
+// The bit-level encoder against an independent search for the nearest code (ties to even).
+TEST(Dtype, Fp8EncodeIsNearestEvenEverywhere) {
+  std::vector<float> codes;
+  for (int b = 0; b <= 0x7e; ++b) codes.push_back(fp8e4m3_to_f32(uint8_t(b)));
+  for (int i = -200000; i <= 200000; ++i) {
+    const float x = std::ldexp(float(i), -12) * (i % 7 == 0 ? 37.0f : 1.0f);
+    const float ax = std::fabs(x);
+    int best = 0;
+    for (int b = 1; b <= 0x7e; ++b) {
+      const float d = std::fabs(codes[b] - ax), db = std::fabs(codes[best] - ax);
+      if (d < db || (d == db && (b & 1) == 0)) best = b;
+    }
+    if (ax >= 448.0f) best = 0x7e;
+    const uint8_t want = uint8_t(best | (std::signbit(x) && best ? 0x80 : 0));
+    const uint8_t got = f32_to_fp8e4m3(x);
+    ASSERT_EQ(fp8e4m3_to_f32(got), fp8e4m3_to_f32(want)) << x;
+  }
 }
 
 TEST(Dtype, Bf16AndF16) {

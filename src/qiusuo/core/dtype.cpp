@@ -51,25 +51,4 @@ uint16_t f32_to_f16(float f) {
   return sign | uint16_t(out);
 }
 
-uint8_t f32_to_fp8e4m3(float f) {
-  uint32_t u = bits_from_f32(f);
-  const uint8_t sign = uint8_t((u >> 24) & 0x80);
-  float a = std::fabs(f);
-  if (std::isnan(f)) return sign | 0x7f;
-  if (a >= 448.0f) return sign | 0x7e;
-  if (a < std::ldexp(1.0f, -6)) {  // subnormal range: multiples of 2^-9
-    float r = std::nearbyint(a * 512.0f);
-    return sign | uint8_t(r);  // r == 8 gives 0x08 = 2^-6, the smallest normal: correct
-  }
-  int e;
-  std::frexp(a, &e);  // a = frac * 2^e, frac in [0.5,1)
-  // normal: a = 1.mmm * 2^(e-1); quantum 2^(e-4)
-  float q = std::nearbyint(std::ldexp(a, 4 - e));  // in [8, 16]
-  int exp = e - 1;
-  if (q >= 16.0f) { q = 8.0f; exp++; }
-  int biased = exp + 7;
-  if (biased > 15 || (biased == 15 && q > 14.0f)) return sign | 0x7e;
-  return sign | uint8_t((biased << 3) | (int(q) - 8));
-}
-
 }  // namespace qs

@@ -35,16 +35,46 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);  // round to nearest even, overflow to inf
 
-// E4M3 (fn) decode: exact; 0x7F and 0xFF give NaN.
-inline float fp8e4m3_to_f32(uint8_t b) {
-  const uint32_t sign = uint32_t(b & 0x80) << 24;
-  const uint32_t e = (b >> 3) & 0xF, m = b & 0x7;
-  if (e == 0xF && m == 0x7) return std::nanf("");
-  float v = e == 0 ? std::ldexp(float(m), -9) : std::ldexp(float(8 + m), int(e) - 10);
-  return f32_from_bits(bits_from_f32(v) | sign);
-}
+// E4M3 (fn) decode: exact; 0x7F and 0xFF give NaN. A 256-entry table built from the formula
+// (-1)^s · 2^(e-7) · (1 + m/8), subnormals 2^-6 · m/8.
+struct Fp8Table {
+  float v[256];
+  constexpr Fp8Table() : v{} {
+    for (int b = 0; b < 256; ++b) {
+      const int e = (b >> 3) & 0xF, m = b & 0x7;
+      float x;
+      if (e == 0xF && m == 0x7) {
+        x = __builtin_nanf("");
+      } else {
+        x = e == 0 ? float(m) / 512.0f : float(8 + m) / 8.0f;
+        for (int k = 7; k < e; ++k) x *= 2.0f;
+        for (int k = e; k < 7 && e > 0; ++k) x /= 2.0f;
+      }
+      v[b] = (b & 0x80) ? -x : x;
+    }
+  }
+};
+inline constexpr Fp8Table kFp8Table{};
+inline float fp8e4m3_to_f32(uint8_t b) { return kFp8Table.v[b]; }
+
 // E4M3 encode: round to nearest even, saturating to +-448 (as torch's float8_e4m3fn cast
-// of values already clamped to the range, which is how FP8 training quantizes).
-uint8_t f32_to_fp8e4m3(float f);
+// of values already clamped to the range, which is how FP8 training quantizes). NaN → 0x7F.
+inline uint8_t f32_to_fp8e4m3(float f) {
+  const uint32_t u = bits_from_f32(f);
+  const uint8_t sign = uint8_t((u >> 24) & 0x80);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return sign | 0x7f;   // NaN
+  if (a >= 0x43e00000u) return sign | 0x7e;  // >= 448 (and inf): saturate
+  if (a < 0x3c800000u) {                     // below 2^-6: subnormal codes m·2^-9, m in 0..8
+    const float r = (f32_from_bits(a) * 512.0f + 8388608.0f) - 8388608.0f;  // round half to even
+    return sign | uint8_t(r);
+  }
+  // Normal: exponent and mantissa bits are contiguous, so rounding the mantissa to 3 bits
+  // carries into the exponent by itself.
+  const uint32_t rounded = a + 0x7ffffu + ((a >> 20) & 1u);
+  uint32_t code = (rounded >> 20) - (120u << 3);
+  if (code > 0x7e) code = 0x7e;
+  return sign | uint8_t(code);
+}
 
 }  // namespace qs
