@@ -133,6 +133,14 @@ void write_file_atomic(const std::string& path, const std::function<void(int fd)
   }
 }
 
+void sync_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
 void write_text_file_atomic(const std::string& path, const std::string& text) {
   write_file_atomic(path, [&](int fd) { write_all(fd, text.data(), text.size(), path); });
 }

@@ -39,5 +39,6 @@ std::string path_join(const std::string& a, const std::string& b);
 void write_file_atomic(const std::string& path, const std::function<void(int fd)>& write);
 void write_text_file_atomic(const std::string& path, const std::string& text);
 void write_all(int fd, const void* data, size_t n, const std::string& what);  // loops over write(2)
+void sync_file(const std::string& path);  // fsync of an existing file (errors ignored)
 
 }  // namespace qs

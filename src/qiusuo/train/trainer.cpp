@@ -220,12 +220,15 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   double window_tokens = 0, window_time = 0;
   std::ofstream metrics(metrics_path, std::ios::app);
   auto save = [&]() {
+    // The metrics up to this step reach the disk before the checkpoint that covers them, so a
+    // resume from it (which keeps the lines of steps <= its step) never loses lines.
+    metrics.flush();
+    sync_file(metrics_path);
     st.data = train.state();
     st.elapsed_s += train_time;
     train_time = 0;
     sum.checkpoint = save_checkpoint(tc.out_dir, model, opt, st, tc.tokenizer_dir, tc.keep_last);
     export_hf_model(tc.out_dir, model, tc.tokenizer_dir);
-    metrics.flush();
     write_training_plots(metrics_path, path_join(tc.out_dir, "plots"));
   };
   while (st.step < tc.steps) {
