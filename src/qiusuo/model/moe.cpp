@@ -129,15 +129,24 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
 
 namespace qs {
 
+// Dispatch rows of an expert with n tokens: n rounded up to a multiple of 32 (64 from 512 on)
+// with zero rows, so that the expert GEMMs see few distinct shapes (their plans are cached) —
+// zero rows give zero outputs and contribute nothing to the gradients.
+static int64_t moe_padded_rows(int64_t n) {
+  const int64_t q = n >= 512 ? 64 : 32;
+  return (n + q - 1) / q * q;
+}
+
 size_t moe_train_arena_elems(const ModelConfig& c, int64_t N) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const int64_t rows = N * K + E * 63;  // dispatch rows, padding included
   auto r = [](size_t n) { return (n + 15) / 16 * 16; };
-  size_t n = 2 * r(size_t(N * E)) + r(size_t(N * K)) + 2 * r(size_t(N * K * d));
+  size_t n = 2 * r(size_t(N * E)) + r(size_t(N * K)) + 2 * r(size_t(rows * d));
   // experts: each expert's slice rounds up separately
-  n += size_t(E) * 6 * 16 + mlp_train_arena_elems(N * K, c.moe_intermediate_size);
+  n += size_t(E) * 6 * 16 + mlp_train_arena_elems(rows, c.moe_intermediate_size);
   if (c.n_shared_experts > 0) n += mlp_train_arena_elems(N, c.n_shared_experts * c.moe_intermediate_size);
   // backward: dye, dxe, dlogits
-  n += 2 * r(size_t(N * K * d)) + r(size_t(N * E)) + size_t(E) * 2 * 16;
+  n += 2 * r(size_t(rows * d)) + r(size_t(N * E)) + size_t(E) * 2 * 16;
   return n;
 }
 
@@ -164,9 +173,10 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
   a.load.assign(size_t(E), 0);
   for (int32_t e : a.idx) a.load[e]++;
   a.offset.assign(size_t(E + 1), 0);
-  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + a.load[e];
+  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(a.load[e]);
+  const int64_t rows = a.offset[E];
   a.row_of.assign(size_t(N * K), 0);
-  a.token_of.assign(size_t(N * K), 0);
+  a.token_of.assign(size_t(rows), -1);  // -1: padding row
   std::vector<int64_t> fill(a.offset.begin(), a.offset.end() - 1);
   for (int64_t t = 0; t < N; ++t)
     for (int64_t k = 0; k < K; ++k) {
@@ -174,10 +184,13 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
       a.row_of[t * K + k] = int32_t(row);
       a.token_of[row] = int32_t(t);
     }
-  a.xe = arena.alloc(size_t(N * K * d), false);
-  a.ye = arena.alloc(size_t(N * K * d), false);
-  parallel_for(N * K, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
+  a.xe = arena.alloc(size_t(rows * d), false);
+  a.ye = arena.alloc(size_t(rows * d), false);
+  parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (a.token_of[r] >= 0) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
+      else std::fill(a.xe + r * d, a.xe + (r + 1) * d, T(0));
+    }
   });
   a.expert.assign(size_t(E), {});
   for (int64_t e = 0; e < E; ++e) {
@@ -231,7 +244,12 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
   const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const int64_t I = c.moe_intermediate_size;
   // Weighted combine: dye = w·dout, dw = dout·ye.
-  T* dye = arena.alloc(size_t(N * K * d), false);
+  const int64_t rows = a.offset[E];
+  T* dye = arena.alloc(size_t(rows * d), false);
+  parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {  // padding rows carry no gradient
+    for (int64_t r = r0; r < r1; ++r)
+      if (a.token_of[r] < 0) std::fill(dye + r * d, dye + (r + 1) * d, T(0));
+  });
   std::vector<T> dw(size_t(N * K));
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
@@ -248,7 +266,7 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
         dw[t * K + k] = s;
       }
   });
-  T* dxe = arena.alloc(size_t(N * K * d));
+  T* dxe = arena.alloc(size_t(rows * d));
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = a.offset[e + 1] - a.offset[e];
     mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, a.expert[e], dye + a.offset[e] * d, dxe + a.offset[e] * d,
