@@ -150,7 +150,7 @@ void register_train_commands(CLI::App& app) {
     c->add_option("--eval-batches", o->eval_batches, "Validation batches per evaluation")->capture_default_str();
     c->add_option("--save-every", o->save_every, "Steps between checkpoints")->capture_default_str();
     c->add_option("--keep", o->keep, "Checkpoints to keep")->capture_default_str();
-    c->add_option("--time-limit", o->time_limit_min, "Stop and save after this many minutes of training");
+    c->add_option("--time-limit", o->time_limit_min, "Fit the run into this many minutes: the step count (and the learning-rate\nschedule) is cut to what the speed of the first steps allows");
     c->add_option("--tokenizer", o->tokenizer, "Tokenizer to ship with the checkpoints (default: the dataset's)");
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
     c->add_flag("--quiet,-q", o->quiet, "No progress output");

@@ -310,6 +310,9 @@ std::vector<std::string> documents(const Tokenizer& tok, const std::string& path
   std::vector<int32_t> cur;
   for (uint32_t id : s.tokens()) {
     if (int32_t(id) == tok.eos_id()) {
+      // Each document starts with BOS when the tokenizer adds one (the fixture's does).
+      EXPECT_TRUE(!tok.add_bos_token() || (!cur.empty() && cur[0] == tok.bos_id()));
+      if (tok.add_bos_token() && !cur.empty()) cur.erase(cur.begin());
       docs.push_back(tok.decode(cur));
       cur.clear();
     } else {
@@ -351,9 +354,9 @@ TEST(Prepare, SplitsDocumentsDeterministicallyWithEos) {
   EXPECT_EQ(documents(tok, o.out_dir + "/val.bin"), want_val);
   EXPECT_EQ(st.val_documents, int64_t(want_val.size()));
 
-  // Tokens: encode without special tokens + one EOS per document.
+  // Tokens: encoded as a prompt (BOS first) + one EOS per document.
   int64_t tokens = 0;
-  for (const auto& [rel, text] : c.texts) tokens += int64_t(tok.encode(text).size()) + 1;
+  for (const auto& [rel, text] : c.texts) tokens += int64_t(tok.encode(text, true).size()) + 1;
   EXPECT_EQ(st.tokens, tokens);
 
   const auto meta = nlohmann::json::parse(read_text_file(o.out_dir + "/meta.json"));

@@ -69,7 +69,8 @@ Doc tokenize_file(const Tokenizer& tok, const InputFile& f, int32_t eos) {
     const MappedFile m = MappedFile::open(f.path);
     d.problem = file_problem(m);
     if (!d.problem.empty()) return d;
-    d.ids = tok.encode(std::string_view(reinterpret_cast<const char*>(m.data()), m.size()), false);
+    // Encoded as generation encodes a prompt (BOS first when the tokenizer adds one), EOS after.
+    d.ids = tok.encode(std::string_view(reinterpret_cast<const char*>(m.data()), m.size()), true);
     d.ids.push_back(eos);
     d.bytes = m.size();
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 // Corpus preparation: text files -> tokenized dataset directory (train.bin, val.bin, meta.json).
 //
-// Each input file is one document: it is encoded without special tokens and followed by EOS.
+// Each input file is one document: it is encoded as a generation prompt is (with BOS first when
+// the tokenizer's config adds one, as the trained tokenizers do) and followed by EOS.
 // Files are read in sorted path order and tokenized in parallel (OpenMP, dynamic schedule);
 // the output does not depend on the thread count. A document goes to the validation split when
 // hash(relative path, seed) < val_fraction, so the split never leaks a document into both sets

@@ -217,6 +217,7 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   const bool tty = isatty(2);
   Stopwatch wall;
   double train_time = 0, last_val = NAN;
+  bool planned = false;
   double window_tokens = 0, window_time = 0;
   std::ofstream metrics(metrics_path, std::ios::app);
   auto save = [&]() {
@@ -315,7 +316,22 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
       else if (st.step % std::max<int64_t>(1, tc.steps / 20) == 0 || st.step == tc.steps || do_eval)
         std::fprintf(stderr, "%s\n", line);
     }
-    const bool out_of_time = tc.time_limit_s > 0 && st.elapsed_s + train_time >= tc.time_limit_s;
+    // Time budget: plan the step count from the speed of the first steps (once).
+    if (tc.time_limit_s > 0 && !planned && st.step - sum.first_step == 5) {
+      planned = true;
+      const double per_step = window_time / double(st.step - sum.first_step);
+      const double left = tc.time_limit_s - (st.elapsed_s + train_time) - 2.0 * per_step;
+      const int64_t fit = st.step + std::max<int64_t>(0, int64_t(left / per_step));
+      if (fit < tc.steps) {
+        tc.steps = fit;
+        tc.lr.total = fit;
+        st.settings["steps"] = fit;
+        if (!tc.quiet)
+          std::fprintf(stderr, "%s%.2f s per step: planning %lld steps to fit the %.1f-minute budget\n",
+                       tty && tc.progress ? "\n" : "", per_step, (long long)fit, tc.time_limit_s / 60);
+      }
+    }
+    const bool out_of_time = tc.time_limit_s > 0 && st.elapsed_s + train_time >= tc.time_limit_s * 1.05;
     if (st.step % tc.save_every == 0 || st.step == tc.steps || g_interrupted || out_of_time) {
       if (out_of_time && !do_eval) {
         last_val = eval();

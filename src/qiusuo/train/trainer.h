@@ -36,7 +36,10 @@ struct TrainConfig {
   uint64_t seed = 0;
   bool resume = false;         // continue from out_dir/checkpoints/latest
   std::string resume_from;     // or from this checkpoint directory
-  double time_limit_s = 0;     // stop (and save) after this much training time (0 = none)
+  // Fit the run into this much training time (0 = none): after a few steps the step count (and
+  // with it the learning-rate schedule) is cut to what the measured speed allows; the run still
+  // stops and saves if it overruns.
+  double time_limit_s = 0;
   bool progress = true;        // live progress line on stderr
   bool quiet = false;
   std::string init_from;       // start from these weights (HF checkpoint dir) instead of random
