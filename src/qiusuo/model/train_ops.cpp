@@ -69,6 +69,41 @@ thread_local std::vector<uint16_t> tl_ha, tl_hb;
 
 }  // namespace
 
+WeightCache::Entry& WeightCache::entry(const float* w, int64_t rows, int64_t cols) {
+  Entry& e = map_[w];
+  if (e.rows != rows || e.cols != cols) {
+    e = Entry{};
+    e.rows = rows;
+    e.cols = cols;
+  }
+  return e;
+}
+
+const uint16_t* WeightCache::bf16(const float* w, int64_t rows, int64_t cols, int64_t ld) {
+  std::lock_guard<std::mutex> g(mu_);
+  Entry& e = entry(w, rows, cols);
+  if (e.version != version_ || e.h.empty()) {
+    e.h.resize(size_t(rows * cols));
+    parallel_for(rows, 16, [&](int64_t b, int64_t end) {
+      for (int64_t r = b; r < end; ++r) f32_to_bf16(w + r * ld, e.h.data() + r * cols, cols);
+    });
+    e.version = version_;
+  }
+  return e.h.data();
+}
+
+const float* WeightCache::fp8(const float* w, int64_t rows, int64_t cols, int64_t ld) {
+  std::lock_guard<std::mutex> g(mu_);
+  Entry& e = entry(w, rows, cols);
+  if (e.version != version_ || e.q.empty()) {
+    e.q.resize(size_t(rows * cols));
+    gather(w, ld, false, rows, cols, e.q.data());
+    fp8_quantize_tiles(e.q.data(), rows, cols, 128);
+    e.version = version_;
+  }
+  return e.q.data();
+}
+
 template <>
 void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, Operand ka, const float* B, int64_t ldb, Operand kb, float beta, float* C, int64_t ldc,
@@ -86,19 +121,31 @@ void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, 
     // Round each operand to BF16 in its stored layout; the GEMM handles the transposes.
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     tl_ha.resize(size_t(ar * ac));
-    tl_hb.resize(size_t(br * bc));
     for (int64_t r = 0; r < ar; ++r) f32_to_bf16(A + r * lda, tl_ha.data() + r * ac, ac);
-    for (int64_t r = 0; r < br; ++r) f32_to_bf16(B + r * ldb, tl_hb.data() + r * bc, bc);
-    gemm_bf16(ta, tb, M, N, K, alpha, tl_ha.data(), ac, tl_hb.data(), bc, beta, C, ldc);
+    const uint16_t* hb;
+    if (kb == Operand::Weight && pol.cache) {
+      hb = pol.cache->bf16(B, br, bc, ldb);
+    } else {
+      tl_hb.resize(size_t(br * bc));
+      for (int64_t r = 0; r < br; ++r) f32_to_bf16(B + r * ldb, tl_hb.data() + r * bc, bc);
+      hb = tl_hb.data();
+    }
+    gemm_bf16(ta, tb, M, N, K, alpha, tl_ha.data(), ac, hb, bc, beta, C, ldc);
     return;
   }
   // FP8: A as [M, K] tiles along K; B as op(B)ᵀ = [N, K] so its tiles also run along K.
   tl_a.resize(size_t(M * K));
   tl_b.resize(size_t(N * K));
   gather(A, lda, ta, M, K, tl_a.data());
-  gather(B, ldb, !tb, N, K, tl_b.data());
   fp8_quantize_tiles(tl_a.data(), M, K, ka == Operand::Weight ? 128 : 1);
-  fp8_quantize_tiles(tl_b.data(), N, K, kb == Operand::Weight ? 128 : 1);
+  if (kb == Operand::Weight && pol.cache) {
+    // 128x128 blocks quantize the same in either orientation: transpose the cached copy.
+    const int64_t br = tb ? N : K, bc = tb ? K : N;
+    gather(pol.cache->fp8(B, br, bc, ldb), bc, !tb, N, K, tl_b.data());
+  } else {
+    gather(B, ldb, !tb, N, K, tl_b.data());
+    fp8_quantize_tiles(tl_b.data(), N, K, kb == Operand::Weight ? 128 : 1);
+  }
   gemm_f32(false, true, M, N, K, alpha, tl_a.data(), K, tl_b.data(), K, beta, C, ldc);
 }
 

@@ -13,7 +13,9 @@
 // For double every product is exact double arithmetic.
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace qs {
@@ -26,8 +28,33 @@ TrainPrecision parse_train_precision(const std::string& s);  // "fp32"/"f32", "b
 // 128x128 block.
 enum class Operand { Act, Weight };
 
+// Low-precision copies of the weights for one training step: weights do not change between
+// the forward and backward products of a step, so each is rounded to BF16 / fake-quantized to
+// FP8 once per step rather than at every product. invalidate() after every optimizer update.
+class WeightCache {
+ public:
+  void invalidate() { ++version_; }
+  // w[rows, cols] (row stride ld) as BF16, contiguous [rows, cols].
+  const uint16_t* bf16(const float* w, int64_t rows, int64_t cols, int64_t ld);
+  // w with each 128x128 block quantized to E4M3 and scaled back, contiguous [rows, cols].
+  const float* fp8(const float* w, int64_t rows, int64_t cols, int64_t ld);
+
+ private:
+  struct Entry {
+    uint64_t version = 0;
+    int64_t rows = 0, cols = 0;
+    std::vector<uint16_t> h;
+    std::vector<float> q;
+  };
+  Entry& entry(const float* w, int64_t rows, int64_t cols);
+  std::mutex mu_;
+  std::unordered_map<const float*, Entry> map_;
+  uint64_t version_ = 1;
+};
+
 struct MatmulPolicy {
   TrainPrecision precision = TrainPrecision::F32;
+  WeightCache* cache = nullptr;  // optional (Operand::Weight inputs)
 };
 
 enum class Prec { Run, High, Full };

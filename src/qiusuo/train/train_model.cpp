@@ -133,7 +133,8 @@ StepLosses TrainModel<T>::forward_backward(const int32_t* tokens, bool backward,
   const ModelConfig& c = cfg_;
   const int64_t B = B_, S = S_, N = B * S, d = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   const int64_t D = c.num_nextn_predict_layers;
-  const MatmulPolicy pol{opt_.precision};
+  weight_cache_->invalidate();  // the optimizer may have moved the weights since the last call
+  const MatmulPolicy pol{opt_.precision, weight_cache_.get()};
   const T eps = T(c.rms_norm_eps);
   arena_.reset();
   std::vector<int32_t> in(N), tgt(N);

@@ -89,6 +89,7 @@ class TrainModel {
   std::vector<T> params_, grads_;
   ModelParamsT<T> P_, G_;
   TrainArena<T> arena_;
+  std::unique_ptr<WeightCache> weight_cache_ = std::make_unique<WeightCache>();  // per-step BF16 / FP8 weights
 };
 
 }  // namespace qs

@@ -1,0 +1,90 @@
+// Internal: the per-ISA CPU kernels behind linear.h, gemm.h, convert.h and probe.h.
+//
+// Every kernel exists as a scalar reference (cpu/*_scalar.cpp, baseline x86-64) and, when built
+// with QIUSUO_SIMD, as AVX2 and AVX-512 variants (cpu/*_avx2.cpp, cpu/*_avx512.cpp, compiled
+// with their ISA flags). The public entry points pick one table with kernels_for(best_isa());
+// tests call kernels_for(isa) for every built ISA the CPU runs, so each path is checked
+// against the scalar one whatever QIUSUO_ISA says.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "qiusuo/core/cpu.h"
+#include "qiusuo/kernels/linear.h"
+
+namespace qs::cpu {
+
+// y[m*ldy + r] = sum_c x[m*ldx + c] * W[r][c] for 0 <= m < M and r0 <= r < r1 (one thread's
+// share of the output rows). Exact F32 products and F32 accumulation; FP8 NaN codes (0x7F,
+// 0xFF) are not special-cased in the SIMD paths (checkpoints hold none).
+using GemvRowsFn = void (*)(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W,
+                            int64_t r0, int64_t r1, float* y, int64_t ldy);
+
+// Own GEMM microkernel: T = Ap · Bp over kc steps (T is MR x NR), where the packed panels are
+// Ap[k*MR + i] and Bp[k*NR + j] (zero-padded to full MR / NR, 64-byte aligned); then for
+// i < mr, j < nr: C[i*ldc + j] = alpha * T[i][j] + beta * C[i*ldc + j] (beta == 0: C not read).
+using GemmMicroFn = void (*)(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta,
+                             float* C, int64_t ldc, int mr, int nr);
+
+struct Kernels {
+  Isa isa;
+  GemvRowsFn gemv_rows;
+  // Bulk conversions (bit-exact with the scalar conversions in core/dtype.h, NaN stays NaN).
+  void (*bf16_to_f32)(const uint16_t* in, float* out, int64_t n);
+  void (*f32_to_bf16)(const float* in, uint16_t* out, int64_t n);
+  void (*f16_to_f32)(const uint16_t* in, float* out, int64_t n);
+  // out[i] = fp8e4m3_to_f32(in[i]) * scale, rounded once (scale = 1: plain decode).
+  void (*fp8_to_f32)(const uint8_t* in, float* out, int64_t n, float scale);
+  GemmMicroFn gemm_micro;
+  int gemm_mr, gemm_nr;
+  // Memory-bandwidth probe: sums `streams` arrays of n floats each, read in lockstep.
+  float (*read_streams)(const float* const* p, int streams, int64_t n);
+};
+
+// The per-ISA functions the tables point to: gemv_<isa>.cpp, convert_<isa>.cpp,
+// gemm_<isa>.cpp, probe_<isa>.cpp (isa = scalar, avx2, avx512).
+#define QS_DECLARE_CPU_KERNELS(isa)                                                             \
+  void gemv_rows_##isa(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W,           \
+                       int64_t r0, int64_t r1, float* y, int64_t ldy);                          \
+  void bf16_to_f32_##isa(const uint16_t* in, float* out, int64_t n);                            \
+  void f32_to_bf16_##isa(const float* in, uint16_t* out, int64_t n);                            \
+  void f16_to_f32_##isa(const uint16_t* in, float* out, int64_t n);                             \
+  void fp8_to_f32_##isa(const uint8_t* in, float* out, int64_t n, float scale);                 \
+  void gemm_micro_##isa(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta,  \
+                        float* C, int64_t ldc, int mr, int nr);                                  \
+  float read_streams_##isa(const float* const* p, int streams, int64_t n);
+QS_DECLARE_CPU_KERNELS(scalar)
+#ifdef QIUSUO_SIMD
+QS_DECLARE_CPU_KERNELS(avx2)
+QS_DECLARE_CPU_KERNELS(avx512)
+#endif
+#undef QS_DECLARE_CPU_KERNELS
+
+// Microkernel tile sizes (MR x NR), one pair per ISA.
+constexpr int kGemmMrScalar = 4, kGemmNrScalar = 8;
+constexpr int kGemmMrAvx2 = 6, kGemmNrAvx2 = 16;
+constexpr int kGemmMrAvx512 = 12, kGemmNrAvx512 = 32;
+
+// The table for `isa`, or nullptr when the build lacks it or the CPU cannot run it.
+const Kernels* kernels_for(Isa isa);
+// The table for best_isa() (cached).
+const Kernels& kernels();
+
+// Own blocked GEMM (the path without oneDNN; tests call it directly). Same contract as gemm.h.
+// A/B are F32 or BF16 bits (bf16 = true), widened to F32 while packing.
+void gemm_own(const Kernels& k, bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N,
+              int64_t K, float alpha, const void* A, int64_t lda, const void* B, int64_t ldb,
+              float beta, float* C, int64_t ldc);
+
+// Rows [r0, r1) of W dequantized, row i to out + i*ld (exact: F32 out, or BF16 out rounded
+// to nearest even from the exact F32 value).
+void dequant_rows_f32(const Kernels& k, const WeightMatrix& W, int64_t r0, int64_t r1, float* out,
+                      int64_t ld);
+void dequant_rows_bf16(const Kernels& k, const WeightMatrix& W, int64_t r0, int64_t r1,
+                       uint16_t* out, int64_t ld);
+
+// M as linear() passes it to the GEMM: rounded up to a bucket (multiples of 16 up to 64, of 32
+// up to 256, of 128 up to 1024, then of 256) so that varying batch sizes share primitives.
+int64_t linear_bucket_rows(int64_t M);
+
+}  // namespace qs::cpu

@@ -1,0 +1,178 @@
+// linear / gemv / WeightMatrix (see linear.h).
+//
+// gemv: output rows are split in chunks of contiguous rows handed out dynamically to the OpenMP
+// threads; each runs the best ISA's streaming kernel (cpu/gemv_<isa>.cpp) on its chunks, so the
+// weights are read once.
+//
+// linear, M > kGemvMaxRows: GEMM, y[M, N] = x[M, K] · Wᵀ with W [N, K].
+//   Weights: used in place when their type is the compute type (F32 weights in Compute::F32,
+//   BF16 weights in Compute::BF16: B = Wᵀ through strides, no copy); otherwise panels of
+//   ~kPanelBytes of output rows are dequantized (in parallel) into a thread-local buffer and
+//   multiplied panel by panel, so a huge matrix is never materialized.
+//   Activations: Compute::BF16 rounds x to BF16 into a thread-local buffer.
+//   M buckets: oneDNN primitives are created per shape (0.3-1 ms each), and MoE experts see a
+//   different M almost every call, so M is rounded up to a bucket (bucket_rows) with zero rows
+//   in the activation buffer and the extra output rows discarded.
+#include "qiusuo/kernels/linear.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "qiusuo/core/buffer.h"
+#include "qiusuo/core/error.h"
+#include "qiusuo/core/parallel.h"
+#include "qiusuo/kernels/cpu/cpu_kernels.h"
+#include "qiusuo/kernels/gemm.h"
+
+namespace qs {
+namespace {
+constexpr size_t kPanelBytes = size_t(8) << 20;
+
+void check_weights(const WeightMatrix& W) {
+  QS_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16 ||
+               W.dtype == DType::F8_E4M3,
+           "linear: weight dtype ", dtype_name(W.dtype), " is not F32/BF16/F16/F8_E4M3");
+  QS_CHECK(W.rows >= 0 && W.cols >= 0, "linear: negative weight shape [", W.rows, ", ", W.cols, "]");
+  QS_CHECK(W.data || W.rows * W.cols == 0, "linear: weight data is null");
+  QS_CHECK(W.dtype != DType::F8_E4M3 || W.scale_inv || W.rows * W.cols == 0,
+           "linear: F8_E4M3 weight without scale_inv");
+}
+
+// Output rows per panel so that a dequantized panel holds about kPanelBytes.
+int64_t panel_rows(const WeightMatrix& W, size_t elem_bytes) {
+  const int64_t r = int64_t(kPanelBytes / (size_t(std::max<int64_t>(W.cols, 1)) * elem_bytes));
+  return std::clamp<int64_t>(r / 64 * 64, 64, std::max<int64_t>(W.rows, 1));
+}
+
+// c[M, N] = a[M, K] · b[N, K]ᵀ
+void gemm_t(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, float* c, int64_t ldc) {
+  gemm_f32(false, true, M, N, K, 1.0f, a, lda, b, K, 0.0f, c, ldc);
+}
+void gemm_t(int64_t M, int64_t N, int64_t K, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc) {
+  gemm_bf16(false, true, M, N, K, 1.0f, a, lda, b, K, 0.0f, c, ldc);
+}
+
+// y[M, N] (ldy) = xq[Mb, K] (row stride ldq) · Wᵀ restricted to the first M rows; W [N, K] in
+// the compute type T, in place (w != nullptr) or dequantized panel by panel with `fill`.
+template <typename T, typename Fill>
+void gemm_panels(const T* xq, int64_t ldq, int64_t M, int64_t Mb, int64_t K, int64_t N, const T* w,
+                 int64_t np, Fill&& fill, float* y, int64_t ldy) {
+  thread_local Buffer<T> panel;
+  thread_local Buffer<float> ybuf;  // [Mb, nb] when Mb > M
+  if (!w) panel.reserve(size_t(np * K));
+  if (w && Mb == M) {  // one product over the whole matrix
+    gemm_t(M, N, K, xq, ldq, w, y, ldy);
+    return;
+  }
+  if (Mb > M) ybuf.reserve(size_t(Mb * np));
+  for (int64_t n0 = 0; n0 < N; n0 += np) {
+    const int64_t nb = std::min(np, N - n0);
+    const T* wp = w ? w + n0 * K : panel.data();
+    if (!w) fill(n0, nb, panel.data());
+    if (Mb == M) {
+      gemm_t(M, nb, K, xq, ldq, wp, y + n0, ldy);
+    } else {
+      gemm_t(Mb, nb, K, xq, ldq, wp, ybuf.data(), nb);
+      for (int64_t m = 0; m < M; ++m) std::memcpy(y + m * ldy + n0, ybuf.data() + m * nb, size_t(nb) * sizeof(float));
+    }
+  }
+}
+
+void linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
+                 Compute compute) {
+  const cpu::Kernels& k = cpu::kernels();
+  const int64_t K = W.cols, N = W.rows, Mb = cpu::linear_bucket_rows(M);
+  if (K == 0) {
+    for (int64_t m = 0; m < M; ++m) std::fill_n(y + m * ldy, N, 0.0f);
+    return;
+  }
+  const int64_t xgrain = std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1));
+  if (compute == Compute::F32) {
+    // x as is when no padding is needed, else copied into [Mb, K] with zero rows.
+    const float* xq = x;
+    int64_t ldq = ldx;
+    thread_local Buffer<float> xpad;
+    if (Mb > M) {
+      xpad.reserve(size_t(Mb * K));
+      for (int64_t m = 0; m < M; ++m) std::memcpy(xpad.data() + m * K, x + m * ldx, size_t(K) * sizeof(float));
+      std::memset(xpad.data() + M * K, 0, size_t((Mb - M) * K) * sizeof(float));
+      xq = xpad.data();
+      ldq = K;
+    }
+    const float* w = W.dtype == DType::F32 ? static_cast<const float*>(W.data) : nullptr;
+    gemm_panels(xq, ldq, M, Mb, K, N, w, panel_rows(W, sizeof(float)), [&](int64_t n0, int64_t nb, float* p) {
+      parallel_for(nb, 16, [&](int64_t b, int64_t e) { cpu::dequant_rows_f32(k, W, n0 + b, n0 + e, p + b * K, K); });
+    }, y, ldy);
+  } else {
+    thread_local Buffer<uint16_t> xb;  // [Mb, K] activations rounded to BF16, zero rows past M
+    xb.reserve(size_t(Mb * K));
+    uint16_t* xp = xb.data();
+    parallel_for(M, xgrain, [&](int64_t b, int64_t e) {
+      for (int64_t m = b; m < e; ++m) k.f32_to_bf16(x + m * ldx, xp + m * K, K);
+    });
+    std::memset(xp + M * K, 0, size_t((Mb - M) * K) * sizeof(uint16_t));
+    const uint16_t* w = W.dtype == DType::BF16 ? static_cast<const uint16_t*>(W.data) : nullptr;
+    gemm_panels(static_cast<const uint16_t*>(xp), K, M, Mb, K, N, w, panel_rows(W, sizeof(uint16_t)),
+                [&](int64_t n0, int64_t nb, uint16_t* p) {
+                  parallel_for(nb, 16, [&](int64_t b, int64_t e) { cpu::dequant_rows_bf16(k, W, n0 + b, n0 + e, p + b * K, K); });
+                }, y, ldy);
+  }
+}
+}  // namespace
+
+int64_t cpu::linear_bucket_rows(int64_t M) {
+  if (M <= 64) return (M + 15) / 16 * 16;
+  if (M <= 256) return (M + 31) / 32 * 32;
+  if (M <= 1024) return (M + 127) / 128 * 128;
+  return (M + 255) / 256 * 256;
+}
+
+size_t WeightMatrix::bytes() const {
+  size_t b = size_t(rows) * size_t(cols) * dtype_size(dtype);
+  if (dtype == DType::F8_E4M3) b += size_t((rows + kBlock - 1) / kBlock) * size_t(scale_cols()) * sizeof(float);
+  return b;
+}
+
+void WeightMatrix::dequant_row(int64_t r, float* out) const {
+  check_weights(*this);
+  QS_CHECK(r >= 0 && r < rows, "dequant_row: row ", r, " out of [0, ", rows, ")");
+  cpu::dequant_rows_f32(cpu::kernels(), *this, r, r + 1, out, cols);
+}
+
+void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
+  check_weights(W);
+  QS_CHECK(M >= 0 && ldx >= W.cols && ldy >= W.rows, "gemv: bad strides ldx=", ldx, " ldy=", ldy,
+           " for W [", W.rows, ", ", W.cols, "], M=", M);
+  if (M == 0 || W.rows == 0) return;
+  const cpu::GemvRowsFn fn = cpu::kernels().gemv_rows;
+  // Chunks of contiguous rows, ~1/8 of a thread's share (64 KB .. 1 MB of weights), handed out
+  // dynamically: a thread that is preempted or slower does not hold the others up. Each row is
+  // computed whole by one thread, so results do not depend on the schedule.
+  const int nt = num_threads();
+  const int64_t row_bytes = std::max<int64_t>(1, int64_t(W.bytes() / size_t(W.rows)));
+  const int64_t chunk_bytes = std::clamp<int64_t>(int64_t(W.bytes()) / (8 * nt), 64 << 10, 1 << 20);
+  const int64_t chunk = std::max<int64_t>(16, chunk_bytes / row_bytes);
+  const int64_t nchunks = (W.rows + chunk - 1) / chunk;
+  if (nt <= 1 || nchunks < 2 || omp_in_parallel()) {
+    fn(x, ldx, M, W, 0, W.rows, y, ldy);
+    return;
+  }
+#pragma omp parallel for num_threads(int(std::min<int64_t>(nt, nchunks))) schedule(dynamic, 1)
+  for (int64_t c = 0; c < nchunks; ++c)
+    fn(x, ldx, M, W, c * chunk, std::min(W.rows, (c + 1) * chunk), y, ldy);
+}
+
+void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
+            Compute compute) {
+  if (M <= kGemvMaxRows) {
+    gemv(x, ldx, M, W, y, ldy);
+    return;
+  }
+  check_weights(W);
+  QS_CHECK(ldx >= W.cols && ldy >= W.rows, "linear: bad strides ldx=", ldx, " ldy=", ldy,
+           " for W [", W.rows, ", ", W.cols, "]");
+  if (W.rows == 0) return;
+  linear_gemm(x, ldx, M, W, y, ldy, compute);
+}
+
+}  // namespace qs
