@@ -20,6 +20,8 @@ namespace qs {
                      int64_t, bool);                                                                        \
   void rmsnorm(const float*, const float*, float, int64_t, float*);                                         \
   void softmax(float*, int64_t);                                                                            \
+  void silu_mul(const float*, const float*, float*, int64_t);                                               \
+  void silu_mul_backward(const float*, const float*, const float*, float*, float*, int64_t);                \
   float exp_shift_sum(float*, int64_t, float);                                                              \
   float max_value(const float*, int64_t);                                                                   \
   }
@@ -43,6 +45,8 @@ struct Impl {
   float (*exp_shift_sum)(float*, int64_t, float);
   void (*dot_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
   void (*weighted_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t, bool);
+  void (*silu_mul)(const float*, const float*, float*, int64_t);
+  void (*silu_mul_backward)(const float*, const float*, const float*, float*, float*, int64_t);
 };
 
 std::vector<Impl> impls() {
@@ -51,11 +55,12 @@ std::vector<Impl> impls() {
   const auto& f = cpu_features();
   if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq)
     v.push_back({"avx512", avx512::dot, avx512::rmsnorm, avx512::softmax, avx512::exp_shift_sum, avx512::dot_rows,
-                 avx512::weighted_rows});
+                 avx512::weighted_rows, avx512::silu_mul, avx512::silu_mul_backward});
   if (f.avx2 && f.fma)
-    v.push_back({"avx2", avx2::dot, avx2::rmsnorm, avx2::softmax, avx2::exp_shift_sum, avx2::dot_rows, avx2::weighted_rows});
+    v.push_back({"avx2", avx2::dot, avx2::rmsnorm, avx2::softmax, avx2::exp_shift_sum, avx2::dot_rows, avx2::weighted_rows,
+                 avx2::silu_mul, avx2::silu_mul_backward});
 #endif
-  v.push_back({"dispatch", dot, rmsnorm, softmax, exp_shift_sum, dot_rows, weighted_rows});
+  v.push_back({"dispatch", dot, rmsnorm, softmax, exp_shift_sum, dot_rows, weighted_rows, silu_mul, silu_mul_backward});
   return v;
 }
 
@@ -70,6 +75,19 @@ TEST(VecOps, MatchScalarReference) {
       k.rmsnorm(a.data(), w.data(), 1e-6f, n, y.data());
       ref::rmsnorm(a.data(), w.data(), 1e-6f, n, yr.data());
       for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], yr[i], 1e-5 * std::fabs(yr[i]) + 1e-6) << k.name;
+      {
+        auto g = rnd(size_t(n), 7, 4.0), u = rnd(size_t(n), 8), dd = rnd(size_t(n), 9);
+        std::vector<float> h(n), hr(n), dg(n), du(n), dgr(n), dur(n);
+        k.silu_mul(g.data(), u.data(), h.data(), n);
+        ref::silu_mul(g.data(), u.data(), hr.data(), n);
+        k.silu_mul_backward(g.data(), u.data(), dd.data(), dg.data(), du.data(), n);
+        ref::silu_mul_backward(g.data(), u.data(), dd.data(), dgr.data(), dur.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          EXPECT_NEAR(h[i], hr[i], 1e-6 * std::fabs(hr[i]) + 1e-7) << k.name;
+          EXPECT_NEAR(dg[i], dgr[i], 1e-6 * std::fabs(dgr[i]) + 1e-7) << k.name;
+          EXPECT_NEAR(du[i], dur[i], 1e-6 * std::fabs(dur[i]) + 1e-7) << k.name;
+        }
+      }
       auto s = rnd(size_t(n), 4, 5.0), sr = s;
       k.softmax(s.data(), n);
       ref::softmax(sr.data(), n);

@@ -1,6 +1,8 @@
-// gemm_f32 / gemm_bf16 / gemm_ref (see gemm.h): argument checks, then oneDNN matmul when built
-// with QIUSUO_ONEDNN (falling back to the own blocked kernel if oneDNN declines the problem),
-// else the own blocked kernel (cpu/gemm_own.cpp) for the best ISA.
+// gemm_f32 / gemm_bf16 / gemm_ref (see gemm.h): argument checks, then, when built with
+// QIUSUO_ONEDNN, oneDNN (F32: its BLAS-style sgemm, which needs no per-shape primitive, so
+// shapes that change every call such as attention over a growing context cost nothing extra;
+// BF16: cached matmul primitives, AMX where present), falling back to the own blocked kernel
+// (cpu/gemm_own.cpp) for the best ISA if oneDNN declines the problem or is not built in.
 #include "qiusuo/kernels/gemm.h"
 
 #include <algorithm>
@@ -25,7 +27,12 @@ void gemm_any(bool bf16, bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
               int64_t ldc) {
   if (M == 0 || N == 0) return;
 #ifdef QIUSUO_ONEDNN
-  if (K > 0 && onednn::matmul(bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  if (K > 0) {
+    if (!bf16 && onednn::sgemm(ta, tb, M, N, K, alpha, static_cast<const float*>(A), lda,
+                               static_cast<const float*>(B), ldb, beta, C, ldc))
+      return;
+    if (bf16 && onednn::matmul(true, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  }
 #endif
   cpu::gemm_own(cpu::kernels(), bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -4,7 +4,8 @@
 // threads; each runs the best ISA's streaming kernel (cpu/gemv_<isa>.cpp) on its chunks, so the
 // weights are read once.
 //
-// linear, M > kGemvMaxRows: GEMM, y[M, N] = x[M, K] · Wᵀ with W [N, K].
+// linear: the streaming gemv up to cpu::linear_gemv_max_rows (>= kGemvMaxRows; larger when the
+// GEMM would first have to dequantize the weights), then GEMM, y[M, N] = x[M, K] · Wᵀ, W [N, K]:
 //   Weights: used in place when their type is the compute type (F32 weights in Compute::F32,
 //   BF16 weights in Compute::BF16: B = Wᵀ through strides, no copy); otherwise panels of
 //   ~kPanelBytes of output rows are dequantized (in parallel) into a thread-local buffer and
@@ -78,8 +79,10 @@ void gemm_panels(const T* xq, int64_t ldq, int64_t M, int64_t Mb, int64_t K, int
   }
 }
 
-void linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
-                 Compute compute) {
+}  // namespace
+
+void cpu::linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y,
+                      int64_t ldy, Compute compute) {
   const cpu::Kernels& k = cpu::kernels();
   const int64_t K = W.cols, N = W.rows, Mb = cpu::linear_bucket_rows(M);
   if (K == 0) {
@@ -118,7 +121,6 @@ void linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, 
                 }, y, ldy);
   }
 }
-}  // namespace
 
 int64_t cpu::linear_bucket_rows(int64_t M) {
   if (M <= 64) return (M + 15) / 16 * 16;
@@ -162,9 +164,14 @@ void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* 
     fn(x, ldx, M, W, c * chunk, std::min(W.rows, (c + 1) * chunk), y, ldy);
 }
 
+int64_t cpu::linear_gemv_max_rows(DType weights, Compute compute) {
+  if (compute == Compute::F32) return weights == DType::F32 ? 16 : 64;
+  return weights == DType::BF16 ? kGemvMaxRows : 16;
+}
+
 void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
             Compute compute) {
-  if (M <= kGemvMaxRows) {
+  if (M <= std::max(kGemvMaxRows, cpu::linear_gemv_max_rows(W.dtype, compute))) {
     gemv(x, ldx, M, W, y, ldy);
     return;
   }
@@ -172,7 +179,7 @@ void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float
   QS_CHECK(ldx >= W.cols && ldy >= W.rows, "linear: bad strides ldx=", ldx, " ldy=", ldy,
            " for W [", W.rows, ", ", W.cols, "]");
   if (W.rows == 0) return;
-  linear_gemm(x, ldx, M, W, y, ldy, compute);
+  cpu::linear_gemm(x, ldx, M, W, y, ldy, compute);
 }
 
 }  // namespace qs

@@ -33,6 +33,8 @@ struct WeightMatrix {
 enum class Compute { F32, BF16 };
 
 // Rows at or below this use the streaming GEMV path, which is exact F32 whatever `Compute` says.
+// linear() keeps using it for a few more rows (up to 16 or 64, cpu::linear_gemv_max_rows) when
+// the GEMM would first have to dequantize the weights, where the streaming path is faster.
 constexpr int64_t kGemvMaxRows = 8;
 
 // y[M, W.rows] = x[M, W.cols] · Wᵀ. x and y are row-major with the given row strides

@@ -1,5 +1,5 @@
-// oneDNN matmul with a bounded primitive cache (see onednn.h). Compiled to nothing without
-// QIUSUO_ONEDNN.
+// oneDNN matmul with a bounded primitive cache, and dnnl_sgemm (see onednn.h). Compiled to
+// nothing without QIUSUO_ONEDNN.
 #ifdef QIUSUO_ONEDNN
 #include "qiusuo/kernels/onednn.h"
 
@@ -79,7 +79,7 @@ class Cache {
     using dims = dnnl::memory::dims;
     e->a = dnnl::memory::desc({k.M, k.K}, t, k.ta ? dims{1, k.lda} : dims{k.lda, 1});
     e->b = dnnl::memory::desc({k.K, k.N}, t, k.tb ? dims{1, k.ldb} : dims{k.ldb, 1});
-    e->c = dnnl::memory::desc({k.M, k.N}, dt::f32, dims{k.ldc, 1});  // k.M may be runtime
+    e->c = dnnl::memory::desc({k.M, k.N}, dt::f32, dims{k.ldc, 1});
     float alpha, beta;
     std::memcpy(&alpha, &k.alpha, 4);
     std::memcpy(&beta, &k.beta, 4);
@@ -126,9 +126,8 @@ Cache& cache() {
 
 bool matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
             const void* A, int64_t lda, const void* B, int64_t ldb, float beta, float* C,
-            int64_t ldc, bool runtime_m) {
-  Key key{bf16, trans_a, trans_b, runtime_m ? DNNL_RUNTIME_DIM_VAL : M, N, K, lda, ldb, ldc, 0, 0,
-          omp_get_max_threads()};
+            int64_t ldc) {
+  Key key{bf16, trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, 0, omp_get_max_threads()};
   std::memcpy(&key.alpha, &alpha, 4);
   std::memcpy(&key.beta, &beta, 4);
   const std::shared_ptr<Entry> e = cache().get(key);
@@ -139,17 +138,20 @@ bool matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
   const size_t sbytes = e->scratch.get_size();
   scratch.reserve(sbytes);
   const dnnl::engine& eng = engine();
-  using dims = dnnl::memory::dims;
-  const dt t = bf16 ? dt::bf16 : dt::f32;
-  dnnl::memory am(runtime_m ? dnnl::memory::desc({M, K}, t, trans_a ? dims{1, lda} : dims{lda, 1}) : e->a,
-                  eng, const_cast<void*>(A));
+  dnnl::memory am(e->a, eng, const_cast<void*>(A));
   dnnl::memory bm(e->b, eng, const_cast<void*>(B));
-  dnnl::memory cm(runtime_m ? dnnl::memory::desc({M, N}, dt::f32, dims{ldc, 1}) : e->c, eng, C);
+  dnnl::memory cm(e->c, eng, C);
   dnnl::memory sm(e->scratch, eng, sbytes ? scratch.data() : nullptr);
   e->prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
                            {DNNL_ARG_SCRATCHPAD, sm}});
   stream.wait();
   return true;
+}
+
+bool sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  return dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta,
+                    C, ldc) == dnnl_success;
 }
 
 CacheStats cache_stats() { return cache().stats(); }

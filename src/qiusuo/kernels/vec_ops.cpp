@@ -26,6 +26,13 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out) {
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
+void silu_mul_backward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float sg = 1.0f / (1.0f + std::exp(-g[i]));
+    du[i] = dout[i] * g[i] * sg;
+    dg[i] = dout[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+  }
+}
 void softmax(float* x, int64_t n) {
   float m = -INFINITY;
   for (int64_t i = 0; i < n; ++i) m = std::fmax(m, x[i]);
@@ -71,6 +78,7 @@ void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int6
                      int64_t, bool);                                                                        \
   void rmsnorm(const float*, const float*, float, int64_t, float*);                                         \
   void silu_mul(const float*, const float*, float*, int64_t);                                               \
+  void silu_mul_backward(const float*, const float*, const float*, float*, float*, int64_t);                \
   void softmax(float*, int64_t);                                                                            \
   float exp_shift_sum(float*, int64_t, float);                                                              \
   float max_value(const float*, int64_t);                                                                   \
@@ -102,6 +110,9 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out) {
   QS_DISPATCH(rmsnorm, x, w, eps, n, out)
 }
 void silu_mul(const float* g, const float* u, float* out, int64_t n) { QS_DISPATCH(silu_mul, g, u, out, n) }
+void silu_mul_backward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
+  QS_DISPATCH(silu_mul_backward, g, u, dout, dg, du, n)
+}
 void softmax(float* x, int64_t n) { QS_DISPATCH(softmax, x, n) }
 float exp_shift_sum(float* x, int64_t n, float shift) { QS_DISPATCH(exp_shift_sum, x, n, shift) }
 float max_value(const float* x, int64_t n) { QS_DISPATCH(max_value, x, n) }

@@ -19,6 +19,8 @@ void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int6
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
 // out = silu(g) · u, silu(g) = g / (1 + e^-g)
 void silu_mul(const float* g, const float* u, float* out, int64_t n);
+// Backward of out = silu(g)·u: dg = dout·u·σ(g)(1 + g(1 − σ(g))), du = dout·silu(g).
+void silu_mul_backward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n);
 // In-place softmax over n values; returns nothing, max-subtracted, F32 exp.
 void softmax(float* x, int64_t n);
 // x[i] = exp(x[i] − shift) in place; returns Σ x[i]. Polynomial exp, |relative error| < 2e-7
@@ -31,6 +33,7 @@ float dot(const float* a, const float* b, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
 void silu_mul(const float* g, const float* u, float* out, int64_t n);
+void silu_mul_backward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n);
 void softmax(float* x, int64_t n);
 float exp_shift_sum(float* x, int64_t n, float shift);
 }  // namespace ref

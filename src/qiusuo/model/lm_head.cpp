@@ -33,10 +33,21 @@ HeadLoss head_loss(const T* h, int64_t N, int64_t d, const T* norm_w, T eps, con
   QS_PROFILE("head_loss");
   constexpr int64_t kChunk = 512;
   HeadLoss out;
-  std::vector<T> hn(size_t(std::min(N, kChunk) * d)), rstd(size_t(std::min(N, kChunk)));
-  std::vector<T> logits(size_t(std::min(N, kChunk) * V)), dhn;
+  // Scratch kept between calls (the logits chunk alone is kChunk x vocab).
+  // (Named references: the worker threads of parallel_for must see the caller's buffers, not
+  // their own thread_local instances.)
+  thread_local std::vector<T> tl_hn, tl_rstd, tl_logits, tl_dhn;
+  thread_local std::vector<double> tl_row_loss;
+  auto& hn = tl_hn;
+  auto& rstd = tl_rstd;
+  auto& logits = tl_logits;
+  auto& dhn = tl_dhn;
+  auto& row_loss = tl_row_loss;
+  hn.resize(size_t(std::min(N, kChunk) * d));
+  rstd.resize(size_t(std::min(N, kChunk)));
+  logits.resize(size_t(std::min(N, kChunk) * V));
   if (dh) dhn.resize(hn.size());
-  std::vector<double> row_loss(size_t(std::min(N, kChunk)));
+  row_loss.resize(size_t(std::min(N, kChunk)));
   for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
     const int64_t n = std::min(kChunk, N - c0);
     rmsnorm_fwd<T>(h + c0 * d, norm_w, eps, n, d, hn.data(), rstd.data());

@@ -10,6 +10,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
+#include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
 #include "qiusuo/kernels/vec_ops.h"
 
@@ -164,6 +165,70 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
 // ============================================================================================
 namespace qs {
 
+namespace {
+
+// The per-(sequence, head) products of the attention core, at the tier "higher precision": F32
+// in F32 runs, BF16 inputs with F32 accumulation otherwise, exact double in gradient checks.
+// Each operand is converted once and then used by every product that needs it.
+template <typename T>
+struct HeadMats {
+  struct Mat {
+    const T* p = nullptr;
+    int64_t ld = 0, rows = 0, cols = 0;
+    std::vector<uint16_t> h;  // BF16 copy, contiguous
+  };
+  bool bf16 = false;
+  Mat m[4];
+
+  void set(int i, const T* p, int64_t rows, int64_t cols, int64_t ld) {
+    Mat& x = m[i];
+    x.p = p;
+    x.ld = ld;
+    x.rows = rows;
+    x.cols = cols;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) {
+        x.h.resize(size_t(rows * cols));
+        for (int64_t r = 0; r < rows; ++r) f32_to_bf16(p + r * ld, x.h.data() + r * cols, cols);
+      }
+    }
+  }
+  // C = op(m[a])·op(m[b]) + beta·C
+  void gemm(bool ta, bool tb, int a, int b, T beta, T* C, int64_t ldc) {
+    const Mat& A = m[a];
+    const Mat& Bm = m[b];
+    const int64_t M = ta ? A.cols : A.rows, K = ta ? A.rows : A.cols, N = tb ? Bm.rows : Bm.cols;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) gemm_bf16(ta, tb, M, N, K, 1.0f, A.h.data(), A.cols, Bm.h.data(), Bm.cols, beta, C, ldc);
+      else gemm_f32(ta, tb, M, N, K, 1.0f, A.p, A.ld, Bm.p, Bm.ld, beta, C, ldc);
+    } else {
+      mm<T>(MatmulPolicy{}, ta, tb, M, N, K, T(1), A.p, A.ld, Operand::Act, Bm.p, Bm.ld, Operand::Act, beta, C, ldc);
+    }
+  }
+};
+
+// Thread-local scratch of the attention core (reused across calls, grown as needed).
+template <typename T>
+struct HeadScratch {
+  HeadMats<T> mats;
+  std::vector<T> k, dk, dp;  // K_h [S, dn+dr], dK_h [S, dn+dr], dP [S, S]
+  static HeadScratch& get() {
+    thread_local HeadScratch s;
+    return s;
+  }
+};
+
+// K_h = [k_nope_h | k_pe] as one [S, dn+dr] matrix, so scores are one product.
+template <typename T>
+void gather_head_keys(const Dims& D, const T* up, int64_t U, const T* kpe, int64_t S, T* k) {
+  for (int64_t t = 0; t < S; ++t) {
+    std::copy_n(up + t * U, D.dn, k + t * D.dq);
+    std::copy_n(kpe + t * D.dr, D.dr, k + t * D.dq + D.dn);
+  }
+}
+
+}  // namespace
+
 size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S) {
   const Dims D(c);
   const size_t N = size_t(B * S), r = 16;
@@ -180,6 +245,8 @@ size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S) {
   add(N * D.H * (D.dn + D.dv));   // dup
   add(N * D.H * D.dq);            // dq
   add(N * D.W);                   // dkv
+  add(size_t(B * D.H * S * D.dr)); // dkpe per head
+  add(N * D.R);                   // dc
   if (c.q_lora_rank > 0) { add(N * c.q_lora_rank); add(N * c.q_lora_rank); }
   return n;
 }
@@ -230,18 +297,22 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
   a.P = arena.alloc(size_t(B * D.H * S * S), false);
   a.o = arena.alloc(size_t(N * D.H * D.dv), false);
   const T scale = T(c.softmax_scale());
-  const MatmulPolicy hp = pol;
   QS_PROFILE("mla.train_fwd.core");
+  const bool bf16 = pol.precision != TrainPrecision::F32;
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
     T* P = a.P + bh * S * S;
-    const T* q = a.q + b * S * D.H * D.dq + h * D.dq;
     const T* up = a.up + b * S * U + h * (D.dn + D.dv);
-    // scores = q_nope·k_nopeᵀ + q_pe·k_peᵀ   [S, S]
-    mm<T>(hp, false, true, S, S, D.dn, T(1), q, D.H * D.dq, Operand::Act, up, U, Operand::Act, T(0), P, S, Prec::High);
-    mm<T>(hp, false, true, S, S, D.dr, T(1), q + D.dn, D.H * D.dq, Operand::Act, a.kpe + b * S * D.dr, D.dr,
-          Operand::Act, T(1), P, S, Prec::High);
+    HeadScratch<T>& hs = HeadScratch<T>::get();
+    auto& m = hs.mats;
+    m.bf16 = bf16;
+    hs.k.resize(size_t(S * D.dq));
+    gather_head_keys(D, up, U, a.kpe + b * S * D.dr, S, hs.k.data());
+    enum { Q, K, V, PM };
+    m.set(Q, a.q + b * S * D.H * D.dq + h * D.dq, S, D.dq, D.H * D.dq);
+    m.set(K, hs.k.data(), S, D.dq, D.dq);
+    m.gemm(false, true, Q, K, T(0), P, S);  // scores = [q_nope | q_pe]·[k_nope | k_pe]ᵀ  [S, S]
     for (int64_t i = 0; i < S; ++i) {
       T* row = P + i * S;
       if constexpr (std::is_same_v<T, float>) {
@@ -249,17 +320,17 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
         const float z = exp_shift_sum(row, i + 1, max_value(row, i + 1));
         qs::scale(row, 1.0f / z, i + 1);
       } else {
-        T m = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j <= i; ++j) m = std::max(m, row[j] * scale);
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j] * scale);
         T z = 0;
-        for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - m));
+        for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - mx));
         for (int64_t j = 0; j <= i; ++j) row[j] /= z;
       }
       std::fill(row + i + 1, row + S, T(0));
     }
-    // o_h = P · V_h
-    mm<T>(hp, false, false, S, D.dv, S, T(1), P, S, Operand::Act, up + D.dn, U, Operand::Act, T(0),
-          a.o + b * S * D.H * D.dv + h * D.dv, D.H * D.dv, Prec::High);
+    m.set(V, up + D.dn, S, D.dv, U);
+    m.set(PM, P, S, S, S);
+    m.gemm(false, false, PM, V, T(0), a.o + b * S * D.H * D.dv + h * D.dv, D.H * D.dv);  // o_h = P·V_h
   }
   linear_fwd<T>(pol, a.o, N, D.H * D.dv, p.o, d, out);
 }
@@ -278,46 +349,56 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   // attention core (F32 / exact), one (sequence, head) pair at a time
   T* dup = arena.alloc(size_t(N * U), false);
   T* dq = arena.alloc(size_t(N * HQ), false);
-  std::vector<T> dkpe_part(size_t(B * D.H * S * D.dr), T(0));  // per head, summed below in order
+  T* dkpe_part = arena.alloc(size_t(B * D.H * S * D.dr), false);  // per head, summed below in order
   const T scale = T(c.softmax_scale());
-  const MatmulPolicy hp = pol;
   {
   QS_PROFILE("mla.train_bwd.core");
+  const bool bf16 = pol.precision != TrainPrecision::F32;
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
     const T* P = a.P + bh * S * S;
-    const T* q = a.q + b * S * HQ + h * D.dq;
     const T* up = a.up + b * S * U + h * (D.dn + D.dv);
-    const T* dOh = dO + b * S * HV + h * D.dv;
     T* duph = dup + b * S * U + h * (D.dn + D.dv);
-    T* dqh = dq + b * S * HQ + h * D.dq;
-    std::vector<T> dP(size_t(S * S));
-    // dV = Pᵀ·dO ; dP = dO·Vᵀ
-    mm<T>(hp, true, false, S, D.dv, S, T(1), P, S, Operand::Act, dOh, HV, Operand::Act, T(0), duph + D.dn, U, Prec::High);
-    mm<T>(hp, false, true, S, S, D.dv, T(1), dOh, HV, Operand::Act, up + D.dn, U, Operand::Act, T(0), dP.data(), S, Prec::High);
+    HeadScratch<T>& hs = HeadScratch<T>::get();
+    auto& m = hs.mats;
+    m.bf16 = bf16;
+    enum { DO, PM, V, X };
+    m.set(DO, dO + b * S * HV + h * D.dv, S, D.dv, HV);
+    m.set(PM, P, S, S, S);
+    m.set(V, up + D.dn, S, D.dv, U);
+    m.gemm(true, false, PM, DO, T(0), duph + D.dn, U);  // dV = Pᵀ·dO
+    hs.dp.resize(size_t(S * S));
+    T* dP = hs.dp.data();
+    m.gemm(false, true, DO, V, T(0), dP, S);  // dP = dO·Vᵀ
     // dS = P ⊙ (dP − rowsum(dP ⊙ P)), times the softmax scale
     for (int64_t i = 0; i < S; ++i) {
-      T* r = dP.data() + i * S;
+      T* r = dP + i * S;
       const T* pr = P + i * S;
       T dot = 0;
       for (int64_t j = 0; j <= i; ++j) dot += r[j] * pr[j];
       for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
-      for (int64_t j = i + 1; j < S; ++j) r[j] = 0;
+      std::fill(r + i + 1, r + S, T(0));
     }
-    // dq_nope = dS·K_nope ; dq_pe = dS·k_pe ; dK_nope = dSᵀ·q_nope ; dk_pe(h) = dSᵀ·q_pe
-    mm<T>(hp, false, false, S, D.dn, S, T(1), dP.data(), S, Operand::Act, up, U, Operand::Act, T(0), dqh, HQ, Prec::High);
-    mm<T>(hp, false, false, S, D.dr, S, T(1), dP.data(), S, Operand::Act, a.kpe + b * S * D.dr, D.dr, Operand::Act,
-          T(0), dqh + D.dn, HQ, Prec::High);
-    mm<T>(hp, true, false, S, D.dn, S, T(1), dP.data(), S, Operand::Act, q, HQ, Operand::Act, T(0), duph, U, Prec::High);
-    mm<T>(hp, true, false, S, D.dr, S, T(1), dP.data(), S, Operand::Act, q + D.dn, HQ, Operand::Act, T(0),
-          dkpe_part.data() + bh * S * D.dr, D.dr, Prec::High);
+    hs.k.resize(size_t(S * D.dq));
+    gather_head_keys(D, up, U, a.kpe + b * S * D.dr, S, hs.k.data());
+    // [dq_nope | dq_pe] = dS·K_h ; [dk_nope | dk_pe(h)] = dSᵀ·Q_h
+    m.set(PM, dP, S, S, S);
+    m.set(V, hs.k.data(), S, D.dq, D.dq);
+    m.set(X, a.q + b * S * HQ + h * D.dq, S, D.dq, HQ);
+    m.gemm(false, false, PM, V, T(0), dq + b * S * HQ + h * D.dq, HQ);
+    hs.dk.resize(size_t(S * D.dq));
+    m.gemm(true, false, PM, X, T(0), hs.dk.data(), D.dq);
+    for (int64_t t = 0; t < S; ++t) {
+      std::copy_n(hs.dk.data() + t * D.dq, D.dn, duph + t * U);
+      std::copy_n(hs.dk.data() + t * D.dq + D.dn, D.dr, dkpe_part + (bh * S + t) * D.dr);
+    }
   }
   }
   // kv_b_proj: dc = dup·kv_b ; d kv_b += dupᵀ·c
   T* dkv = arena.alloc(size_t(N * D.W));  // [N, R + dr]: d(latent pre-norm) | d(k_pe pre-rope)
-  std::vector<T> dc(size_t(N * D.R));
-  linear_bwd_input<T>(pol, dup, N, U, p.kv_b, D.R, dc.data(), false);
+  T* dc = arena.alloc(size_t(N * D.R), false);
+  linear_bwd_input<T>(pol, dup, N, U, p.kv_b, D.R, dc, false);
   linear_bwd_weight<T>(pol, dup, N, U, a.c, D.R, g.kv_b);
   // k_pe: sum over heads, inverse rope; latent: RMSNorm backward (within rows of stride W)
   const T eps = T(c.rms_norm_eps);
@@ -329,12 +410,12 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
       const int64_t b = t / S, s = t % S;
       T* dk = dkv + t * D.W + D.R;
       for (int64_t h = 0; h < D.H; ++h) {
-        const T* src = dkpe_part.data() + ((b * D.H + h) * S + s) * D.dr;
+        const T* src = dkpe_part + ((b * D.H + h) * S + s) * D.dr;
         for (int64_t j = 0; j < D.dr; ++j) dk[j] += src[j];
       }
       rope.rotate(dk, 1, D.dr, s, true);
       const T* kv = a.kv + t * D.W;
-      const T* gc = dc.data() + t * D.R;
+      const T* gc = dc + t * D.R;
       const T r = a.kv_rstd[t];
       T dot = 0;
       for (int64_t j = 0; j < D.R; ++j) dot += kv[j] * p.kv_a_norm[j] * gc[j];

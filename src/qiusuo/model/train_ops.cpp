@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/core/error.h"
@@ -12,6 +13,7 @@
 #include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
+#include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
 
@@ -230,13 +232,21 @@ void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, 
 template <typename T>
 void swiglu_fwd(const T* g, const T* u, int64_t n, T* h) {
   parallel_for(n, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) h[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+    if constexpr (std::is_same_v<T, float>) {
+      silu_mul(g + b, u + b, h + b, e - b);
+    } else {
+      for (int64_t i = b; i < e; ++i) h[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+    }
   });
 }
 
 template <typename T>
 void swiglu_bwd(const T* g, const T* u, const T* dh, int64_t n, T* dg, T* du) {
   parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) {
+      silu_mul_backward(g + b, u + b, dh + b, dg + b, du + b, e - b);
+      return;
+    }
     for (int64_t i = b; i < e; ++i) {
       const T s = T(1) / (T(1) + std::exp(-g[i]));
       const T silu = g[i] * s;

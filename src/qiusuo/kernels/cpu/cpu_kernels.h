@@ -14,9 +14,9 @@
 
 namespace qs::cpu {
 
-// y[m*ldy + r] = sum_c x[m*ldx + c] * W[r][c] for 0 <= m < M and r0 <= r < r1 (one thread's
-// share of the output rows). Exact F32 products and F32 accumulation; FP8 NaN codes (0x7F,
-// 0xFF) are not special-cased in the SIMD paths (checkpoints hold none).
+// y[m*ldy + r] = sum_c x[m*ldx + c] * W[r][c] for 0 <= m < M and r0 <= r < r1 (one chunk of
+// the output rows; gemv() hands chunks to threads). Exact F32 products and F32 accumulation;
+// FP8 NaN codes (0x7F, 0xFF) are not special-cased in the SIMD paths (checkpoints hold none).
 using GemvRowsFn = void (*)(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W,
                             int64_t r0, int64_t r1, float* y, int64_t ldy);
 
@@ -82,6 +82,16 @@ void dequant_rows_f32(const Kernels& k, const WeightMatrix& W, int64_t r0, int64
                       int64_t ld);
 void dequant_rows_bf16(const Kernels& k, const WeightMatrix& W, int64_t r0, int64_t r1,
                        uint16_t* out, int64_t ld);
+
+// linear()'s GEMM path for any M (tests call it directly; linear() checks the arguments).
+void linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y,
+                 int64_t ldy, Compute compute);
+
+// Largest M for which linear() uses the streaming gemv (exact F32) rather than the GEMM path.
+// Measured with 2 threads on a Xeon with AMX (weights 1408 x 2048): the gemv beats
+// "dequantize to F32 + F32 GEMM" up to M ~ 64 and "dequantize to BF16 + AMX GEMM" up to
+// M ~ 16; with weights already in the compute type the GEMM wins sooner.
+int64_t linear_gemv_max_rows(DType weights, Compute compute);
 
 // M as linear() passes it to the GEMM: rounded up to a bucket (multiples of 16 up to 64, of 32
 // up to 256, of 128 up to 1024, then of 256) so that varying batch sizes share primitives.
