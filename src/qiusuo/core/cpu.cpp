@@ -59,9 +59,9 @@ const CpuFeatures& cpu_features() {
 
 Isa best_isa() {
   static const Isa isa = [] {
-    const auto& f = cpu_features();
     Isa best = Isa::Scalar;
 #ifdef QIUSUO_SIMD
+    const auto& f = cpu_features();
     if (f.avx2 && f.fma && f.f16c) best = Isa::Avx2;
     if (best == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) best = Isa::Avx512;
 #endif

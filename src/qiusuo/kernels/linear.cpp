@@ -46,10 +46,12 @@ int64_t panel_rows(const WeightMatrix& W, size_t elem_bytes) {
 }
 
 // c[M, N] = a[M, K] · b[N, K]ᵀ
-void gemm_t(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, float* c, int64_t ldc) {
+void gemm_t(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, float* c,
+            int64_t ldc) {
   gemm_f32(false, true, M, N, K, 1.0f, a, lda, b, K, 0.0f, c, ldc);
 }
-void gemm_t(int64_t M, int64_t N, int64_t K, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc) {
+void gemm_t(int64_t M, int64_t N, int64_t K, const uint16_t* a, int64_t lda, const uint16_t* b,
+            float* c, int64_t ldc) {
   gemm_bf16(false, true, M, N, K, 1.0f, a, lda, b, K, 0.0f, c, ldc);
 }
 
@@ -74,7 +76,8 @@ void gemm_panels(const T* xq, int64_t ldq, int64_t M, int64_t Mb, int64_t K, int
       gemm_t(M, nb, K, xq, ldq, wp, y + n0, ldy);
     } else {
       gemm_t(Mb, nb, K, xq, ldq, wp, ybuf.data(), nb);
-      for (int64_t m = 0; m < M; ++m) std::memcpy(y + m * ldy + n0, ybuf.data() + m * nb, size_t(nb) * sizeof(float));
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(y + m * ldy + n0, ybuf.data() + m * nb, size_t(nb) * sizeof(float));
     }
   }
 }
@@ -103,9 +106,12 @@ void cpu::linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix
       ldq = K;
     }
     const float* w = W.dtype == DType::F32 ? static_cast<const float*>(W.data) : nullptr;
-    gemm_panels(xq, ldq, M, Mb, K, N, w, panel_rows(W, sizeof(float)), [&](int64_t n0, int64_t nb, float* p) {
-      parallel_for(nb, 16, [&](int64_t b, int64_t e) { cpu::dequant_rows_f32(k, W, n0 + b, n0 + e, p + b * K, K); });
-    }, y, ldy);
+    auto fill = [&](int64_t n0, int64_t nb, float* p) {
+      parallel_for(nb, 16, [&](int64_t b, int64_t e) {
+        cpu::dequant_rows_f32(k, W, n0 + b, n0 + e, p + b * K, K);
+      });
+    };
+    gemm_panels(xq, ldq, M, Mb, K, N, w, panel_rows(W, sizeof(float)), fill, y, ldy);
   } else {
     thread_local Buffer<uint16_t> xb;  // [Mb, K] activations rounded to BF16, zero rows past M
     xb.reserve(size_t(Mb * K));
@@ -115,10 +121,13 @@ void cpu::linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix
     });
     std::memset(xp + M * K, 0, size_t((Mb - M) * K) * sizeof(uint16_t));
     const uint16_t* w = W.dtype == DType::BF16 ? static_cast<const uint16_t*>(W.data) : nullptr;
+    auto fill = [&](int64_t n0, int64_t nb, uint16_t* p) {
+      parallel_for(nb, 16, [&](int64_t b, int64_t e) {
+        cpu::dequant_rows_bf16(k, W, n0 + b, n0 + e, p + b * K, K);
+      });
+    };
     gemm_panels(static_cast<const uint16_t*>(xp), K, M, Mb, K, N, w, panel_rows(W, sizeof(uint16_t)),
-                [&](int64_t n0, int64_t nb, uint16_t* p) {
-                  parallel_for(nb, 16, [&](int64_t b, int64_t e) { cpu::dequant_rows_bf16(k, W, n0 + b, n0 + e, p + b * K, K); });
-                }, y, ldy);
+                fill, y, ldy);
   }
 }
 
@@ -146,7 +155,11 @@ void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* 
   QS_CHECK(M >= 0 && ldx >= W.cols && ldy >= W.rows, "gemv: bad strides ldx=", ldx, " ldy=", ldy,
            " for W [", W.rows, ", ", W.cols, "], M=", M);
   if (M == 0 || W.rows == 0) return;
-  const cpu::GemvRowsFn fn = cpu::kernels().gemv_rows;
+  const cpu::Kernels& k = cpu::kernels();
+  thread_local Buffer<float> xpack;  // x packed once for all threads
+  xpack.reserve(std::max<size_t>(k.gemv_xpack_floats(M, W), 1));
+  const float* xp = xpack.data();
+  k.gemv_pack_x(x, ldx, M, W, xpack.data());
   // Chunks of contiguous rows, ~1/8 of a thread's share (64 KB .. 1 MB of weights), handed out
   // dynamically: a thread that is preempted or slower does not hold the others up. Each row is
   // computed whole by one thread, so results do not depend on the schedule.
@@ -156,12 +169,12 @@ void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* 
   const int64_t chunk = std::max<int64_t>(16, chunk_bytes / row_bytes);
   const int64_t nchunks = (W.rows + chunk - 1) / chunk;
   if (nt <= 1 || nchunks < 2 || omp_in_parallel()) {
-    fn(x, ldx, M, W, 0, W.rows, y, ldy);
+    k.gemv_rows_packed(xp, M, W, 0, W.rows, y, ldy);
     return;
   }
 #pragma omp parallel for num_threads(int(std::min<int64_t>(nt, nchunks))) schedule(dynamic, 1)
   for (int64_t c = 0; c < nchunks; ++c)
-    fn(x, ldx, M, W, c * chunk, std::min(W.rows, (c + 1) * chunk), y, ldy);
+    k.gemv_rows_packed(xp, M, W, c * chunk, std::min(W.rows, (c + 1) * chunk), y, ldy);
 }
 
 int64_t cpu::linear_gemv_max_rows(DType weights, Compute compute) {

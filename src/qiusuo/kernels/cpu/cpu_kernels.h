@@ -29,6 +29,12 @@ using GemmMicroFn = void (*)(int64_t kc, const float* Ap, const float* Bp, float
 struct Kernels {
   Isa isa;
   GemvRowsFn gemv_rows;
+  // gemv_rows in two steps, so that threads share one packed copy of x: xp (gemv_xpack_floats
+  // floats, ISA-specific order) = gemv_pack_x(x), then gemv_rows_packed(xp, ...) per chunk.
+  size_t (*gemv_xpack_floats)(int64_t M, const WeightMatrix& W);
+  void (*gemv_pack_x)(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* xp);
+  void (*gemv_rows_packed)(const float* xp, int64_t M, const WeightMatrix& W, int64_t r0,
+                           int64_t r1, float* y, int64_t ldy);
   // Bulk conversions (bit-exact with the scalar conversions in core/dtype.h, NaN stays NaN).
   void (*bf16_to_f32)(const uint16_t* in, float* out, int64_t n);
   void (*f32_to_bf16)(const float* in, uint16_t* out, int64_t n);
@@ -46,6 +52,11 @@ struct Kernels {
 #define QS_DECLARE_CPU_KERNELS(isa)                                                             \
   void gemv_rows_##isa(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W,           \
                        int64_t r0, int64_t r1, float* y, int64_t ldy);                          \
+  size_t gemv_xpack_floats_##isa(int64_t M, const WeightMatrix& W);                             \
+  void gemv_pack_x_##isa(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W,         \
+                         float* xp);                                                            \
+  void gemv_rows_packed_##isa(const float* xp, int64_t M, const WeightMatrix& W, int64_t r0,    \
+                              int64_t r1, float* y, int64_t ldy);                               \
   void bf16_to_f32_##isa(const uint16_t* in, float* out, int64_t n);                            \
   void f32_to_bf16_##isa(const float* in, uint16_t* out, int64_t n);                            \
   void f16_to_f32_##isa(const uint16_t* in, float* out, int64_t n);                             \

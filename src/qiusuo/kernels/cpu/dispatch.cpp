@@ -7,10 +7,11 @@
 
 namespace qs::cpu {
 namespace {
-#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR)                                                 \
-  Kernels{isa_enum,         gemv_rows_##isa,  bf16_to_f32_##isa, f32_to_bf16_##isa,             \
-          f16_to_f32_##isa, fp8_to_f32_##isa, gemm_micro_##isa,  MR,                            \
-          NR,               read_streams_##isa}
+#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR)                                                  \
+  Kernels{isa_enum,          gemv_rows_##isa,   gemv_xpack_floats_##isa, gemv_pack_x_##isa,      \
+          gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
+          fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
+          read_streams_##isa}
 
 const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
 #ifdef QIUSUO_SIMD

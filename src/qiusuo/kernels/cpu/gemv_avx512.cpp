@@ -30,6 +30,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
 #include "qiusuo/kernels/cpu/isa_scratch.h"
@@ -258,37 +259,63 @@ RowsFn rows_fn(int64_t mc) {
   }
 }
 
+// Calls f(std::integral_constant<DType, D>) for the weight dtype D.
+template <typename F>
+void with_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::F32: f(std::integral_constant<DType, DType::F32>{}); break;
+    case DType::BF16: f(std::integral_constant<DType, DType::BF16>{}); break;
+    case DType::F16: f(std::integral_constant<DType, DType::F16>{}); break;
+    case DType::F8_E4M3: f(std::integral_constant<DType, DType::F8_E4M3>{}); break;
+    default: break;  // rejected by the caller
+  }
+}
+
 template <DType D>
-void gemv_dtype(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, int64_t r0,
-                int64_t r1, float* y, int64_t ldy) {
-  constexpr int64_t P = Line<D>::P;
-  const int64_t padded = (W.cols + P - 1) / P * P;
-  thread_local IsaScratch<float> scratch;
-  float* xpack = scratch.get(size_t(std::max<int64_t>(M * padded, 1)));  // [M chunk][block][mc][P]
-  for (int64_t m0 = 0; m0 < M; m0 += kMaxMC)
-    pack_x<D>(x + m0 * ldx, ldx, std::min<int64_t>(kMaxMC, M - m0), W.cols, xpack + m0 * padded);
-  if (M <= kMaxMC) {
-    rows_fn<D>(M)(xpack, W, r0, r1, y, ldy);
-    return;
-  }
-  for (int64_t rt = r0; rt < r1; rt += kTile) {
-    const int64_t re = std::min(r1, rt + kTile);
-    for (int64_t m0 = 0; m0 < M; m0 += kMaxMC)
-      rows_fn<D>(std::min<int64_t>(kMaxMC, M - m0))(xpack + m0 * padded, W, rt, re, y + m0 * ldy, ldy);
-  }
+int64_t padded_cols(int64_t cols) {
+  return (cols + Line<D>::P - 1) / Line<D>::P * Line<D>::P;
 }
 
 }  // namespace
 
+size_t gemv_xpack_floats_avx512(int64_t M, const WeightMatrix& W) {
+  size_t n = 0;
+  with_dtype(W.dtype, [&](auto d) { n = size_t(M * padded_cols<d()>(W.cols)); });
+  return n;
+}
+
+// xp = [chunk of kMaxMC rows of x][block][mc][P].
+void gemv_pack_x_avx512(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* xp) {
+  with_dtype(W.dtype, [&](auto d) {
+    const int64_t padded = padded_cols<d()>(W.cols);
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxMC)
+      pack_x<d()>(x + m0 * ldx, ldx, std::min<int64_t>(kMaxMC, M - m0), W.cols, xp + m0 * padded);
+  });
+}
+
+void gemv_rows_packed_avx512(const float* xp, int64_t M, const WeightMatrix& W, int64_t r0,
+                            int64_t r1, float* y, int64_t ldy) {
+  with_dtype(W.dtype, [&](auto d) {
+    constexpr DType D = d();
+    if (M <= kMaxMC) {
+      rows_fn<D>(M)(xp, W, r0, r1, y, ldy);
+      return;
+    }
+    const int64_t padded = padded_cols<D>(W.cols);
+    for (int64_t rt = r0; rt < r1; rt += kTile) {
+      const int64_t re = std::min(r1, rt + kTile);
+      for (int64_t m0 = 0; m0 < M; m0 += kMaxMC)
+        rows_fn<D>(std::min<int64_t>(kMaxMC, M - m0))(xp + m0 * padded, W, rt, re, y + m0 * ldy, ldy);
+    }
+  });
+}
+
 void gemv_rows_avx512(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, int64_t r0,
-                      int64_t r1, float* y, int64_t ldy) {
-  switch (W.dtype) {
-    case DType::F32: gemv_dtype<DType::F32>(x, ldx, M, W, r0, r1, y, ldy); break;
-    case DType::BF16: gemv_dtype<DType::BF16>(x, ldx, M, W, r0, r1, y, ldy); break;
-    case DType::F16: gemv_dtype<DType::F16>(x, ldx, M, W, r0, r1, y, ldy); break;
-    case DType::F8_E4M3: gemv_dtype<DType::F8_E4M3>(x, ldx, M, W, r0, r1, y, ldy); break;
-    default: break;  // rejected by the caller
-  }
+                     int64_t r1, float* y, int64_t ldy) {
+  thread_local IsaScratch<float> scratch;
+  float* xp = scratch.get(std::max<size_t>(gemv_xpack_floats_avx512(M, W), 1));
+  gemv_pack_x_avx512(x, ldx, M, W, xp);
+  gemv_rows_packed_avx512(xp, M, W, r0, r1, y, ldy);
 }
 
 }  // namespace qs::cpu

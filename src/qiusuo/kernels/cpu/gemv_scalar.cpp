@@ -31,6 +31,18 @@ void dequant_chunk(const WeightMatrix& W, int64_t r, int64_t c0, int64_t n, floa
 }
 }  // namespace
 
+// The scalar path reads x in place: "packing" is a contiguous copy ([M][cols]).
+size_t gemv_xpack_floats_scalar(int64_t M, const WeightMatrix& W) { return size_t(M * W.cols); }
+
+void gemv_pack_x_scalar(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* xp) {
+  for (int64_t m = 0; m < M; ++m) std::copy_n(x + m * ldx, W.cols, xp + m * W.cols);
+}
+
+void gemv_rows_packed_scalar(const float* xp, int64_t M, const WeightMatrix& W, int64_t r0,
+                             int64_t r1, float* y, int64_t ldy) {
+  gemv_rows_scalar(xp, W.cols, M, W, r0, r1, y, ldy);
+}
+
 void gemv_rows_scalar(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, int64_t r0,
                       int64_t r1, float* y, int64_t ldy) {
   const int64_t cols = W.cols;

@@ -4,20 +4,21 @@
 // in 16-byte vectors: in one step the 32 lanes load 32 consecutive vectors of each of the R rows
 // (512 contiguous bytes per row: coalesced, one 16-byte load per lane and row), widen them to
 // F32 in registers and multiply them with the matching activations of all M rows of x, so each
-// activation read serves R rows and each weight read serves M rows. Two steps are loaded before
-// either is used (2·R loads in flight per lane). When there are few row groups for the number of
-// SMs, the 8 warps of a block split the columns of the same row groups between them (ks warps
-// per group, interleaved steps) and their sums are added in a fixed order through shared
-// memory, so results never depend on scheduling.
+// activation read serves R rows and each weight read serves M rows. Two steps are held in
+// registers: one is computed while the next is in flight. When there are few row groups for the
+// number of SMs, the 8 warps of a block split the columns of the same row groups between them
+// (ks warps per group, interleaved steps) and their sums are added in a fixed order through
+// shared memory, so results never depend on scheduling.
 //
 // Activations are read with __ldg from global memory: the M·cols floats are shared by every
 // block on an SM and stay in L1 (weights use L1::no_allocate loads so they do not evict them);
-// no block-wide staging or barrier is needed before the first weight load.
+// no block-wide staging or barrier is needed before the first weight load. upload() interleaves
+// each 512-byte stretch of a row (see step()) so those activation loads are coalesced too.
 //
-// FP8: the 16 weights of one lane's vector lie in one 128-column block and the R rows of a
-// warp in one 128-row block (R divides 128), so one scale_inv load serves a vector; each weight
-// is widened (e4m3 -> f16 exact, cvt.rn.f16x2.e4m3x2 on sm_89+; f16 -> f32 exact) and multiplied
-// by it, the same F32 value the CPU reference dequantizes to.
+// FP8: the R rows of a warp lie in one 128-row block (R divides 128) and each 4-weight chunk in
+// one 128-column block, so one scale_inv load serves a chunk of every row; each weight is
+// widened (e4m3 -> f16 exact, cvt.rn.f16x2.e4m3x2 on sm_89+; f16 -> f32 exact) and multiplied by
+// it, the same F32 value the CPU reference dequantizes to.
 #include "qiusuo/kernels/cuda/gemv.cuh"
 
 #include <cuda_fp16.h>
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "qiusuo/core/error.h"
@@ -141,20 +143,26 @@ __device__ __forceinline__ float4 load_x4(const float* xm, int col, int cols, in
   return r;
 }
 
-// acc[r][m] += Σ_{j<V} W[r][col0+j] · x[m][col0+j] for one vector of each of the R rows
-// (FP8: W = fp8 · scale_inv, the scale of this vector's 128x128 block being `s`).
+// Device layout (see upload): within each warp step of a row — 32 vectors of 16 bytes, or L < 32
+// in a row's last step — chunk c (4 weights) of the vector of lane l holds columns
+// base + c·4L + 4l .. +3. So for every chunk the lanes of a warp read 32 consecutive float4 of
+// activations (coalesced), while each lane still loads one contiguous 16-byte weight vector.
+// Columns past `cols` hold zero weights (and read zero activations).
+//
+// acc[r][m] += Σ W[r][col] · x[m][col] over the V columns of vector v of each of the R rows
+// (FP8: W = fp8 · scale_inv of the column's 128x128 block).
+//
+// Full steps (32 vectors, all columns < cols, activation rows 16-byte aligned) take a path with
+// compile-time chunk offsets and no bounds checks: chunk c of lane l is x[m][base + 128c + 4l];
+// for FP8 its 128 columns are exactly block base/128 + c.
 template <class F, int M, int R>
-__device__ __forceinline__ void step(const uint4 (&q)[R], int v, const Args& a, const float* srow,
-                                     float (&acc)[R][M]) {
-  const int col0 = v * F::V;
-  float s = 1.0f;
-  if constexpr (F::kScaled) s = __ldg(srow + col0 / 128);
-  // For large M, one chunk at a time (R·M·4 independent FMAs each is ILP enough): unrolling
-  // them all lets the compiler hoist every activation load and spill.
-  constexpr int kUnroll = M >= 5 ? 1 : F::V / 4;
-#pragma unroll kUnroll
+__device__ __forceinline__ void step_full(const uint4 (&q)[R], const float* xl, int64_t ldx,
+                                          const float* sblk, float (&acc)[R][M]) {
+#pragma unroll
   for (int c = 0; c < F::V / 4; ++c) {
     float w[R][4];
+    float s = 1.0f;
+    if constexpr (F::kScaled) s = __ldg(sblk + c);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       F::chunk(q[r], c, w[r]);
@@ -165,7 +173,50 @@ __device__ __forceinline__ void step(const uint4 (&q)[R], int v, const Args& a, 
     }
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const float4 xv = load_x4(a.x + m * a.ldx, col0 + 4 * c, a.cols, a.x_vec);
+      const float4 xv = __ldg(reinterpret_cast<const float4*>(xl + m * ldx + 128 * c));
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        acc[r][m] = fmaf(w[r][0], xv.x, acc[r][m]);
+        acc[r][m] = fmaf(w[r][1], xv.y, acc[r][m]);
+        acc[r][m] = fmaf(w[r][2], xv.z, acc[r][m]);
+        acc[r][m] = fmaf(w[r][3], xv.w, acc[r][m]);
+      }
+    }
+    // Large M: keep the compiler from hoisting the next chunks' activation loads (registers).
+    if constexpr (M >= 4 && F::V / 4 > 1) asm volatile("" ::: "memory");
+  }
+}
+
+template <class F, int M, int R>
+__device__ __forceinline__ void step(const uint4 (&q)[R], int v, const Args& a, const float* srow,
+                                     float (&acc)[R][M]) {
+  const int lane = v & 31, first = v - lane;  // first vector of this step
+  const int L = min(32, a.nvec - first);      // vectors in this step
+  const int col0 = first * F::V + 4 * lane;   // column of chunk 0
+  if (L == 32 && a.x_vec && (first + 32) * F::V <= a.cols) {
+    step_full<F, M, R>(q, a.x + col0, a.ldx, F::kScaled ? srow + first * F::V / 128 : nullptr, acc);
+    return;
+  }
+  // For large M, one chunk at a time (R·M·4 independent FMAs each is ILP enough): unrolling
+  // them all lets the compiler hoist every activation load and spill.
+  constexpr int kUnroll = M >= 5 ? 1 : F::V / 4 > 2 ? 2 : F::V / 4;
+#pragma unroll kUnroll
+  for (int c = 0; c < F::V / 4; ++c) {
+    const int col = col0 + c * 4 * L;
+    float w[R][4];
+    float s = 1.0f;
+    if constexpr (F::kScaled) s = __ldg(srow + col / 128);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      F::chunk(q[r], c, w[r]);
+      if constexpr (F::kScaled) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) w[r][j] *= s;
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float4 xv = load_x4(a.x + m * a.ldx, col, a.cols, a.x_vec);
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         acc[r][m] = fmaf(w[r][0], xv.x, acc[r][m]);
@@ -209,10 +260,10 @@ __host__ __device__ constexpr int log2_exact(int k) {
   return l;
 }
 
-// Steps of weights held in registers per warp (see the pipeline in gemv_kernel): 3 while the
-// accumulators are few, 2 for M >= 4 (128 registers at most: two blocks of 256 threads per SM).
+// Steps of weights held in registers per warp (see the pipeline in gemv_kernel): one is computed
+// while the other is in flight. (Three were measured no faster and cost 16 registers.)
 template <int M>
-constexpr int kStepBuffers = M >= 4 ? 2 : 3;
+constexpr int kStepBuffers = 2;
 
 template <class F, int M, int R>
 __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const Args a) {
@@ -406,9 +457,31 @@ DeviceWeight upload(const WeightMatrix& W) {
   try {
     if (bytes > 0) {
       QS_CUDA_CHECK(cudaMalloc(&d.data, bytes));
-      if (d.ld != d.cols) QS_CUDA_CHECK(cudaMemset(d.data, 0, bytes));
-      QS_CUDA_CHECK(cudaMemcpy2D(d.data, row_bytes, W.data, size_t(W.cols) * es, size_t(W.cols) * es,
-                                 size_t(W.rows), cudaMemcpyHostToDevice));
+      // Rows are rearranged into the device layout (see step()) slab by slab on the host.
+      const int64_t V = int64_t(16 / es), nvec = int64_t(row_bytes / 16);
+      const int64_t slab_rows = std::max<int64_t>(1, int64_t((size_t(64) << 20) / row_bytes));
+      std::vector<uint8_t> slab(size_t(std::min(slab_rows, W.rows)) * row_bytes);
+      const uint8_t* src = static_cast<const uint8_t*>(W.data);
+      for (int64_t r0 = 0; r0 < W.rows; r0 += slab_rows) {
+        const int64_t nr = std::min(slab_rows, W.rows - r0);
+        std::fill(slab.begin(), slab.end(), uint8_t(0));
+        for (int64_t r = 0; r < nr; ++r) {
+          const uint8_t* srow = src + size_t(r0 + r) * size_t(W.cols) * es;
+          uint8_t* drow = slab.data() + size_t(r) * row_bytes;
+          for (int64_t first = 0; first < nvec; first += 32) {
+            const int64_t L = std::min<int64_t>(32, nvec - first);
+            for (int64_t l = 0; l < L; ++l)
+              for (int64_t c = 0; c < V / 4; ++c) {
+                const int64_t col = first * V + c * 4 * L + 4 * l;
+                if (col >= W.cols) continue;
+                const int64_t n = std::min<int64_t>(4, W.cols - col);
+                std::memcpy(drow + size_t((first + l) * V + 4 * c) * es, srow + size_t(col) * es, size_t(n) * es);
+              }
+          }
+        }
+        QS_CUDA_CHECK(cudaMemcpy(static_cast<uint8_t*>(d.data) + size_t(r0) * row_bytes, slab.data(),
+                                 size_t(nr) * row_bytes, cudaMemcpyHostToDevice));
+      }
     }
     if (W.dtype == DType::F8_E4M3 && W.rows * W.cols > 0) {
       const size_t ns = size_t((W.rows + WeightMatrix::kBlock - 1) / WeightMatrix::kBlock) * size_t(d.scale_cols());

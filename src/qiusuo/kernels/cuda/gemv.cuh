@@ -19,14 +19,16 @@
 
 namespace qs::cuda {
 
-// A weight matrix in device memory. Each row is stored with `ld` elements (cols rounded up to a
-// multiple of 16 bytes, zero-padded) so every row starts 16-byte aligned and the kernel only
-// issues 16-byte loads; for checkpoint shapes (cols a multiple of 128) ld == cols.
+// A weight matrix in device memory, in the kernel's own layout (not plain row-major): each row
+// holds `ld` elements (cols rounded up to a multiple of 16 bytes, zero-padded; ld == cols for
+// checkpoint shapes), and within each 512-byte stretch of a row the 4-element groups are
+// interleaved so that the activations a warp reads are contiguous (gemv.cu, step()). Only
+// upload() writes it; the scales are stored as given.
 struct DeviceWeight {
   DType dtype = DType::F32;   // F32, BF16, F16 or F8_E4M3
   int64_t rows = 0, cols = 0;
   int64_t ld = 0;              // elements per stored row (>= cols)
-  void* data = nullptr;        // [rows, ld]
+  void* data = nullptr;        // [rows, ld], interleaved within each row (see above)
   float* scale_inv = nullptr;  // F8_E4M3: [ceil(rows/128), ceil(cols/128)], row-major
   static constexpr int64_t kBlock = 128;
 

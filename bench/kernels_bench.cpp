@@ -1,0 +1,208 @@
+// Kernel micro-benchmarks: decode GEMV at memory bandwidth, prefill GEMM throughput.
+//
+//   kernels_bench --benchmark_filter=Gemv        decode shapes, bytes/s and fraction of the
+//                                                read bandwidth measured in the same run
+//   kernels_bench --benchmark_filter=Linear|Gemm prefill GEMM, GFLOP/s
+//
+// Weight shapes [rows = out, cols = in] (DeepSeek-V2-Lite): expert 1408 x 2048 (gate/up),
+// head 102400 x 2048; "big" = ~420 MB (BF16 102400 x 2048, FP8 204800 x 2048) to exceed the
+// last-level cache. Threads: qs::num_threads() (OMP_NUM_THREADS).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "qiusuo/core/buffer.h"
+#include "qiusuo/core/cpu.h"
+#include "qiusuo/core/dtype.h"
+#include "qiusuo/core/parallel.h"
+#include "qiusuo/kernels/gemm.h"
+#include "qiusuo/kernels/linear.h"
+#include "qiusuo/kernels/probe.h"
+
+namespace {
+using qs::DType;
+
+// Read bandwidth of this machine with the benchmark's thread count (measured once per run).
+double read_bandwidth_gbs() {
+  static const double bw = qs::measure_read_bandwidth_gbs(size_t(1) << 30, 0, 1.0);
+  return bw;
+}
+
+// Weights with normal values only (no NaN / subnormal codes), filled fast.
+struct BenchWeights {
+  qs::WeightMatrix W;
+  qs::Buffer<uint8_t> data;
+  qs::Buffer<float> scales;
+  BenchWeights(DType dt, int64_t rows, int64_t cols) {
+    W.dtype = dt;
+    W.rows = rows;
+    W.cols = cols;
+    const size_t n = size_t(rows * cols);
+    data.resize(n * qs::dtype_size(dt) + 64, false);
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    auto next = [&] { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s; };
+    switch (dt) {
+      case DType::F32:
+        for (size_t i = 0; i < n; ++i) reinterpret_cast<float*>(data.data())[i] = float(next() % 1000) * 1e-3f - 0.5f;
+        break;
+      case DType::BF16:
+      case DType::F16: {
+        const uint64_t keep = dt == DType::BF16 ? 0x807F807F807F807Full : 0x83FF83FF83FF83FFull;
+        const uint64_t one = dt == DType::BF16 ? 0x3F003F003F003F00ull : 0x3800380038003800ull;
+        for (size_t i = 0; i < n / 4; ++i) {
+          const uint64_t v = (next() & keep) | one;
+          std::memcpy(data.data() + 8 * i, &v, 8);
+        }
+        break;
+      }
+      case DType::F8_E4M3:
+        for (size_t i = 0; i < n / 8; ++i) {
+          const uint64_t v = (next() & 0x8787878787878787ull) | 0x3838383838383838ull;
+          std::memcpy(data.data() + 8 * i, &v, 8);
+        }
+        break;
+      default: break;
+    }
+    if (dt == DType::F8_E4M3) {
+      scales.resize(size_t((rows + 127) / 128 * W.scale_cols()), false);
+      for (size_t i = 0; i < scales.size(); ++i) scales[i] = 1e-3f * float(1 + i % 7);
+      W.scale_inv = scales.data();
+    }
+    W.data = data.data();
+  }
+};
+
+// args: dtype, rows, cols, M
+void BM_Gemv(benchmark::State& state) {
+  const auto dt = DType(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2), M = state.range(3);
+  const double bw = read_bandwidth_gbs();
+  BenchWeights w(dt, rows, cols);
+  std::vector<float> x(size_t(M * cols), 0.01f), y(size_t(M * rows));
+  qs::gemv(x.data(), cols, M, w.W, y.data(), rows);  // warm-up (page faults)
+  for (auto _ : state) {
+    qs::gemv(x.data(), cols, M, w.W, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double bytes = double(w.W.bytes()) * double(state.iterations());
+  state.SetBytesProcessed(int64_t(bytes));
+  state.counters["weight_MB"] = double(w.W.bytes()) / 1e6;
+  state.counters["read_bw_GBps"] = bw;
+  state.counters["frac_of_bw"] =
+      benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(qs::dtype_name(dt)) + " " + qs::isa_name(qs::best_isa()) + " threads=" +
+                 std::to_string(qs::num_threads()));
+}
+
+void gemv_args(benchmark::internal::Benchmark* b) {
+  for (DType dt : {DType::BF16, DType::F8_E4M3}) {
+    for (int64_t M : {1, 8}) {
+      b->Args({int64_t(dt), 1408, 2048, M});    // expert gate/up
+      b->Args({int64_t(dt), 2048, 1408, M});    // expert down
+      b->Args({int64_t(dt), 102400, 2048, M});  // head
+    }
+    b->Args({int64_t(dt), dt == DType::BF16 ? 102400 : 204800, 2048, 1});  // ~420 MB
+  }
+  b->Args({int64_t(DType::F32), 16384, 2048, 1});
+  b->Args({int64_t(DType::F16), 16384, 2048, 1});
+}
+BENCHMARK(BM_Gemv)->Apply(gemv_args)->ArgNames({"dtype", "rows", "cols", "M"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// args: dtype, rows, cols, M, compute (0 = F32, 1 = BF16)
+void BM_Linear(benchmark::State& state) {
+  const auto dt = DType(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2), M = state.range(3);
+  const auto compute = state.range(4) ? qs::Compute::BF16 : qs::Compute::F32;
+  BenchWeights w(dt, rows, cols);
+  std::vector<float> x(size_t(M * cols), 0.01f), y(size_t(M * rows));
+  qs::linear(x.data(), M, w.W, y.data(), compute);  // warm-up: oneDNN primitive creation
+  for (auto _ : state) {
+    qs::linear(x.data(), M, w.W, y.data(), compute);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOPps"] = benchmark::Counter(2.0 * double(M) * rows * cols * 1e-9 * double(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(qs::dtype_name(dt)) + (state.range(4) ? " compute=BF16" : " compute=F32"));
+}
+
+void linear_args(benchmark::internal::Benchmark* b) {
+  for (int64_t compute : {0, 1}) {
+    for (DType dt : {DType::BF16, DType::F8_E4M3}) {
+      b->Args({int64_t(dt), 2048, 2048, 512, compute});  // prefill, 512 tokens
+      b->Args({int64_t(dt), 1408, 2048, 32, compute});   // MoE expert, few tokens
+      b->Args({int64_t(dt), 1408, 2048, 16, compute});
+    }
+  }
+}
+BENCHMARK(BM_Linear)->Apply(linear_args)->ArgNames({"dtype", "rows", "cols", "M", "bf16"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// MoE experts: a different M (9..256 tokens) every call, as routing gives; exercises the
+// M buckets of linear() and the oneDNN primitive cache. args: dtype, compute (0 F32, 1 BF16)
+void BM_LinearMoE(benchmark::State& state) {
+  const auto dt = DType(state.range(0));
+  const auto compute = state.range(1) ? qs::Compute::BF16 : qs::Compute::F32;
+  const int64_t rows = 1408, cols = 2048;
+  BenchWeights w(dt, rows, cols);
+  std::vector<int64_t> Ms(64);
+  uint64_t s = 12345;
+  for (auto& m : Ms) { s = s * 6364136223846793005ull + 1442695040888963407ull; m = 9 + int64_t((s >> 33) % 248); }
+  std::vector<float> x(size_t(256 * cols), 0.01f), y(size_t(256 * rows));
+  double flops = 0;
+  for (int64_t M : Ms) flops += 2.0 * double(M) * rows * cols;
+  for (int64_t M : Ms) qs::linear(x.data(), M, w.W, y.data(), compute);  // warm-up: primitives
+  for (auto _ : state)
+    for (int64_t M : Ms) {
+      qs::linear(x.data(), M, w.W, y.data(), compute);
+      benchmark::DoNotOptimize(y.data());
+    }
+  state.counters["GFLOPps"] = benchmark::Counter(flops * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(qs::dtype_name(dt)) + (state.range(1) ? " compute=BF16" : " compute=F32") + ", 64 calls, M in [9, 256]");
+}
+BENCHMARK(BM_LinearMoE)->Args({int64_t(DType::BF16), 1})->Args({int64_t(DType::F8_E4M3), 1})->Args({int64_t(DType::BF16), 0})
+    ->ArgNames({"dtype", "bf16"})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// args: M, N, K, trans_a, trans_b, bf16
+void BM_Gemm(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const bool ta = state.range(3), tb = state.range(4), bf16 = state.range(5);
+  std::vector<float> A(size_t(M * K), 0.5f), B(size_t(K * N), 0.25f), C(size_t(M * N));
+  std::vector<uint16_t> Ab(A.size(), qs::f32_to_bf16(0.5f)), Bb(B.size(), qs::f32_to_bf16(0.25f));
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  auto run = [&] {
+    if (bf16) qs::gemm_bf16(ta, tb, M, N, K, 1.0f, Ab.data(), lda, Bb.data(), ldb, 0.0f, C.data(), N);
+    else qs::gemm_f32(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N);
+  };
+  run();
+  for (auto _ : state) {
+    run();
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOPps"] = benchmark::Counter(2.0 * double(M) * N * K * 1e-9 * double(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+void gemm_args(benchmark::internal::Benchmark* b) {
+  for (int64_t bf16 : {0, 1})
+    for (int64_t ta : {0, 1})
+      for (int64_t tb : {0, 1}) b->Args({1024, 2048, 2048, ta, tb, bf16});
+  b->Args({2048, 2048, 2048, 0, 0, 1});
+}
+BENCHMARK(BM_Gemm)->Apply(gemm_args)->ArgNames({"M", "N", "K", "ta", "tb", "bf16"})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  double gbs = 0;
+  for (auto _ : state) gbs = qs::measure_read_bandwidth_gbs(size_t(1) << 30, 0, 1.0);
+  state.counters["GBps"] = gbs;
+}
+BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+void BM_GemmPeak(benchmark::State& state) {
+  double g = 0;
+  for (auto _ : state) g = qs::measure_gemm_peak_gflops(state.range(0) ? qs::Compute::BF16 : qs::Compute::F32, 0, 1.0);
+  state.counters["GFLOPps"] = g;
+}
+BENCHMARK(BM_GemmPeak)->Arg(0)->Arg(1)->ArgName("bf16")->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace

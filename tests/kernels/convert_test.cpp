@@ -1,0 +1,106 @@
+// Bulk conversions of every ISA (and the public entry points) bit-exact against the scalar
+// conversions of core/dtype.h: all 65536 BF16/F16 patterns, all 256 FP8 codes (scaled and
+// not), F32 -> BF16 rounding on random bit patterns and edge values, every tail length.
+#include "qiusuo/kernels/convert.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "kernels/kernel_test_util.h"
+
+namespace qs {
+namespace {
+
+bool same(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, 4) == 0;
+}
+
+TEST(Convert, Bf16AndF16ToF32AllPatterns) {
+  std::vector<uint16_t> in(65536);
+  for (int i = 0; i < 65536; ++i) in[size_t(i)] = uint16_t(i);
+  std::vector<float> out(65536);
+  for (const cpu::Kernels* k : test::runnable_kernels()) {
+    k->bf16_to_f32(in.data(), out.data(), 65536);
+    for (int i = 0; i < 65536; ++i)
+      ASSERT_TRUE(same(out[size_t(i)], bf16_to_f32(uint16_t(i)))) << isa_name(k->isa) << " bf16 " << i;
+    k->f16_to_f32(in.data(), out.data(), 65536);
+    for (int i = 0; i < 65536; ++i)
+      ASSERT_TRUE(same(out[size_t(i)], f16_to_f32(uint16_t(i)))) << isa_name(k->isa) << " f16 " << i;
+  }
+  bf16_to_f32(in.data(), out.data(), 65536);
+  EXPECT_TRUE(same(out[0x3f80], 1.0f));
+  f16_to_f32(in.data(), out.data(), 65536);
+  EXPECT_TRUE(same(out[0x3c00], 1.0f));
+}
+
+TEST(Convert, Fp8AllCodesScaledAndUnscaled) {
+  std::vector<uint8_t> in(256);
+  for (int i = 0; i < 256; ++i) in[size_t(i)] = uint8_t(i);
+  std::vector<float> out(256);
+  for (const cpu::Kernels* k : test::runnable_kernels())
+    for (float s : {1.0f, 0.001953125f, 3.7e-3f, 1.5e4f}) {
+      k->fp8_to_f32(in.data(), out.data(), 256, s);
+      for (int i = 0; i < 256; ++i)
+        ASSERT_TRUE(same(out[size_t(i)], fp8e4m3_to_f32(uint8_t(i)) * s))
+            << isa_name(k->isa) << " code " << i << " scale " << s << ": " << out[size_t(i)];
+    }
+  fp8e4m3_to_f32(in.data(), out.data(), 256);
+  EXPECT_EQ(out[0x7e], 448.0f);
+  EXPECT_TRUE(std::isnan(out[0x7f]) && std::isnan(out[0xff]));
+}
+
+TEST(Convert, F32ToBf16RoundsLikeScalar) {
+  std::mt19937 rng(1);
+  std::vector<float> in(100000);
+  for (float& f : in) {
+    const uint32_t u = rng();
+    std::memcpy(&f, &u, 4);  // every class: NaN, inf, subnormal, ties (low half 0x8000)
+  }
+  const uint32_t edge[] = {0x7f800000, 0xff800000, 0x7f7fffff, 0x00000001, 0x80000001, 0x3f808000,
+                           0x3f818000, 0x7fc00000, 0x7f800001, 0xffffffff, 0x00008000, 0x0};
+  for (size_t i = 0; i < std::size(edge); ++i) std::memcpy(&in[i], &edge[i], 4);
+  std::vector<uint16_t> out(in.size());
+  for (const cpu::Kernels* k : test::runnable_kernels()) {
+    k->f32_to_bf16(in.data(), out.data(), int64_t(in.size()));
+    for (size_t i = 0; i < in.size(); ++i)
+      ASSERT_EQ(out[i], f32_to_bf16(in[i])) << isa_name(k->isa) << " at " << i;
+  }
+  f32_to_bf16(in.data(), out.data(), int64_t(in.size()));
+  EXPECT_EQ(out[5], f32_to_bf16(in[5]));
+}
+
+// Every length 0..70 from an odd offset: tails must neither miss elements nor write past n.
+TEST(Convert, TailsAndBounds) {
+  std::vector<uint16_t> h(80);
+  std::vector<uint8_t> b(80);
+  std::vector<float> f = test::random_floats(80, 3);
+  for (size_t i = 0; i < 80; ++i) {
+    h[i] = uint16_t(0x3c00 + i);
+    b[i] = uint8_t(0x30 + i);
+  }
+  for (const cpu::Kernels* k : test::runnable_kernels())
+    for (int64_t n = 0; n <= 70; ++n) {
+      std::vector<float> out(80, -7.0f);
+      std::vector<uint16_t> out16(80, 0xdead);
+      k->bf16_to_f32(h.data() + 1, out.data() + 1, n);
+      for (int64_t i = 0; i < 80; ++i)
+        ASSERT_EQ(out[size_t(i)], i >= 1 && i <= n ? bf16_to_f32(h[size_t(i)]) : -7.0f) << n << " " << i;
+      std::fill(out.begin(), out.end(), -7.0f);
+      k->f16_to_f32(h.data() + 1, out.data() + 1, n);
+      for (int64_t i = 0; i < 80; ++i)
+        ASSERT_EQ(out[size_t(i)], i >= 1 && i <= n ? f16_to_f32(h[size_t(i)]) : -7.0f) << n << " " << i;
+      std::fill(out.begin(), out.end(), -7.0f);
+      k->fp8_to_f32(b.data() + 1, out.data() + 1, n, 0.5f);
+      for (int64_t i = 0; i < 80; ++i)
+        ASSERT_EQ(out[size_t(i)], i >= 1 && i <= n ? fp8e4m3_to_f32(b[size_t(i)]) * 0.5f : -7.0f) << n << " " << i;
+      k->f32_to_bf16(f.data() + 1, out16.data() + 1, n);
+      for (int64_t i = 0; i < 80; ++i)
+        ASSERT_EQ(out16[size_t(i)], i >= 1 && i <= n ? f32_to_bf16(f[size_t(i)]) : 0xdead) << n << " " << i;
+    }
+}
+
+}  // namespace
+}  // namespace qs
