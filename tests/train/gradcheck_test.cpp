@@ -154,6 +154,41 @@ TEST(GradCheck, RmsNormAndSwiGlu) {
   EXPECT_EQ(st.bad, 0);
 }
 
+// SwiGLU MLP with gate/up as one fused [2I, d] product (adjacent in memory) and as two.
+TEST(GradCheck, MlpFusedAndSeparate) {
+  const int64_t N = 6, d = 8, I = 5;
+  for (bool fused : {true, false}) {
+    Vec w(size_t((2 * I + (fused ? 0 : 3)) * d + I * d)), gw(w.size(), 0.0), x(N * d), R(N * d), dx(N * d, 0.0);
+    randomize(w, 51, 0.5);
+    randomize(x, 52, 1.0);
+    randomize(R, 53, 1.0);
+    MlpParamsT<double> p{w.data(), w.data() + I * d + (fused ? 0 : 3 * d), w.data() + 2 * I * d + (fused ? 0 : 3 * d)};
+    MlpParamsT<double> g{gw.data(), gw.data() + (p.up - w.data()), gw.data() + (p.down - w.data())};
+    TrainArena<double> arena;
+    arena.reserve(1 << 16);
+    MatmulPolicy pol;
+    auto loss = [&] {
+      arena.reset();
+      MlpActs<double> a;
+      Vec out(N * d);
+      mlp_train_forward<double>(p, N, d, I, x.data(), out.data(), a, arena, pol);
+      EXPECT_EQ(a.fused, fused);
+      double s = 0;
+      for (int64_t i = 0; i < N * d; ++i) s += out[i] * R[i];
+      return s;
+    };
+    arena.reset();
+    MlpActs<double> a;
+    Vec out(N * d);
+    mlp_train_forward<double>(p, N, d, I, x.data(), out.data(), a, arena, pol);
+    mlp_train_backward<double>(p, g, N, d, I, a, R.data(), dx.data(), arena, pol);
+    Checked st;
+    check("mlp.x", x.data(), dx.data(), x.size(), loss, st, 100);
+    check("mlp.w", w.data(), gw.data(), w.size(), loss, st, 400);
+    EXPECT_EQ(st.bad, 0) << (fused ? "fused" : "separate");
+  }
+}
+
 // MLA with and without query compression, YaRN RoPE, against Σ out·R.
 void mla_case(const nlohmann::json& j) {
   ModuleHarness H(j);

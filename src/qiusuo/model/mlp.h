@@ -12,10 +12,15 @@ namespace qs {
 void mlp_forward(const MlpWeights& w, const float* x, int64_t T, float* out, Compute compute, Arena& arena);
 
 // ---- Training ----
+// When gate_proj and up_proj are adjacent in the parameter buffer (the training layout puts
+// them so), they act as one [2I, d] matrix: one product for both, each input converted once.
 template <typename T>
 struct MlpActs {
   const T* x = nullptr;  // [N, d] input, owned by the caller
-  T *g = nullptr, *u = nullptr, *h = nullptr;  // [N, I] gate, up, silu(gate)·up
+  T *g = nullptr, *u = nullptr;  // [N, I] gate and up outputs, row stride ld (2I when fused)
+  int64_t ld = 0;
+  bool fused = false;
+  T* h = nullptr;  // [N, I] silu(gate)·up
 };
 
 size_t mlp_train_arena_elems(int64_t N, int64_t I);  // forward activations + backward scratch
