@@ -10,6 +10,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
+#include "qiusuo/kernels/attention.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
 #include "qiusuo/kernels/vec_ops.h"
@@ -167,43 +168,24 @@ namespace qs {
 
 namespace {
 
-// The per-(sequence, head) products of the attention core, at the tier "higher precision": F32
-// in F32 runs, BF16 inputs with F32 accumulation otherwise, exact double in gradient checks.
-// Each operand is converted once and then used by every product that needs it.
+// The per-(sequence, head) products of the attention core in the reference form: full
+// products through mm() (exact double arithmetic in the gradient checks). Float training uses
+// the causal F32 kernels of kernels/attention.h instead.
 template <typename T>
 struct HeadMats {
   struct Mat {
     const T* p = nullptr;
     int64_t ld = 0, rows = 0, cols = 0;
-    std::vector<uint16_t> h;  // BF16 copy, contiguous
   };
-  bool bf16 = false;
   Mat m[4];
 
-  void set(int i, const T* p, int64_t rows, int64_t cols, int64_t ld) {
-    Mat& x = m[i];
-    x.p = p;
-    x.ld = ld;
-    x.rows = rows;
-    x.cols = cols;
-    if constexpr (std::is_same_v<T, float>) {
-      if (bf16) {
-        x.h.resize(size_t(rows * cols));
-        for (int64_t r = 0; r < rows; ++r) f32_to_bf16(p + r * ld, x.h.data() + r * cols, cols);
-      }
-    }
-  }
+  void set(int i, const T* p, int64_t rows, int64_t cols, int64_t ld) { m[i] = {p, ld, rows, cols}; }
   // C = op(m[a])·op(m[b]) + beta·C
   void gemm(bool ta, bool tb, int a, int b, T beta, T* C, int64_t ldc) {
     const Mat& A = m[a];
     const Mat& Bm = m[b];
     const int64_t M = ta ? A.cols : A.rows, K = ta ? A.rows : A.cols, N = tb ? Bm.rows : Bm.cols;
-    if constexpr (std::is_same_v<T, float>) {
-      if (bf16) gemm_bf16(ta, tb, M, N, K, 1.0f, A.h.data(), A.cols, Bm.h.data(), Bm.cols, beta, C, ldc);
-      else gemm_f32(ta, tb, M, N, K, 1.0f, A.p, A.ld, Bm.p, Bm.ld, beta, C, ldc);
-    } else {
-      mm<T>(MatmulPolicy{}, ta, tb, M, N, K, T(1), A.p, A.ld, Operand::Act, Bm.p, Bm.ld, Operand::Act, beta, C, ldc);
-    }
+    mm<T>(MatmulPolicy{}, ta, tb, M, N, K, T(1), A.p, A.ld, Operand::Act, Bm.p, Bm.ld, Operand::Act, beta, C, ldc);
   }
 };
 
@@ -212,6 +194,7 @@ template <typename T>
 struct HeadScratch {
   HeadMats<T> mats;
   std::vector<T> k, dk, dp;  // K_h [S, dn+dr], dK_h [S, dn+dr], dP [S, S]
+  std::vector<float> scratch;  // attention kernel scratch
   static HeadScratch& get() {
     thread_local HeadScratch s;
     return s;
@@ -298,7 +281,6 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
   a.o = arena.alloc(size_t(N * D.H * D.dv), false);
   const T scale = T(c.softmax_scale());
   QS_PROFILE("mla.train_fwd.core");
-  const bool bf16 = pol.precision != TrainPrecision::F32;
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
@@ -306,31 +288,33 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
     const T* up = a.up + b * S * U + h * (D.dn + D.dv);
     HeadScratch<T>& hs = HeadScratch<T>::get();
     auto& m = hs.mats;
-    m.bf16 = bf16;
     hs.k.resize(size_t(S * D.dq));
     gather_head_keys(D, up, U, a.kpe + b * S * D.dr, S, hs.k.data());
     enum { Q, K, V, PM };
-    m.set(Q, a.q + b * S * D.H * D.dq + h * D.dq, S, D.dq, D.H * D.dq);
+    const T* qh = a.q + b * S * D.H * D.dq + h * D.dq;
+    T* oh = a.o + b * S * D.H * D.dv + h * D.dv;
+    if constexpr (std::is_same_v<T, float>) {
+      // Causal half only, F32 (attention core kept in higher precision).
+      hs.scratch.resize(size_t(attention_scratch_floats(S, D.dq, D.dv)));
+      causal_attention_forward(qh, D.H * D.dq, hs.k.data(), D.dq, up + D.dn, U, S, D.dq, D.dv, scale, P, oh, D.H * D.dv,
+                               hs.scratch.data());
+      continue;
+    }
+    m.set(Q, qh, S, D.dq, D.H * D.dq);
     m.set(K, hs.k.data(), S, D.dq, D.dq);
     m.gemm(false, true, Q, K, T(0), P, S);  // scores = [q_nope | q_pe]·[k_nope | k_pe]ᵀ  [S, S]
     for (int64_t i = 0; i < S; ++i) {
       T* row = P + i * S;
-      if constexpr (std::is_same_v<T, float>) {
-        qs::scale(row, scale, i + 1);
-        const float z = exp_shift_sum(row, i + 1, max_value(row, i + 1));
-        qs::scale(row, 1.0f / z, i + 1);
-      } else {
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j] * scale);
-        T z = 0;
-        for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - mx));
-        for (int64_t j = 0; j <= i; ++j) row[j] /= z;
-      }
+      T mx = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j] * scale);
+      T z = 0;
+      for (int64_t j = 0; j <= i; ++j) z += (row[j] = std::exp(row[j] * scale - mx));
+      for (int64_t j = 0; j <= i; ++j) row[j] /= z;
       std::fill(row + i + 1, row + S, T(0));
     }
     m.set(V, up + D.dn, S, D.dv, U);
     m.set(PM, P, S, S, S);
-    m.gemm(false, false, PM, V, T(0), a.o + b * S * D.H * D.dv + h * D.dv, D.H * D.dv);  // o_h = P·V_h
+    m.gemm(false, false, PM, V, T(0), oh, D.H * D.dv);  // o_h = P·V_h
   }
   linear_fwd<T>(pol, a.o, N, D.H * D.dv, p.o, d, out);
 }
@@ -353,7 +337,6 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   const T scale = T(c.softmax_scale());
   {
   QS_PROFILE("mla.train_bwd.core");
-  const bool bf16 = pol.precision != TrainPrecision::F32;
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
@@ -362,10 +345,22 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
     T* duph = dup + b * S * U + h * (D.dn + D.dv);
     HeadScratch<T>& hs = HeadScratch<T>::get();
     auto& m = hs.mats;
-    m.bf16 = bf16;
     enum { DO, PM, V, X };
-    m.set(DO, dO + b * S * HV + h * D.dv, S, D.dv, HV);
-    m.set(PM, P, S, S, S);
+    if constexpr (std::is_same_v<T, float>) {
+      hs.k.resize(size_t(S * D.dq));
+      gather_head_keys(D, up, U, a.kpe + b * S * D.dr, S, hs.k.data());
+      hs.dk.resize(size_t(S * D.dq));
+      hs.scratch.resize(size_t(attention_scratch_floats(S, D.dq, D.dv)));
+      causal_attention_backward(a.q + b * S * HQ + h * D.dq, HQ, hs.k.data(), D.dq, up + D.dn, U, P,
+                                dO + b * S * HV + h * D.dv, HV, S, D.dq, D.dv, scale, dq + b * S * HQ + h * D.dq, HQ,
+                                hs.dk.data(), D.dq, duph + D.dn, U, hs.scratch.data());
+      for (int64_t t = 0; t < S; ++t) {
+        std::copy_n(hs.dk.data() + t * D.dq, D.dn, duph + t * U);
+        std::copy_n(hs.dk.data() + t * D.dq + D.dn, D.dr, dkpe_part + (bh * S + t) * D.dr);
+      }
+      continue;
+    }
+    m.set(DO, dO + b * S * HV + h * D.dv, S, D.dv, HV);    m.set(PM, P, S, S, S);
     m.set(V, up + D.dn, S, D.dv, U);
     m.gemm(true, false, PM, DO, T(0), duph + D.dn, U);  // dV = Pᵀ·dO
     hs.dp.resize(size_t(S * S));

@@ -1,0 +1,37 @@
+// Causal self-attention of one head over S positions, the training form (F32): the forward
+// keeps the probabilities P for the backward pass. Only the causal half is computed (j <= i).
+//
+//   forward   P = softmax_rows(scale · Q Kᵀ, causal)   P[S, S], entries j > i are 0
+//             O = P V                                    O[S, dv]
+//   backward  dV = Pᵀ dO ;  dP = dO Vᵀ ;  dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+//             dQ = dS K ;  dK = dSᵀ Q
+//
+// Q, K are [S, dk], V, dO are [S, dv], each with its own row stride. `scratch` holds at least
+// attention_scratch_floats(S, dk, dv) floats. The products run on gemm_f32 in 128-row blocks
+// that skip the blocks above the diagonal; reference in namespace qs::ref.
+#pragma once
+#include <cstdint>
+
+namespace qs {
+
+int64_t attention_scratch_floats(int64_t S, int64_t dk, int64_t dv);
+
+void causal_attention_forward(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V, int64_t ldv,
+                              int64_t S, int64_t dk, int64_t dv, float scale, float* P, float* O, int64_t ldo,
+                              float* scratch);
+
+// dQ, dK, dV are overwritten.
+void causal_attention_backward(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V, int64_t ldv,
+                               const float* P, const float* dO, int64_t lddo, int64_t S, int64_t dk, int64_t dv,
+                               float scale, float* dQ, int64_t lddq, float* dK, int64_t lddk, float* dV, int64_t lddv,
+                               float* scratch);
+
+namespace ref {
+void causal_attention_forward(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V, int64_t ldv,
+                              int64_t S, int64_t dk, int64_t dv, float scale, float* P, float* O, int64_t ldo);
+void causal_attention_backward(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V, int64_t ldv,
+                               const float* P, const float* dO, int64_t lddo, int64_t S, int64_t dk, int64_t dv,
+                               float scale, float* dQ, int64_t lddq, float* dK, int64_t lddk, float* dV, int64_t lddv);
+}  // namespace ref
+
+}  // namespace qs
