@@ -1,5 +1,9 @@
 #include "qiusuo/core/buffer.h"
 
+#include <sys/mman.h>
+
+#include <cstdint>
+
 #include "qiusuo/core/error.h"
 
 namespace qs {
@@ -10,4 +14,11 @@ void* aligned_alloc_bytes(size_t bytes) {
   return p;
 }
 void aligned_free(void* p) { std::free(p); }
+
+void advise_huge_pages(void* p, size_t bytes) {
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+}
 }  // namespace qs

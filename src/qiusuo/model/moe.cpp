@@ -129,10 +129,12 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
 
 namespace qs {
 
-// Dispatch rows of an expert with n tokens: n rounded up to a multiple of 32 (64 from 512 on)
-// with zero rows, so that the expert GEMMs see few distinct shapes (their plans are cached) —
-// zero rows give zero outputs and contribute nothing to the gradients.
-static int64_t moe_padded_rows(int64_t n) {
+// Dispatch rows of an expert with n tokens. BF16 products run on oneDNN primitives built per
+// shape, so n is rounded up to a multiple of 32 (64 from 512 on) with zero rows and the expert
+// GEMMs see few distinct shapes (their plans are cached); zero rows give zero outputs and
+// contribute nothing to the gradients. F32 (and FP8-emulated) products need no padding.
+static int64_t moe_padded_rows(int64_t n, TrainPrecision p) {
+  if (p != TrainPrecision::BF16) return n;
   const int64_t q = n >= 512 ? 64 : 32;
   return (n + q - 1) / q * q;
 }
@@ -173,7 +175,7 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
   a.load.assign(size_t(E), 0);
   for (int32_t e : a.idx) a.load[e]++;
   a.offset.assign(size_t(E + 1), 0);
-  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(a.load[e]);
+  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(a.load[e], pol.precision);
   const int64_t rows = a.offset[E];
   a.row_of.assign(size_t(N * K), 0);
   a.token_of.assign(size_t(rows), -1);  // -1: padding row

@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "qiusuo/core/buffer.h"
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
@@ -258,6 +259,10 @@ void swiglu_bwd(const T* g, const T* u, const T* dh, int64_t n, T* dg, T* du) {
 
 template <typename T>
 void TrainArena<T>::reserve(size_t n) {
+  buf_.clear();
+  buf_.shrink_to_fit();
+  buf_.reserve(n);
+  advise_huge_pages(buf_.data(), n * sizeof(T));
   buf_.assign(n, T(0));
   used_ = 0;
   const char* e = std::getenv("QIUSUO_ARENA_POISON");

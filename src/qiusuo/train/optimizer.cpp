@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "qiusuo/core/buffer.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 
@@ -35,8 +36,13 @@ double LrSchedule::at(int64_t step) const {
   return peak;
 }
 
-AdamW::AdamW(const std::vector<ParamInfo>& layout, size_t total, AdamWConfig cfg)
-    : layout_(layout), cfg_(cfg), m_(total, 0.0f), v_(total, 0.0f) {}
+AdamW::AdamW(const std::vector<ParamInfo>& layout, size_t total, AdamWConfig cfg) : layout_(layout), cfg_(cfg) {
+  for (auto* v : {&m_, &v_}) {
+    v->reserve(total);
+    advise_huge_pages(v->data(), total * sizeof(float));
+    v->assign(total, 0.0f);
+  }
+}
 
 void AdamW::step(float* params, const float* grads, double lr) {
   ++t_;

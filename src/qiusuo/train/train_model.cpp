@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "qiusuo/core/buffer.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/profile.h"
 #include "qiusuo/core/rng.h"
@@ -49,8 +50,11 @@ TrainModel<T>::TrainModel(const ModelConfig& cfg, int64_t batch, int64_t seq_len
   QS_CHECK(batch > 0 && seq_len > 1, "training needs batch >= 1 and seq_len >= 2 (got ", batch, ", ", seq_len, ")");
   size_t total = 0;
   layout_ = training_param_layout(cfg_, &total);
-  params_.assign(total, T(0));
-  grads_.assign(total, T(0));
+  for (auto* v : {&params_, &grads_}) {
+    v->reserve(total);
+    advise_huge_pages(v->data(), total * sizeof(T));
+    v->assign(total, T(0));
+  }
   std::map<std::string, size_t> off;
   for (const auto& p : layout_) off[p.name] = p.offset;
   auto view = [&](std::vector<T>& buf) {
