@@ -9,6 +9,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/train/data.h"
+#include "qiusuo/infer/bench.h"
 #include "qiusuo/train/trainer.h"
 
 namespace qs::cli {
@@ -97,18 +98,21 @@ void run_train(TrainOpts& o) {
                       {"tokens_per_s", s.tokens_per_s}, {"mfu_bf16_peak", s.mfu_amx}, {"mfu_f32_peak", s.mfu_fma},
                       {"gemm_peak_bf16_gflops", s.gemm_peak_bf16}, {"gemm_peak_f32_gflops", s.gemm_peak_f32},
                       {"arena_planned_mb", double(s.arena_planned_bytes) / 1e6},
-                      {"arena_peak_mb", double(s.arena_peak_bytes) / 1e6}, {"checkpoint", s.checkpoint},
+                      {"arena_peak_mb", double(s.arena_peak_bytes) / 1e6}, {"peak_rss_mb", peak_rss_mb()},
+                      {"checkpoint", s.checkpoint},
                       {"stopped_early", s.stopped_early}, {"precision", o.precision}};
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else if (!o.quiet) {
     std::fprintf(stderr,
                  "done: step %lld, loss %.4f, val loss %.4f (ppl %.1f); %.0f tokens/s = %.1f%% of the BF16 GEMM peak "
-                 "(%.0f GFLOP/s), %.1f%% of the F32 peak (%.0f); activation arena %.0f MB planned, %.0f MB used\n"
+                 "(%.0f GFLOP/s), %.1f%% of the F32 peak (%.0f); activation arena %.0f MB planned, %.0f MB used;"
+                 " peak RSS %.0f MB\n"
                  "model: %s (load it with `qiusuo generate --model %s`)\n",
                  (long long)s.steps_done, s.final_loss, s.final_val_loss, std::exp(s.final_val_loss), s.tokens_per_s,
                  100 * s.mfu_amx, s.gemm_peak_bf16, 100 * s.mfu_fma, s.gemm_peak_f32,
-                 double(s.arena_planned_bytes) / 1e6, double(s.arena_peak_bytes) / 1e6, o.out.c_str(), o.out.c_str());
+                 double(s.arena_planned_bytes) / 1e6, double(s.arena_peak_bytes) / 1e6, peak_rss_mb(), o.out.c_str(),
+                 o.out.c_str());
   }
 }
 
