@@ -87,8 +87,7 @@ HeadLoss head_loss(const T* h, int64_t N, int64_t d, const T* norm_w, T eps, con
     for (int64_t i = 0; i < n; ++i)
       if (row_loss[i] >= 0) { out.loss_sum += row_loss[i]; out.count++; }
     if (!dh) continue;
-    linear_bwd_input<T>(pol, logits.data(), n, V, head, d, dhn.data(), false, Prec::High);
-    linear_bwd_weight<T>(pol, logits.data(), n, V, hn.data(), d, dhead, Prec::High);
+    linear_bwd<T>(pol, logits.data(), n, V, head, hn.data(), d, dhn.data(), false, dhead, Prec::High);
     rmsnorm_bwd<T>(h + c0 * d, norm_w, rstd.data(), dhn.data(), n, d, dh + c0 * d, dnorm, true);
   }
   return out;

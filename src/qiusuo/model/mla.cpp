@@ -328,8 +328,7 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   const int64_t N = B * S, d = D.d, U = D.H * (D.dn + D.dv), HV = D.H * D.dv, HQ = D.H * D.dq;
   // o_proj
   T* dO = arena.alloc(size_t(N * HV), false);
-  linear_bwd_input<T>(pol, dout, N, d, p.o, HV, dO, false);
-  linear_bwd_weight<T>(pol, dout, N, d, a.o, HV, g.o);
+  linear_bwd<T>(pol, dout, N, d, p.o, a.o, HV, dO, false, g.o);
   // attention core (F32 / exact), one (sequence, head) pair at a time
   T* dup = arena.alloc(size_t(N * U), false);
   T* dq = arena.alloc(size_t(N * HQ), false);
@@ -393,8 +392,7 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   // kv_b_proj: dc = dup·kv_b ; d kv_b += dupᵀ·c
   T* dkv = arena.alloc(size_t(N * D.W));  // [N, R + dr]: d(latent pre-norm) | d(k_pe pre-rope)
   T* dc = arena.alloc(size_t(N * D.R), false);
-  linear_bwd_input<T>(pol, dup, N, U, p.kv_b, D.R, dc, false);
-  linear_bwd_weight<T>(pol, dup, N, U, a.c, D.R, g.kv_b);
+  linear_bwd<T>(pol, dup, N, U, p.kv_b, a.c, D.R, dc, false, g.kv_b);
   // k_pe: sum over heads, inverse rope; latent: RMSNorm backward (within rows of stride W)
   const T eps = T(c.rms_norm_eps);
   (void)eps;
@@ -424,8 +422,7 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   for (size_t t = 0; t < dnorm_part.size() / size_t(D.R); ++t)
     for (int64_t j = 0; j < D.R; ++j) g.kv_a_norm[j] += dnorm_part[t * size_t(D.R) + size_t(j)];
   // kv_a_proj
-  linear_bwd_input<T>(pol, dkv, N, D.W, p.kv_a, d, dx, true);
-  linear_bwd_weight<T>(pol, dkv, N, D.W, a.x, d, g.kv_a);
+  linear_bwd<T>(pol, dkv, N, D.W, p.kv_a, a.x, d, dx, true, g.kv_a);
   // queries: inverse rope on the pe parts, then the projection(s)
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) rope.rotate(dq + t * HQ + D.dn, D.H, D.dq, t % S, true);
@@ -434,14 +431,11 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
     const int64_t ql = c.q_lora_rank;
     T* dqan = arena.alloc(size_t(N * ql), false);
     T* dqa = arena.alloc(size_t(N * ql), false);
-    linear_bwd_input<T>(pol, dq, N, HQ, p.q_b, ql, dqan, false);
-    linear_bwd_weight<T>(pol, dq, N, HQ, a.qan, ql, g.q_b);
+    linear_bwd<T>(pol, dq, N, HQ, p.q_b, a.qan, ql, dqan, false, g.q_b);
     rmsnorm_bwd<T>(a.qa, p.q_a_norm, a.qa_rstd, dqan, N, ql, dqa, g.q_a_norm, false);
-    linear_bwd_input<T>(pol, dqa, N, ql, p.q_a, d, dx, true);
-    linear_bwd_weight<T>(pol, dqa, N, ql, a.x, d, g.q_a);
+    linear_bwd<T>(pol, dqa, N, ql, p.q_a, a.x, d, dx, true, g.q_a);
   } else {
-    linear_bwd_input<T>(pol, dq, N, HQ, p.q_proj, d, dx, true);
-    linear_bwd_weight<T>(pol, dq, N, HQ, a.x, d, g.q_proj);
+    linear_bwd<T>(pol, dq, N, HQ, p.q_proj, a.x, d, dx, true, g.q_proj);
   }
 }
 

@@ -91,13 +91,11 @@ void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t 
                         const MlpActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena, const MatmulPolicy& pol) {
   QS_PROFILE("mlp.train_bwd");
   T* dh = arena.alloc(size_t(N * I), false);
-  linear_bwd_input<T>(pol, dout, N, d, p.down, I, dh, false);
-  linear_bwd_weight<T>(pol, dout, N, d, a.h, I, g.down);
+  linear_bwd<T>(pol, dout, N, d, p.down, a.h, I, dh, false, g.down);
   if (a.fused) {
     T* dgu = arena.alloc(size_t(N * 2 * I), false);  // [N, dgate | dup]
     swiglu_rows_backward<T>(a.g, a.u, a.ld, dh, N, I, dgu, dgu + I);
-    linear_bwd_input<T>(pol, dgu, N, 2 * I, p.gate, d, dx, true);
-    linear_bwd_weight<T>(pol, dgu, N, 2 * I, a.x, d, g.gate);  // gate and up gradients, adjacent
+    linear_bwd<T>(pol, dgu, N, 2 * I, p.gate, a.x, d, dx, true, g.gate);  // gate and up gradients, adjacent
   } else {
     T* dg = arena.alloc(size_t(N * I), false);
     T* du = arena.alloc(size_t(N * I), false);

@@ -319,8 +319,7 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
       }
     }
   });
-  linear_bwd_input<T>(pol, dlogits, N, E, p.router, d, dx, true, Prec::Full);
-  linear_bwd_weight<T>(pol, dlogits, N, E, a.x, d, g.router, Prec::Full);
+  linear_bwd<T>(pol, dlogits, N, E, p.router, a.x, d, dx, true, g.router, Prec::Full);
 }
 
 #define QS_MOE_INST(T)                                                                                            \

@@ -50,8 +50,7 @@ void mtp_train_backward(const ModelConfig& c, const MtpParamsT<T>& p, const MtpP
   T* dm0 = arena.alloc(size_t(N * d), false);
   block_train_backward<T>(c, p.block, g.block, rope, B, S, a.block, dout, dm0, aux_alpha, arena, pol);
   T* dcat = arena.alloc(size_t(N * 2 * d), false);
-  linear_bwd_input<T>(pol, dm0, N, d, p.eh_proj, 2 * d, dcat, false);
-  linear_bwd_weight<T>(pol, dm0, N, d, a.cat, 2 * d, g.eh_proj);
+  linear_bwd<T>(pol, dm0, N, d, p.eh_proj, a.cat, 2 * d, dcat, false, g.eh_proj);
   // Split and go back through the two norms.
   T* dpart = arena.alloc(size_t(N * d), false);
   std::vector<T> de(size_t(N * d));

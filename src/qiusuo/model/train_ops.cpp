@@ -68,7 +68,32 @@ void fp8_quantize_tiles(float* X, int64_t rows, int64_t K, int64_t tile_rows) {
 }
 
 thread_local std::vector<float> tl_a, tl_b;
-thread_local std::vector<uint16_t> tl_ha, tl_hb;
+thread_local std::vector<uint16_t> tl_ha, tl_hb, tl_hd;
+
+// X[rows, cols] (row stride ld) rounded to BF16 into out[rows, cols], rows split over threads.
+void to_bf16_rows(const float* X, int64_t rows, int64_t cols, int64_t ld, std::vector<uint16_t>& out) {
+  out.resize(size_t(rows * cols));
+  uint16_t* o = out.data();
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) f32_to_bf16(X + r * ld, o + r * cols, cols);
+  });
+}
+
+// The precision one product runs at: the run's, lowered by the caller's tier.
+TrainPrecision effective_precision(const MatmulPolicy& pol, Prec tier) {
+  TrainPrecision p = pol.precision;
+  if (tier == Prec::Full) p = TrainPrecision::F32;
+  if (tier == Prec::High && p == TrainPrecision::FP8) p = TrainPrecision::BF16;
+  return p;
+}
+
+// A weight operand [rows, cols] (ld) as BF16: the per-step cache when there is one.
+const uint16_t* weight_bf16(const MatmulPolicy& pol, const float* W, int64_t rows, int64_t cols, int64_t ld,
+                            std::vector<uint16_t>& scratch) {
+  if (pol.cache) return pol.cache->bf16(W, rows, cols, ld);
+  to_bf16_rows(W, rows, cols, ld, scratch);
+  return scratch.data();
+}
 
 }  // namespace
 
@@ -113,9 +138,7 @@ void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, 
                Prec tier) {
   if (M == 0 || N == 0) return;
   QS_PROFILE("mm.f32path");
-  TrainPrecision p = pol.precision;
-  if (tier == Prec::Full) p = TrainPrecision::F32;
-  if (tier == Prec::High && p == TrainPrecision::FP8) p = TrainPrecision::BF16;
+  const TrainPrecision p = effective_precision(pol, tier);
   if (p == TrainPrecision::F32 || K == 0) {
     gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
@@ -123,14 +146,12 @@ void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, 
   if (p == TrainPrecision::BF16) {
     // Round each operand to BF16 in its stored layout; the GEMM handles the transposes.
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
-    tl_ha.resize(size_t(ar * ac));
-    for (int64_t r = 0; r < ar; ++r) f32_to_bf16(A + r * lda, tl_ha.data() + r * ac, ac);
+    to_bf16_rows(A, ar, ac, lda, tl_ha);
     const uint16_t* hb;
-    if (kb == Operand::Weight && pol.cache) {
-      hb = pol.cache->bf16(B, br, bc, ldb);
+    if (kb == Operand::Weight) {
+      hb = weight_bf16(pol, B, br, bc, ldb, tl_hb);
     } else {
-      tl_hb.resize(size_t(br * bc));
-      for (int64_t r = 0; r < br; ++r) f32_to_bf16(B + r * ldb, tl_hb.data() + r * bc, bc);
+      to_bf16_rows(B, br, bc, ldb, tl_hb);
       hb = tl_hb.data();
     }
     gemm_bf16(ta, tb, M, N, K, alpha, tl_ha.data(), ac, hb, bc, beta, C, ldc);
@@ -185,6 +206,25 @@ template <typename T>
 void linear_bwd_weight(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* x, int64_t in, T* dW,
                        Prec tier) {
   mm<T>(p, true, false, out, in, n, T(1), dy, out, Operand::Act, x, in, Operand::Act, T(1), dW, in, tier);
+}
+
+template <typename T>
+void linear_bwd(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, const T* x, int64_t in, T* dx,
+                bool accumulate, T* dW, Prec tier) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (n > 0 && out > 0 && in > 0 && effective_precision(p, tier) == TrainPrecision::BF16) {
+      // dy feeds both products in the same stored layout: round it to BF16 once.
+      QS_PROFILE("mm.f32path");
+      to_bf16_rows(dy, n, out, out, tl_hd);
+      const uint16_t* hw = weight_bf16(p, W, out, in, in, tl_hb);
+      gemm_bf16(false, false, n, in, out, 1.0f, tl_hd.data(), out, hw, in, accumulate ? 1.0f : 0.0f, dx, in);
+      to_bf16_rows(x, n, in, in, tl_ha);
+      gemm_bf16(true, false, out, in, n, 1.0f, tl_hd.data(), out, tl_ha.data(), in, 1.0f, dW, in);
+      return;
+    }
+  }
+  linear_bwd_input<T>(p, dy, n, out, W, in, dx, accumulate, tier);
+  linear_bwd_weight<T>(p, dy, n, out, x, in, dW, tier);
 }
 
 template <typename T>
@@ -288,6 +328,8 @@ T* TrainArena<T>::alloc(size_t n, bool zero) {
   template void linear_bwd_input<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, bool,  \
                                     Prec);                                                                       \
   template void linear_bwd_weight<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, Prec); \
+  template void linear_bwd<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, const T*, int64_t, T*, bool, \
+                              T*, Prec);                                                                         \
   template void rmsnorm_fwd<T>(const T*, const T*, T, int64_t, int64_t, T*, T*);                                 \
   template void rmsnorm_bwd<T>(const T*, const T*, const T*, const T*, int64_t, int64_t, T*, T*, bool);          \
   template void swiglu_fwd<T>(const T*, const T*, int64_t, T*);                                                  \

@@ -78,6 +78,11 @@ void linear_bwd_input(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out
 template <typename T>
 void linear_bwd_weight(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* x, int64_t in, T* dW,
                        Prec tier = Prec::Run);
+// Both backward products of one linear layer, dx (+)= dy·W and dW += dyᵀ·x, as the two calls
+// above would compute them; in a BF16 run dy is rounded once for both.
+template <typename T>
+void linear_bwd(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, const T* x, int64_t in, T* dx,
+                bool accumulate, T* dW, Prec tier = Prec::Run);
 
 // RMSNorm over rows: y = x · r · w, r = (mean(x²) + eps)^-½; stores r per row.
 template <typename T>

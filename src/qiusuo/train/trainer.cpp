@@ -253,10 +253,13 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
     if (!std::isfinite(agg.objective))
       fail(ErrorKind::Internal, "loss is not finite at step ", st.step, " (", agg.objective,
            "); lower --lr or use --precision fp32");
-    QS_PROFILE("trainer.optimizer");
-    const double gnorm = clip_grad_norm(model.layout(), model.grads().data(), tc.clip);
+    double gnorm = 0;
     const double lr = tc.lr.at(st.step);
-    opt.step(model.params().data(), model.grads().data(), lr);
+    {
+      QS_PROFILE("trainer.optimizer");
+      gnorm = clip_grad_norm(model.layout(), model.grads().data(), tc.clip);
+      opt.step(model.params().data(), model.grads().data(), lr);
+    }
     // Auxiliary-loss-free balancing: bias_i += γ·sign(mean load − load_i), per MoE layer.
     nlohmann::json load_json = nlohmann::json::array();
     double lmax = 0, lmin = 1e30;
@@ -291,7 +294,10 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
     window_time += dt;
     const double tps = double(tokens_per_step) / dt;
     const bool do_eval = (tc.eval_every > 0 && st.step % tc.eval_every == 0) || st.step == tc.steps;
-    if (do_eval) last_val = eval();
+    if (do_eval) {
+      QS_PROFILE("trainer.eval");
+      last_val = eval();
+    }
     nlohmann::json m = {{"step", st.step}, {"loss", agg.main}, {"objective", agg.objective}, {"mtp_loss", agg.mtp},
                         {"aux_loss", agg.aux}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens_per_s", tps},
                         {"tokens", st.tokens_seen}, {"mfu_bf16_peak", tps * flops_tok / (peak_bf16 * 1e9)},
