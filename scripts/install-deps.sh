@@ -2,7 +2,8 @@
 # Installs the Debian packages qiusuo needs to build and test. Idempotent: packages already
 # present are skipped, and `apt-get update` runs only when something is missing.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh --bench  also the benchmark-only peers (PyTorch with OpenBLAS, jemalloc)
+#   scripts/install-deps.sh --bench  also the benchmark-only peers (PyTorch with OpenBLAS, jemalloc;
+#                                    tqdm and yaml for llama.cpp's GGUF converter)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
@@ -10,7 +11,7 @@ pkgs=(build-essential cmake pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev
       libdnnl-dev)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy libopenblas0-openmp libjemalloc2)
+  pkgs+=(python3-torch python3-numpy libopenblas0-openmp libjemalloc2 python3-tqdm python3-yaml)
 fi
 
 missing=()
