@@ -121,6 +121,25 @@ TEST_P(ModelFixture, PrefillAndDecodeAuto) {
   run_prefill(f, AttnImpl::Auto, "prefill_logits");
 }
 
+// The opt-in BF16 prefill (`qiusuo logits --precision bf16`: activations rounded to BF16 for the
+// GEMMs, F32 accumulation) against the same reference, within the ~1e-2 relative that --help
+// states (measured on the four fixtures: 3e-3 to 5e-3 of max|logit|).
+TEST_P(ModelFixture, PrefillBf16WithinStatedBound) {
+  Fixture f = open(GetParam());
+  const auto input = ids(*f.expected.find("input_ids"));
+  const auto want = f32(*f.expected.find("prefill_logits"));
+  KVCache cache(f.model->config(), f.B * f.P + 64, f.B);
+  StepBatch b;
+  for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
+  std::vector<int64_t> rows(size_t(f.B * f.P));
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i);
+  std::vector<float> logits(rows.size() * size_t(f.V));
+  ForwardOptions opt;
+  opt.compute = Compute::BF16;
+  f.model->forward(b, cache, rows, logits.data(), opt);
+  expect_close(logits.data(), want, 0, logits.size(), 1e-2f * max_abs(want), f.dir + " bf16 prefill_logits");
+}
+
 // The whole prompt fed one token at a time through the cache reproduces the prefill logits
 // (the `qiusuo logits --mode decode` path), with sequences of different lengths in one step.
 TEST_P(ModelFixture, TokenByTokenDecodeMatchesPrefill) {
