@@ -74,19 +74,26 @@ void expect_close(const float* got, const std::vector<float>& want, size_t offse
 
 class ModelFixture : public ::testing::TestWithParam<std::string> {};
 
-void run_prefill(Fixture& f, AttnImpl impl, const std::string& expected_name) {
-  const auto input = ids(*f.expected.find("input_ids"));
-  const auto want = f32(*f.expected.find(expected_name));
-  const float bound = 1e-4f * max_abs(want);
-  KVCache cache(f.model->config(), f.B * (f.P + f.S) + 64, f.B);
+// One batched prefill of the B prompts (a new cache sequence each): logits of every position,
+// [B * P, V].
+std::vector<float> prefill(Fixture& f, const std::vector<int32_t>& input, KVCache& cache, const ForwardOptions& opt) {
   StepBatch b;
   for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
   std::vector<int64_t> rows(size_t(f.B * f.P));
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i);
   std::vector<float> logits(rows.size() * size_t(f.V));
+  f.model->forward(b, cache, rows, logits.data(), opt);
+  return logits;
+}
+
+void run_prefill(Fixture& f, AttnImpl impl, const std::string& expected_name) {
+  const auto input = ids(*f.expected.find("input_ids"));
+  const auto want = f32(*f.expected.find(expected_name));
+  const float bound = 1e-4f * max_abs(want);
+  KVCache cache(f.model->config(), f.B * (f.P + f.S) + 64, f.B);
   ForwardOptions opt;
   opt.attn = impl;
-  f.model->forward(b, cache, rows, logits.data(), opt);
+  const auto logits = prefill(f, input, cache, opt);
   expect_close(logits.data(), want, 0, logits.size(), bound, f.dir + " " + expected_name);
 
   // Greedy decode continues from the prefill, one token per sequence per step.
@@ -129,14 +136,9 @@ TEST_P(ModelFixture, PrefillBf16WithinStatedBound) {
   const auto input = ids(*f.expected.find("input_ids"));
   const auto want = f32(*f.expected.find("prefill_logits"));
   KVCache cache(f.model->config(), f.B * f.P + 64, f.B);
-  StepBatch b;
-  for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
-  std::vector<int64_t> rows(size_t(f.B * f.P));
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i);
-  std::vector<float> logits(rows.size() * size_t(f.V));
   ForwardOptions opt;
   opt.compute = Compute::BF16;
-  f.model->forward(b, cache, rows, logits.data(), opt);
+  const auto logits = prefill(f, input, cache, opt);
   expect_close(logits.data(), want, 0, logits.size(), 1e-2f * max_abs(want), f.dir + " bf16 prefill_logits");
 }
 
