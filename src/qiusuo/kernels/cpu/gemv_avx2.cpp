@@ -109,16 +109,6 @@ template <> struct Line<DType::F8_E4M3> {
   }
 };
 
-// Packs rows [0, mc) of x (row stride ldx) into xp[block][mc][P] order.
-template <DType D>
-void pack_x(const float* x, int64_t ldx, int64_t mc, int64_t cols, float* xp) {
-  using L = Line<D>;
-  const int64_t nblk = (cols + L::P - 1) / L::P;
-  for (int64_t j = 0; j < nblk; ++j)
-    for (int64_t m = 0; m < mc; ++m)
-      L::pack(x + m * ldx + j * L::P, cols - j * L::P, xp + (j * mc + m) * L::P);
-}
-
 constexpr bool partial_scale(int mc) { return mc <= 2; }
 // Weight rows per register tile: accumulators + V widened vectors + x + constants in 16 ymm.
 template <DType D>
@@ -220,85 +210,10 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
     }
 }
 
-// Rows [r0, r1) for MC rows of x (packed).
-template <DType D, int MC>
-void rows_mc(const float* xp, const WeightMatrix& W, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  constexpr int R = rows_for<D>(MC);
-  static_assert(kTile % R == 0);
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) tile<D, R, MC>(xp, W, r, y, ldy);
-  for (; r < r1; ++r) tile<D, 1, MC>(xp, W, r, y, ldy);
-}
-
-using RowsFn = void (*)(const float*, const WeightMatrix&, int64_t, int64_t, float*, int64_t);
-
-template <DType D>
-RowsFn rows_fn(int64_t mc) {
-  switch (mc) {
-    case 1: return rows_mc<D, 1>;
-    case 2: return rows_mc<D, 2>;
-    case 3: return rows_mc<D, 3>;
-    default: return rows_mc<D, 4>;
-  }
-}
-
-// Calls f(std::integral_constant<DType, D>) for the weight dtype D.
-template <typename F>
-void with_dtype(DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: f(std::integral_constant<DType, DType::F32>{}); break;
-    case DType::BF16: f(std::integral_constant<DType, DType::BF16>{}); break;
-    case DType::F16: f(std::integral_constant<DType, DType::F16>{}); break;
-    case DType::F8_E4M3: f(std::integral_constant<DType, DType::F8_E4M3>{}); break;
-    default: break;  // rejected by the caller
-  }
-}
-
-template <DType D>
-int64_t padded_cols(int64_t cols) {
-  return (cols + Line<D>::P - 1) / Line<D>::P * Line<D>::P;
-}
-
 }  // namespace
 
-size_t gemv_xpack_floats_avx2(int64_t M, const WeightMatrix& W) {
-  size_t n = 0;
-  with_dtype(W.dtype, [&](auto d) { n = size_t(M * padded_cols<d()>(W.cols)); });
-  return n;
-}
-
-// xp = [chunk of kMaxMC rows of x][block][mc][P].
-void gemv_pack_x_avx2(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* xp) {
-  with_dtype(W.dtype, [&](auto d) {
-    const int64_t padded = padded_cols<d()>(W.cols);
-    for (int64_t m0 = 0; m0 < M; m0 += kMaxMC)
-      pack_x<d()>(x + m0 * ldx, ldx, std::min<int64_t>(kMaxMC, M - m0), W.cols, xp + m0 * padded);
-  });
-}
-
-void gemv_rows_packed_avx2(const float* xp, int64_t M, const WeightMatrix& W, int64_t r0,
-                            int64_t r1, float* y, int64_t ldy) {
-  with_dtype(W.dtype, [&](auto d) {
-    constexpr DType D = d();
-    if (M <= kMaxMC) {
-      rows_fn<D>(M)(xp, W, r0, r1, y, ldy);
-      return;
-    }
-    const int64_t padded = padded_cols<D>(W.cols);
-    for (int64_t rt = r0; rt < r1; rt += kTile) {
-      const int64_t re = std::min(r1, rt + kTile);
-      for (int64_t m0 = 0; m0 < M; m0 += kMaxMC)
-        rows_fn<D>(std::min<int64_t>(kMaxMC, M - m0))(xp + m0 * padded, W, rt, re, y + m0 * ldy, ldy);
-    }
-  });
-}
-
-void gemv_rows_avx2(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, int64_t r0,
-                     int64_t r1, float* y, int64_t ldy) {
-  thread_local IsaScratch<float> scratch;
-  float* xp = scratch.get(std::max<size_t>(gemv_xpack_floats_avx2(M, W), 1));
-  gemv_pack_x_avx2(x, ldx, M, W, xp);
-  gemv_rows_packed_avx2(xp, M, W, r0, r1, y, ldy);
-}
+#define QS_GEMV_ISA avx2
+#include "qiusuo/kernels/cpu/gemv_driver.inc"
+#undef QS_GEMV_ISA
 
 }  // namespace qs::cpu
