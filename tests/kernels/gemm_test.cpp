@@ -99,53 +99,47 @@ TEST(Gemm, ReferenceIsCorrect) {
   for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(C[i], want[i]) << i;
 }
 
-TEST(Gemm, F32AllTransposesMatchReference) {
+// Every case in all four transpose combinations, for each (alpha, beta): the public entry point
+// (gemm_f32, or gemm_bf16 on the BF16 operands) twice (deterministic) and every runnable own
+// kernel, against the reference.
+void check_all_transposes(bool bf16, std::initializer_list<std::pair<float, float>> alpha_beta) {
   for (const Case& c : kCases)
     for (int t = 0; t < 4; ++t)
-      for (auto [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 1.0f}, std::pair{-1.25f, -0.75f}}) {
-        const Problem p(t & 1, t & 2, c, alpha, beta, false);
+      for (auto [alpha, beta] : alpha_beta) {
+        const Problem p(t & 1, t & 2, c, alpha, beta, bf16);
         SCOPED_TRACE(testing::Message() << "M=" << c.M << " N=" << c.N << " K=" << c.K << " ta=" << p.ta
                                         << " tb=" << p.tb << " alpha=" << alpha << " beta=" << beta);
+        const void* A = bf16 ? static_cast<const void*>(p.Ab.data()) : p.A.data();
+        const void* B = bf16 ? static_cast<const void*>(p.Bb.data()) : p.B.data();
+        auto run = [&](std::vector<float>& out) {
+          if (bf16)
+            gemm_bf16(p.ta, p.tb, p.M, p.N, p.K, alpha, p.Ab.data(), p.lda, p.Bb.data(), p.ldb, beta, out.data(), p.ldc);
+          else
+            gemm_f32(p.ta, p.tb, p.M, p.N, p.K, alpha, p.A.data(), p.lda, p.B.data(), p.ldb, beta, out.data(), p.ldc);
+        };
         const auto want = p.reference();
         auto got = p.c_in();
-        gemm_f32(p.ta, p.tb, p.M, p.N, p.K, alpha, p.A.data(), p.lda, p.B.data(), p.ldb, beta, got.data(), p.ldc);
+        run(got);
         p.expect_close(got, want, 1e-5);
         auto again = p.c_in();
-        gemm_f32(p.ta, p.tb, p.M, p.N, p.K, alpha, p.A.data(), p.lda, p.B.data(), p.ldb, beta, again.data(), p.ldc);
+        run(again);
         EXPECT_EQ(0, std::memcmp(got.data(), again.data(), got.size() * 4)) << "not deterministic";
         for (const cpu::Kernels* k : test::runnable_kernels()) {
           SCOPED_TRACE(isa_name(k->isa));
           auto own = p.c_in();
-          cpu::gemm_own(*k, false, p.ta, p.tb, p.M, p.N, p.K, alpha, p.A.data(), p.lda, p.B.data(), p.ldb, beta,
-                        own.data(), p.ldc);
+          cpu::gemm_own(*k, bf16, p.ta, p.tb, p.M, p.N, p.K, alpha, A, p.lda, B, p.ldb, beta, own.data(), p.ldc);
           p.expect_close(own, want, 1e-5);
         }
       }
 }
 
+TEST(Gemm, F32AllTransposesMatchReference) {
+  check_all_transposes(false, {{1.0f, 0.0f}, {0.5f, 1.0f}, {-1.25f, -0.75f}});
+}
+
 TEST(Gemm, Bf16AllTransposesMatchReference) {
   // BF16 x BF16 products are exact in F32: only the F32 accumulation order differs.
-  for (const Case& c : kCases)
-    for (int t = 0; t < 4; ++t)
-      for (auto [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 1.0f}}) {
-        const Problem p(t & 1, t & 2, c, alpha, beta, true);
-        SCOPED_TRACE(testing::Message() << "M=" << c.M << " N=" << c.N << " K=" << c.K << " ta=" << p.ta
-                                        << " tb=" << p.tb << " alpha=" << alpha << " beta=" << beta);
-        const auto want = p.reference();
-        auto got = p.c_in();
-        gemm_bf16(p.ta, p.tb, p.M, p.N, p.K, alpha, p.Ab.data(), p.lda, p.Bb.data(), p.ldb, beta, got.data(), p.ldc);
-        p.expect_close(got, want, 1e-5);
-        auto again = p.c_in();
-        gemm_bf16(p.ta, p.tb, p.M, p.N, p.K, alpha, p.Ab.data(), p.lda, p.Bb.data(), p.ldb, beta, again.data(), p.ldc);
-        EXPECT_EQ(0, std::memcmp(got.data(), again.data(), got.size() * 4)) << "not deterministic";
-        for (const cpu::Kernels* k : test::runnable_kernels()) {
-          SCOPED_TRACE(isa_name(k->isa));
-          auto own = p.c_in();
-          cpu::gemm_own(*k, true, p.ta, p.tb, p.M, p.N, p.K, alpha, p.Ab.data(), p.lda, p.Bb.data(), p.ldb, beta,
-                        own.data(), p.ldc);
-          p.expect_close(own, want, 1e-5);
-        }
-      }
+  check_all_transposes(true, {{1.0f, 0.0f}, {0.5f, 1.0f}});
 }
 
 TEST(Gemm, OwnKernelIsBitIdenticalAcrossThreadCounts) {
