@@ -4,7 +4,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 
 #include <array>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/io/safetensors.h"
+#include "cli/cli_util.h"
 #include "test_util.h"
 
 namespace qs {
@@ -25,22 +25,8 @@ namespace {
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs `qiusuo <args>` capturing stdout and stderr.
-CmdResult qiusuo(const std::string& args) {
-  testing_util::TempDir d("cli");
-  const std::string cmd = std::string(QS_BINARY_DIR) + "/qiusuo " + args + " >" + (d / "out") + " 2>" + (d / "err");
-  const int st = std::system(cmd.c_str());
-  CmdResult r;
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = read_text_file(d / "out");
-  r.err = read_text_file(d / "err");
-  return r;
-}
+using testing_util::CmdResult;
+using testing_util::qiusuo;
 
 std::string fixtures() { return QS_FIXTURES; }
 

@@ -16,6 +16,7 @@
 #include "qiusuo/core/rng.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/train/data.h"
+#include "cli/cli_util.h"
 #include "test_util.h"
 
 namespace qs {
@@ -24,17 +25,8 @@ namespace {
 using ::testing::HasSubstr;
 using testing_util::TempDir;
 
-struct Out {
-  int code;
-  std::string err;
-};
-
-Out run(const std::string& args) {
-  TempDir d("cmd");
-  const std::string cmd = std::string(QS_BINARY_DIR) + "/qiusuo " + args + " >/dev/null 2>" + (d / "err");
-  const int st = std::system(cmd.c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_text_file(d / "err")};
-}
+using testing_util::CmdResult;
+using testing_util::qiusuo;
 
 void make_dataset(const std::string& dir) {
   make_dirs(dir);
@@ -80,7 +72,7 @@ TEST(TrainCli, KilledRunResumesWithTheSameLosses) {
   TempDir d("resume");
   make_dataset(d / "data");
   const std::string cfg = make_config(d.path);
-  ASSERT_EQ(run(train_args(cfg, d / "data", d / "a", 40)).code, 0);
+  ASSERT_EQ(qiusuo(train_args(cfg, d / "data", d / "a", 40)).code, 0);
   // Run B in the background and SIGKILL it once a mid-run checkpoint exists.
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -104,7 +96,7 @@ TEST(TrainCli, KilledRunResumesWithTheSameLosses) {
   waitpid(pid, &st, 0);
   ASSERT_GE(latest, "step-00000016");
   ASSERT_LT(latest, "step-00000040") << "the run finished before it could be killed";
-  const Out r = run(train_args(cfg, d / "data", d / "b", 40) + " --resume");
+  const CmdResult r = qiusuo(train_args(cfg, d / "data", d / "b", 40) + " --resume");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto a = metrics(d / "a"), b = metrics(d / "b");
   ASSERT_EQ(a.size(), 40u);
@@ -116,24 +108,24 @@ TEST(TrainCli, KilledRunResumesWithTheSameLosses) {
     EXPECT_EQ(a[i]["expert_load"], b[i]["expert_load"]) << "step " << i + 1;
   }
   // The result is a checkpoint the inference commands load.
-  EXPECT_EQ(run("generate --model " + (d / "b") + " --ids 1,2,3 --max-tokens 4 --temperature 0").code, 0);
-  EXPECT_EQ(run("logits --model " + (d / "b") + " --ids 1,2,3 --out " + (d / "l.safetensors")).code, 0);
+  EXPECT_EQ(qiusuo("generate --model " + (d / "b") + " --ids 1,2,3 --max-tokens 4 --temperature 0").code, 0);
+  EXPECT_EQ(qiusuo("logits --model " + (d / "b") + " --ids 1,2,3 --out " + (d / "l.safetensors")).code, 0);
 }
 
 TEST(TrainCli, CorruptCheckpointIsAClearErrorAndThePreviousOneLoads) {
   TempDir d("corrupt");
   make_dataset(d / "data");
   const std::string cfg = make_config(d.path);
-  ASSERT_EQ(run(train_args(cfg, d / "data", d / "a", 16)).code, 0);
+  ASSERT_EQ(qiusuo(train_args(cfg, d / "data", d / "a", 16)).code, 0);
   ASSERT_TRUE(std::filesystem::exists(d / "a/checkpoints/step-00000008"));
   const std::string victim = d / "a/checkpoints/step-00000016/model.safetensors";
   std::filesystem::resize_file(victim, std::filesystem::file_size(victim) - 100);
-  Out r = run(train_args(cfg, d / "data", d / "a", 24) + " --resume");
+  CmdResult r = qiusuo(train_args(cfg, d / "data", d / "a", 24) + " --resume");
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("corrupt"));
   EXPECT_THAT(r.err, HasSubstr("model.safetensors"));
   EXPECT_THAT(r.err, HasSubstr("--resume-from " + (d / "a/checkpoints/step-00000008")));
-  r = run(train_args(cfg, d / "data", d / "a", 24) + " --resume-from " + (d / "a/checkpoints/step-00000008"));
+  r = qiusuo(train_args(cfg, d / "data", d / "a", 24) + " --resume-from " + (d / "a/checkpoints/step-00000008"));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(metrics(d / "a").size(), 24u);
 }
@@ -142,22 +134,22 @@ TEST(TrainCli, BadArgumentsAreClearErrors) {
   TempDir d("badargs");
   make_dataset(d / "data");
   const std::string cfg = make_config(d.path);
-  Out r = run("train --config " + cfg + " --data " + (d / "nope") + " --out " + (d / "o"));
+  CmdResult r = qiusuo("train --config " + cfg + " --data " + (d / "nope") + " --out " + (d / "o"));
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("not a dataset directory"));
-  r = run("train --config no-such-preset --data " + (d / "data") + " --out " + (d / "o"));
+  r = qiusuo("train --config no-such-preset --data " + (d / "data") + " --out " + (d / "o"));
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("unknown training preset"));
   auto j = nlohmann::json::parse(read_text_file(cfg));
   j["num_experts_per_tok"] = 100;
   write_text_file_atomic(d / "bad.json", j.dump());
-  r = run("train --config " + (d / "bad.json") + " --data " + (d / "data") + " --out " + (d / "o"));
+  r = qiusuo("train --config " + (d / "bad.json") + " --data " + (d / "data") + " --out " + (d / "o"));
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("num_experts_per_tok"));
-  r = run("train --config " + cfg + " --data " + (d / "data") + " --out " + (d / "o") + " --precision fp4");
+  r = qiusuo("train --config " + cfg + " --data " + (d / "data") + " --out " + (d / "o") + " --precision fp4");
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("precision must be"));
-  r = run("train --config " + cfg + " --data " + (d / "data") + " --out " + (d / "fresh") + " --resume");
+  r = qiusuo("train --config " + cfg + " --data " + (d / "data") + " --out " + (d / "fresh") + " --resume");
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("no checkpoint"));
 }
