@@ -117,13 +117,18 @@ fi
 
 # --- runs --------------------------------------------------------------------------------------
 mkdir -p "$WORK/runs"
-for d in $DTYPES; do
-  M="$WORK/v2lite6-$d"
-  if [[ ! -f "$M/config.json" ]]; then
-    log "qiusuo init --config v2-lite --layers 6 --dtype $d"
-    rm -rf "$M"
-    "$QS" init --config v2-lite --layers 6 --dtype "$d" --seed 0 --out "$M" >&2
+# WORK/v2lite6-DTYPE, created with `qiusuo init` unless present.
+model_dir() {
+  local m="$WORK/v2lite6-$1"
+  if [[ ! -f "$m/config.json" ]]; then
+    log "qiusuo init --config v2-lite --layers 6 --dtype $1"
+    rm -rf "$m"
+    "$QS" init --config v2-lite --layers 6 --dtype "$1" --seed 0 --out "$m" >&2
   fi
+  echo "$m"
+}
+for d in $DTYPES; do
+  M="$(model_dir "$d")"
   log "qiusuo bench, $d, $THREADS threads"
   "$QS" bench --model "$M" --threads "$THREADS" --json > "$WORK/runs/qiusuo-$d.json"
   if [[ -n "$LLAMA_BENCH" ]]; then
@@ -133,7 +138,7 @@ for d in $DTYPES; do
     G="$WORK/v2lite6-$OT.gguf"
     if [[ ! -f "$G" ]]; then
       log "converting to $OT GGUF with llama.cpp's convert_hf_to_gguf.py"
-      "$PYTHON" "$ROOT/bench/llamacpp_convert.py" --llama-cpp "$LLAMA_SRC" --model "$WORK/v2lite6-bf16" \
+      "$PYTHON" "$ROOT/bench/llamacpp_convert.py" --llama-cpp "$LLAMA_SRC" --model "$(model_dir bf16)" \
         --tokenizer "$TOKENIZER" --outtype "$OT" --out "$G.tmp" > "$WORK/runs/convert-$OT.log" 2>&1 ||
         { tail -20 "$WORK/runs/convert-$OT.log" >&2; die "GGUF conversion failed (log: $WORK/runs/convert-$OT.log)"; }
       mv "$G.tmp" "$G"
