@@ -16,7 +16,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/io/file.h"
-#include "qiusuo/tokenizer/jinja.h"
+#include "qiusuo/jinja/jinja.h"
 #include "qiusuo/tokenizer/tokenizer.h"
 #include "qiusuo/train/data.h"
 #include "qiusuo/train/prepare.h"

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "qiusuo/tokenizer/jinja.h"
+#include "qiusuo/jinja/jinja.h"
 
 namespace qs {
 

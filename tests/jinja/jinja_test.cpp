@@ -1,4 +1,4 @@
-// Tests of the Jinja2 subset interpreter (qiusuo/tokenizer/jinja.h).
+// Tests of the Jinja2 subset interpreter (qiusuo/jinja/jinja.h).
 //
 // The golden tables below (kWhitespace ... kOptions) were produced with Python Jinja2 3.1.6:
 // each template was rendered with the listed JSON context in
@@ -7,7 +7,7 @@
 // strftime_now globals (kOptions: the trim_blocks / lstrip_blocks / keep_trailing_newline given
 // per row), by a throwaway script that is not part of the repository. Only templates that
 // Python renders without an error are in the tables; errors are tested by hand further down.
-#include "qiusuo/tokenizer/jinja.h"
+#include "qiusuo/jinja/jinja.h"
 
 #include <gtest/gtest.h>
 

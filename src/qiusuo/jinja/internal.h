@@ -1,6 +1,6 @@
 // Internals of the Jinja2 subset interpreter (see jinja.h): the Python-like value model, the
-// tokens and AST, and the helpers shared by jinja_lexer.cpp, jinja_parser.cpp, jinja_eval.cpp,
-// jinja_value.cpp, jinja_builtins.cpp and jinja_methods.cpp. Not part of the public API.
+// tokens and AST, and the helpers shared by lexer.cpp, parser.cpp, eval.cpp, ops.cpp, value.cpp,
+// builtins.cpp and methods.cpp. Not part of the public API.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "qiusuo/core/error.h"
-#include "qiusuo/tokenizer/jinja.h"
+#include "qiusuo/jinja/jinja.h"
 
 namespace qs::jinja::detail {
 
@@ -139,7 +139,7 @@ class Binder {
   std::vector<const Value*> vals_;
 };
 
-// ---- unicode and Python string helpers (jinja_value.cpp) ------------------------------------
+// ---- unicode and Python string helpers (value.cpp) ------------------------------------
 
 bool py_isspace(uint32_t cp);  // str.isspace() / the regex \s
 std::vector<uint32_t> to_cps(std::string_view s);
@@ -164,7 +164,7 @@ std::string str_title(std::string_view s);  // Python str.title()
 std::string html_escape(std::string_view s);
 std::string py_str_repr(std::string_view s);
 
-// ---- Python semantics of values (jinja_value.cpp) -------------------------------------------
+// ---- Python semantics of values (value.cpp) -------------------------------------------
 
 const char* type_name(const Value& v);         // Python type name: 'int', 'str', 'NoneType', ...
 std::string object_type_repr(const Value& v);  // "'dict object'" style used in Jinja messages
@@ -202,7 +202,7 @@ Value from_json(const nlohmann::ordered_json& j);
 std::string py_json_dumps(const Value& v, const Value& indent, const Value& separators,
                           bool sort_keys);
 
-// ---- builtins (jinja_builtins.cpp, jinja_methods.cpp) ---------------------------------------
+// ---- builtins (builtins.cpp, methods.cpp) ---------------------------------------
 
 using FilterFn = Value (*)(Interp&, const Value&, CallArgs&);
 using TestFn = bool (*)(Interp&, const Value&, CallArgs&);

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 

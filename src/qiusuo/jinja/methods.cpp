@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 

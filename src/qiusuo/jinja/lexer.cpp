@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 

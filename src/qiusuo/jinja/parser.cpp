@@ -4,7 +4,7 @@
 // or unsupported one fails when the template is compiled, as in Jinja.
 #include <functional>
 
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 

@@ -5,7 +5,7 @@
 // `if` does not. `set` writes to the innermost scope, so a variable set inside a loop body is
 // gone at the next iteration and after the loop (use namespace() to carry state out). Lookups
 // walk the scope chain, then the globals; a miss is Undefined.
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "qiusuo/tokenizer/jinja_internal.h"
+#include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
 
