@@ -10,7 +10,7 @@
 #include "commands.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/train/data.h"
-#include "qiusuo/train/plots.h"
+#include "qiusuo/plot/training.h"
 #include "qiusuo/train/prepare.h"
 
 namespace qs::cli {

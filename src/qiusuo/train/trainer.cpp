@@ -13,9 +13,9 @@
 #include "qiusuo/core/timer.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/kernels/probe.h"
+#include "qiusuo/plot/training.h"
 #include "qiusuo/train/checkpoint.h"
 #include "qiusuo/train/data.h"
-#include "qiusuo/train/plots.h"
 
 namespace qs {
 namespace {
