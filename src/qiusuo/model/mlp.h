@@ -25,7 +25,7 @@ struct MlpActs {
 
 size_t mlp_train_arena_elems(int64_t N, int64_t I);  // forward activations + backward scratch
 
-// out [N, d] = down(silu(gate(x))·up(x)) (overwritten, or added to when accumulate).
+// out [N, d] = down(silu(gate(x))·up(x)) (overwritten).
 template <typename T>
 void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, const T* x, T* out, MlpActs<T>& a,
                        TrainArena<T>& arena, const MatmulPolicy& pol);

@@ -5,7 +5,8 @@
 //   h^k  = Block_k(h')
 //   logits = head(RMSNorm_shared_head(h^k))   — embedding and head shared with the main model
 // h^0 is the main model's last hidden state before its final norm. Training adds λ·mean CE of
-// every depth to the loss; inference can use module 1 to draft one token (speculative decoding).
+// every depth to the loss. (Inference does not use the modules yet: drafting tokens with module 1
+// for speculative decoding is planned, not written.)
 #pragma once
 #include "qiusuo/model/block.h"
 

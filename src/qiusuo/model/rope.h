@@ -36,8 +36,8 @@ class Rope {
   int64_t dim_;
   float attn_factor_;
   std::vector<float> inv_freq_;
-  mutable std::vector<float> table_;  // cached [pos][dim/2][cos, sin] for small positions
-  int64_t table_len_ = 0;
+  std::vector<float> table_;  // [table_len_][dim/2][cos, sin], filled by the constructor
+  int64_t table_len_ = 0;     // positions below this read the table; later ones compute cos/sin
 };
 
 }  // namespace qs
