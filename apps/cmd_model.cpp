@@ -155,25 +155,26 @@ void run_logits(const std::string& dir, const std::string& ids_arg, const std::s
   if (mode == "prefill") {
     StepBatch batch;
     std::vector<int64_t> rows;
-    for (int64_t b = 0; b < B; ++b) batch.add(b, 0, seqs[size_t(b)].data(), int64_t(seqs[size_t(b)].size()));
+    for (int64_t b = 0; b < B; ++b) cache.append(batch, b, seqs[size_t(b)].data(), int64_t(seqs[size_t(b)].size()));
     for (int64_t i = 0; i < batch.size(); ++i) rows.push_back(i);
     std::vector<float> flat(size_t(batch.size() * V));
-    m->forward(batch, cache, rows, flat.data(), opt);
+    m->forward(batch, cache.pool(), rows, flat.data(), opt);
     for (int64_t b = 0; b < B; ++b)
       std::copy_n(flat.data() + batch.offsets[size_t(b)] * V, seqs[size_t(b)].size() * size_t(V),
                   logits.data() + b * S * V);
   } else {
+    Arena arena;
     for (int64_t p = 0; p < S; ++p) {
       StepBatch batch;
       std::vector<int64_t> who, rows;
       for (int64_t b = 0; b < B; ++b) {
         if (p >= int64_t(seqs[size_t(b)].size())) continue;
-        batch.add(b, p, &seqs[size_t(b)][size_t(p)], 1);
+        cache.append(batch, b, &seqs[size_t(b)][size_t(p)], 1);
         rows.push_back(int64_t(who.size()));
         who.push_back(b);
       }
       std::vector<float> flat(who.size() * size_t(V));
-      m->forward(batch, cache, rows, flat.data(), opt);
+      m->forward(batch, cache.pool(), rows, flat.data(), opt, arena);
       for (size_t i = 0; i < who.size(); ++i)
         std::copy_n(flat.data() + i * size_t(V), V, logits.data() + (who[i] * S + p) * V);
     }

@@ -93,10 +93,10 @@ TEST(Config, RmsNormEpsIsReadAndUsed) {
     KVCache cache(m->config(), 64, 1);
     StepBatch b;
     std::vector<int32_t> ids{5, 17, 300, 2, 99, 4};
-    b.add(cache.add_sequence(), 0, ids.data(), int64_t(ids.size()));
+    cache.append(b, cache.add_sequence(), ids.data(), int64_t(ids.size()));
     std::vector<int64_t> rows{0, 1, 2, 3, 4, 5};
     std::vector<float> out(rows.size() * 512);
-    m->forward(b, cache, rows, out.data());
+    m->forward(b, cache.pool(), rows, out.data());
     return out;
   };
   const auto a = logits_with(1e-6), b = logits_with(1e-5), c = logits_with(1e-2);

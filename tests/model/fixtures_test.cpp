@@ -78,11 +78,11 @@ class ModelFixture : public ::testing::TestWithParam<std::string> {};
 // [B * P, V].
 std::vector<float> prefill(Fixture& f, const std::vector<int32_t>& input, KVCache& cache, const ForwardOptions& opt) {
   StepBatch b;
-  for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
+  for (int64_t s = 0; s < f.B; ++s) cache.append(b, cache.add_sequence(), input.data() + s * f.P, f.P);
   std::vector<int64_t> rows(size_t(f.B * f.P));
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i);
   std::vector<float> logits(rows.size() * size_t(f.V));
-  f.model->forward(b, cache, rows, logits.data(), opt);
+  f.model->forward(b, cache.pool(), rows, logits.data(), opt);
   return logits;
 }
 
@@ -102,11 +102,11 @@ void run_prefill(Fixture& f, AttnImpl impl, const std::string& expected_name) {
   const auto dec_want = f32(*f.expected.find(dec_name));
   for (int64_t j = 0; j < f.S; ++j) {
     StepBatch d;
-    for (int64_t s = 0; s < f.B; ++s) d.add(s, f.P + j, &dec_in[size_t(s * f.S + j)], 1);
+    for (int64_t s = 0; s < f.B; ++s) cache.append(d, s, &dec_in[size_t(s * f.S + j)], 1);
     std::vector<int64_t> r;
     for (int64_t s = 0; s < f.B; ++s) r.push_back(s);
     std::vector<float> out(size_t(f.B * f.V));
-    f.model->forward(d, cache, r, out.data(), opt);
+    f.model->forward(d, cache.pool(), r, out.data(), opt);
     for (int64_t s = 0; s < f.B; ++s)
       expect_close(out.data() + s * f.V, dec_want, size_t((s * f.S + j) * f.V), size_t(f.V), bound,
                    f.dir + " " + dec_name + " step " + std::to_string(j));
@@ -158,14 +158,14 @@ TEST_P(ModelFixture, TokenByTokenDecodeMatchesPrefill) {
     for (int64_t s = 0; s < f.B; ++s) {
       const int64_t p = step - s;
       if (p < 0 || p >= f.P) continue;
-      d.add(s, p, &input[size_t(s * f.P + p)], 1);
+      cache.append(d, s, &input[size_t(s * f.P + p)], 1);
       seqs.push_back(s);
     }
     if (seqs.empty()) continue;
     std::vector<int64_t> r;
     for (size_t i = 0; i < seqs.size(); ++i) r.push_back(int64_t(i));
     std::vector<float> out(seqs.size() * size_t(f.V));
-    f.model->forward(d, cache, r, out.data());
+    f.model->forward(d, cache.pool(), r, out.data());
     for (size_t i = 0; i < seqs.size(); ++i) {
       const int64_t s = seqs[i], p = step - s;
       expect_close(out.data() + i * size_t(f.V), want, size_t((s * f.P + p) * f.V), size_t(f.V), bound,
@@ -181,13 +181,13 @@ TEST_P(ModelFixture, HiddenStatesAndRouter) {
   const int64_t d = f.model->config().hidden_size, L = f.model->config().num_hidden_layers;
   KVCache cache(f.model->config(), f.B * f.P + 64, f.B);
   StepBatch b;
-  for (int64_t s = 0; s < f.B; ++s) b.add(cache.add_sequence(), 0, input.data() + s * f.P, f.P);
+  for (int64_t s = 0; s < f.B; ++s) cache.append(b, cache.add_sequence(), input.data() + s * f.P, f.P);
   std::vector<float> hs;
   std::vector<RouterRecord> router;
   ForwardOptions opt;
   opt.hidden_states = &hs;
   opt.router = &router;
-  f.model->forward(b, cache, {}, nullptr, opt);
+  f.model->forward(b, cache.pool(), {}, nullptr, opt);
   ASSERT_EQ(hs.size(), hs_want.size());
   for (int64_t l = 0; l <= L; ++l) {
     const size_t n = size_t(f.B * f.P * d);

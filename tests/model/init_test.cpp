@@ -23,11 +23,11 @@ using ::testing::HasSubstr;
 std::vector<float> run(Model& m, const std::vector<int32_t>& ids) {
   KVCache cache(m.config(), 256, 1);
   StepBatch b;
-  b.add(cache.add_sequence(), 0, ids.data(), int64_t(ids.size()));
+  cache.append(b, cache.add_sequence(), ids.data(), int64_t(ids.size()));
   std::vector<int64_t> rows;
   for (size_t i = 0; i < ids.size(); ++i) rows.push_back(int64_t(i));
   std::vector<float> out(ids.size() * size_t(m.config().vocab_size));
-  m.forward(b, cache, rows, out.data());
+  m.forward(b, cache.pool(), rows, out.data());
   return out;
 }
 

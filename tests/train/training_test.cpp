@@ -141,11 +141,11 @@ TEST(Trainer, InferenceModelMatchesTrainingForward) {
   for (int b = 0; b < 2; ++b) {
     KVCache cache(cfg, 64, 1);
     StepBatch sb;
-    sb.add(cache.add_sequence(), 0, tok.data() + b * 17, 16);
+    cache.append(sb, cache.add_sequence(), tok.data() + b * 17, 16);
     std::vector<int64_t> rows(16);
     for (int i = 0; i < 16; ++i) rows[i] = i;
     std::vector<float> logits(16 * 64);
-    m->forward(sb, cache, rows, logits.data());
+    m->forward(sb, cache.pool(), rows, logits.data());
     for (int t = 0; t < 16; ++t) {
       const float* lr = logits.data() + t * 64;
       double mx = lr[0], z = 0;

@@ -1,5 +1,6 @@
 // Threading: OpenMP everywhere (oneDNN in the Debian build uses OpenMP too, so one runtime
-// owns the cores). parallel_for splits [0, n) into contiguous chunks, one per thread.
+// owns the cores). parallel_for splits [0, n) into contiguous chunks, one per thread;
+// parallel_for_dynamic hands items out one at a time.
 #pragma once
 #include <omp.h>
 
@@ -28,6 +29,20 @@ void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
     const int64_t b = n * t / chunks, e = n * (t + 1) / chunks;
     if (b < e) fn(b, e);
   }
+}
+
+// fn(i) for every i in [0, n), items handed out one at a time (work of uneven size, e.g. causal
+// attention rows); inline when n < 2 or inside a parallel region.
+template <typename Fn>
+void parallel_for_dynamic(int64_t n, Fn&& fn) {
+  const int nt = num_threads();
+  if (n <= 0) return;
+  if (nt <= 1 || n < 2 || omp_in_parallel()) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#pragma omp parallel for num_threads(int(std::min<int64_t>(nt, n))) schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) fn(i);
 }
 
 }  // namespace qs

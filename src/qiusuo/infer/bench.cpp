@@ -39,7 +39,7 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, Rng& rng) {
 
 }  // namespace
 
-nlohmann::json run_benchmark(Model& model, const BenchOptions& o) {
+nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   const ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
   Rng rng(o.seed);
@@ -55,6 +55,7 @@ nlohmann::json run_benchmark(Model& model, const BenchOptions& o) {
                 std::max<int64_t>(o.batch, 1) + 1);
   ForwardOptions fo;
   fo.compute = o.compute;
+  Arena arena;
   std::vector<float> logits(size_t(std::max<int64_t>(o.batch, 1) * V));
   auto decode_run = [&](int64_t B, int64_t steps) {
     std::vector<int64_t> seqs;
@@ -63,9 +64,9 @@ nlohmann::json run_benchmark(Model& model, const BenchOptions& o) {
       seqs.push_back(s);
       auto ids = random_ids(o.decode_context, V, rng);
       StepBatch pb;
-      pb.add(s, 0, ids.data(), int64_t(ids.size()));
+      cache.append(pb, s, ids.data(), int64_t(ids.size()));
       const int64_t last = pb.size() - 1;
-      model.forward(pb, cache, {&last, 1}, logits.data(), fo);
+      model.forward(pb, cache.pool(), {&last, 1}, logits.data(), fo, arena);
     }
     std::vector<int64_t> rows(B);
     for (int64_t b = 0; b < B; ++b) rows[b] = b;
@@ -75,10 +76,10 @@ nlohmann::json run_benchmark(Model& model, const BenchOptions& o) {
       std::vector<int32_t> toks(B);
       for (int64_t b = 0; b < B; ++b) {
         toks[b] = int32_t(rng.below(uint64_t(V)));
-        db.add(seqs[b], cache.length(seqs[b]), &toks[b], 1);
+        cache.append(db, seqs[b], &toks[b], 1);
       }
       Stopwatch sw;
-      model.forward(db, cache, rows, logits.data(), fo);
+      model.forward(db, cache.pool(), rows, logits.data(), fo, arena);
       const double t = sw.elapsed();
       if (step >= 2) { total += t; best = std::min(best, t); }  // first steps warm caches
     }
@@ -107,10 +108,10 @@ nlohmann::json run_benchmark(Model& model, const BenchOptions& o) {
     for (int rep = 0; rep < 3; ++rep) {
       const int64_t s = cache.add_sequence();
       StepBatch pb;
-      pb.add(s, 0, ids.data(), int64_t(ids.size()));
+      cache.append(pb, s, ids.data(), int64_t(ids.size()));
       const int64_t last = pb.size() - 1;
       Stopwatch sw;
-      model.forward(pb, cache, {&last, 1}, logits.data(), fo);
+      model.forward(pb, cache.pool(), {&last, 1}, logits.data(), fo, arena);
       best = std::min(best, sw.elapsed());
       cache.remove_sequence(s);
     }

@@ -22,7 +22,7 @@ struct BenchOptions {
 };
 
 // Returns the JSON object `qiusuo bench --json` prints (fields documented in docs/cli.md).
-nlohmann::json run_benchmark(Model& model, const BenchOptions& opt);
+nlohmann::json run_benchmark(const Model& model, const BenchOptions& opt);
 
 // Multiply-adds ×2 of one forward token at context length `ctx` (projections of the active
 // parameters, attention scores and values), for MFU figures.

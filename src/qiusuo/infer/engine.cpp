@@ -1,6 +1,7 @@
 #include "qiusuo/infer/engine.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "qiusuo/core/error.h"
 
@@ -16,246 +17,447 @@ const char* finish_reason_name(FinishReason r) {
   }
 }
 
-struct Engine::Seq {
-  int64_t id = 0;
-  GenerationRequest req;
-  int64_t slot = -1;
-  std::vector<int32_t> tokens;  // prompt + generated
-  int64_t n_prompt = 0;
-  int64_t cached = 0;  // tokens in the KV cache
-  Sampler sampler;
-  std::optional<StreamDecoder> dec;
-  std::string held;  // text held back: could be the start of a stop string
-  GenerationResult result;
-  Stopwatch clock;
-  bool cancelled = false;
-
-  Seq(GenerationRequest r, int64_t vocab) : req(std::move(r)), sampler(req.params, vocab) {}
-  int64_t generated() const { return int64_t(tokens.size()) - n_prompt; }
+// A submitted request on its way from submit() (any thread) to the engine thread.
+struct Engine::Pending {
+  std::unique_ptr<Sequence> seq;
+  Callbacks cb;
 };
 
-Engine::Engine(Model& model, const Tokenizer* tokenizer, EngineOptions opt)
+Engine::Engine(const Model& model, const Tokenizer* tokenizer, EngineOptions opt)
     : model_(model), tok_(tokenizer), opt_(opt) {
-  cache_ = std::make_unique<KVCache>(model.config(), opt.cache_tokens, opt.max_batch, opt.block_size);
+  QS_CHECK(opt.block_size > 0 && opt.block_size <= 4096, "block_size must be in [1, 4096], got ", opt.block_size);
+  QS_CHECK(opt.cache_tokens >= opt.block_size, "the KV cache (", opt.cache_tokens,
+           " tokens) must hold at least one block of ", opt.block_size);
+  const int64_t blocks = (opt.cache_tokens + opt.block_size - 1) / opt.block_size;
+  pool_ = std::make_unique<KVPool>(model.config(), blocks, opt.block_size);
+  bm_ = std::make_unique<BlockManager>(*pool_, opt.prefix_caching);
+  sched_ = std::make_unique<Scheduler>(*bm_, SchedulerOptions{opt.max_seqs, opt.max_step_tokens});
+  runner_ = std::make_unique<ModelRunner>(model, *pool_, opt.compute);
+  max_len_ = pool_->capacity_tokens();
+  if (model.config().max_position_embeddings > 0) max_len_ = std::min(max_len_, model.config().max_position_embeddings);
+  if (opt.max_model_len > 0) max_len_ = std::min(max_len_, opt.max_model_len);
+  for (int64_t e : model.config().eos_token_ids) eos_.push_back(int32_t(e));
+  if (tok_ && tok_->eos_id() >= 0) eos_.push_back(int32_t(tok_->eos_id()));
+  stats_.blocks_total = bm_->num_blocks();
+  stats_.blocks_free = bm_->num_free();
+  stats_.block_size = opt.block_size;
 }
 
 Engine::~Engine() = default;
+
+// ---- submission (any thread) ----------------------------------------------------------------
 
 int64_t Engine::submit(GenerationRequest req) {
   const int64_t V = model_.config().vocab_size;
   QS_CHECK(!req.prompt.empty(), "prompt is empty");
   for (int32_t t : req.prompt) QS_CHECK(t >= 0 && t < V, "prompt token id ", t, " is outside the vocabulary [0, ", V, ")");
   req.params.validate();
+  QS_CHECK(req.n >= 1 && req.n <= 4096, "n (samples per prompt) must be in [1, 4096], got ", req.n);
+  QS_CHECK(req.top_logprobs >= 0 && req.top_logprobs <= V, "top_logprobs must be in [0, ", V, "], got ",
+           req.top_logprobs);
   const int64_t need = int64_t(req.prompt.size()) + std::max<int64_t>(req.params.max_tokens, 1);
-  QS_CHECK(need <= cache_->capacity_tokens(), "prompt (", req.prompt.size(), " tokens) + max_tokens (",
-           req.params.max_tokens, ") exceeds the KV cache capacity of ", cache_->capacity_tokens(), " tokens");
-  auto s = std::make_unique<Seq>(std::move(req), V);
-  s->id = next_id_++;
-  s->tokens = s->req.prompt;
-  s->n_prompt = int64_t(s->tokens.size());
-  s->sampler.observe_prompt(s->req.prompt);
-  s->result.request = s->id;
-  s->result.prompt_tokens = s->n_prompt;
-  if (tok_) s->dec.emplace(*tok_);
+  QS_CHECK(need <= max_len_, "prompt (", req.prompt.size(), " tokens) + max_tokens (", req.params.max_tokens,
+           ") exceeds the context of ", max_len_, " tokens");
+  auto p = std::make_unique<Pending>();
+  auto& s = p->seq;
+  s = std::make_unique<Sequence>();
+  s->id = next_id_.fetch_add(req.n);
+  s->tokens = std::move(req.prompt);
+  s->n_prompt = s->n_tokens();
+  s->params = req.params;
+  s->top_logprobs = req.top_logprobs;
+  s->processor = std::move(req.processor);
+  s->forks = req.n - 1;
+  s->sampler.emplace(s->params, V);
+  s->sampler->observe_prompt(s->tokens);
+  s->detok.emplace(tok_, s->params.stop);
+  p->cb.on_event = std::move(req.on_event);
+  p->cb.on_finish = std::move(req.on_finish);
   const int64_t id = s->id;
-  waiting_.push_back(std::move(s));
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inbox_.push_back(std::move(p));
+    stats_.requests += req.n;
+  }
+  cv_.notify_all();
+  return id;
+}
+
+int64_t Engine::submit_score(ScoreRequest req, std::function<void(ScoreResult&&)> on_done) {
+  const int64_t V = model_.config().vocab_size;
+  QS_CHECK(!req.prompt.empty(), "score: the prompt is empty (the first completion token needs a token before it)");
+  for (const auto* v : {&req.prompt, &req.completion})
+    for (int32_t t : *v) QS_CHECK(t >= 0 && t < V, "token id ", t, " is outside the vocabulary [0, ", V, ")");
+  QS_CHECK(req.top_logprobs >= 0 && req.top_logprobs <= V, "top_logprobs must be in [0, ", V, "], got ",
+           req.top_logprobs);
+  const int64_t len = int64_t(req.prompt.size() + req.completion.size());
+  QS_CHECK(len <= max_len_, "prompt + completion (", len, " tokens) exceed the context of ", max_len_, " tokens");
+  auto p = std::make_unique<Pending>();
+  auto& s = p->seq;
+  s = std::make_unique<Sequence>();
+  s->score = true;
+  s->id = next_id_.fetch_add(1);
+  s->n_prompt = int64_t(req.prompt.size());
+  s->tokens = std::move(req.prompt);
+  s->tokens.insert(s->tokens.end(), req.completion.begin(), req.completion.end());
+  s->top_logprobs = req.top_logprobs;
+  p->cb.on_score = std::move(on_done);
+  const int64_t id = s->id;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inbox_.push_back(std::move(p));
+    stats_.requests++;
+  }
+  cv_.notify_all();
   return id;
 }
 
 void Engine::cancel(int64_t request) {
-  for (auto& s : running_)
-    if (s->id == request) s->cancelled = true;
-  for (auto& s : waiting_)
-    if (s->id == request) s->cancelled = true;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    cancels_.push_back(request);
+  }
+  cv_.notify_all();
 }
 
-bool Engine::idle() const { return waiting_.empty() && running_.empty(); }
+void Engine::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_all();
+}
 
-void Engine::admit() {
-  // Reserve the whole request (prompt + max_tokens) up front: no preemption needed later.
-  const int64_t B = cache_->block_size();
-  auto blocks = [&](int64_t tokens) { return (tokens + B - 1) / B; };
-  int64_t reserved = 0;  // blocks running sequences may still take
-  for (const auto& s : running_)
-    reserved += std::max<int64_t>(0, blocks(s->n_prompt + s->req.params.max_tokens) - blocks(s->cached));
-  while (!waiting_.empty() && int64_t(running_.size()) < opt_.max_batch) {
-    auto& s = waiting_.front();
-    if (s->cancelled) {
-      s->result.reason = FinishReason::Cancelled;
-      done_.push_back(std::move(s->result));
-      waiting_.pop_front();
-      continue;
-    }
-    const int64_t need = blocks(s->n_prompt + s->req.params.max_tokens);
-    if (need + reserved > cache_->free_tokens() / B) break;
-    reserved += need;
-    s->slot = cache_->add_sequence();
-    running_.push_back(std::move(s));
-    waiting_.pop_front();
+void Engine::notify() { cv_.notify_all(); }
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return stats_;
+}
+
+bool Engine::idle() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return seqs_.empty() && inbox_.empty() && tasks_.empty();
+}
+
+// ---- the engine thread ----------------------------------------------------------------------
+
+void Engine::drain_inbox() {
+  std::deque<std::unique_ptr<Pending>> in;
+  std::vector<int64_t> cancels;
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    in.swap(inbox_);
+    cancels.swap(cancels_);
+    tasks.swap(tasks_);
+  }
+  for (auto& t : tasks) t();
+  for (auto& p : in) {
+    Sequence* s = p->seq.get();
+    for (int64_t k = 0; k <= s->forks; ++k) callbacks_[s->id + k] = p->cb;
+    sched_->add(s);
+    seqs_.emplace(s->id, std::move(p->seq));
+  }
+  for (int64_t id : cancels) {
+    auto it = seqs_.find(id);
+    if (it != seqs_.end()) it->second->cancelled = true;
   }
 }
 
-void Engine::finish(Seq& s, FinishReason r, const std::string& error) {
-  if (s.result.reason != FinishReason::None) return;
+void Engine::finish(Sequence& s, FinishReason r, const std::string& error) {
+  if (s.reason != FinishReason::None) return;
+  s.reason = r;
+  s.error = error;
+  Callbacks cb;
+  if (auto it = callbacks_.find(s.id); it != callbacks_.end()) cb = std::move(it->second);
+  sched_->remove(&s);
+  count_finished(s.n_prompt, std::max<int64_t>(0, s.cached_tokens));
+  if (s.score) {
+    ScoreResult res;
+    res.logprobs = std::move(s.logprobs);
+    res.top_logprobs = std::move(s.top);
+    res.cached_tokens = std::max<int64_t>(0, s.cached_tokens);
+    if (r == FinishReason::Error) res.logprobs.clear();
+    if (cb.on_score) cb.on_score(std::move(res));
+    return;
+  }
   std::string tail;
-  if (s.dec && r != FinishReason::Error) {
-    tail = s.held + s.dec->flush();
-    // A stop string may complete only with the flushed bytes.
-    for (const auto& st : s.req.params.stop) {
-      auto p = tail.find(st);
-      if (p != std::string::npos) tail.resize(p);
-    }
-    s.result.text += tail;
-    s.held.clear();
+  if (s.detok && r != FinishReason::Error) {
+    tail = s.detok->finish().text;
+    s.text += tail;
   }
-  s.result.reason = r;
-  s.result.error = error;
-  s.result.total_s = s.clock.elapsed();
-  if (s.req.on_event) {
+  if (cb.on_event) {
     TokenEvent ev;
     ev.request = s.id;
     ev.text = tail;
     ev.finished = true;
     ev.reason = r;
-    s.req.on_event(ev);
+    cb.on_event(ev);
   }
-  if (s.slot >= 0) {
-    cache_->remove_sequence(s.slot);
-    s.slot = -1;
+  // Siblings that were never forked (the parent ended before sampling) end the same way.
+  for (int64_t k = 1; k <= s.forks; ++k) {
+    GenerationResult sib;
+    sib.request = s.id + k;
+    sib.reason = r;
+    sib.error = error;
+    sib.prompt_tokens = s.n_prompt;
+    auto it = callbacks_.find(s.id + k);
+    if (it == callbacks_.end()) continue;
+    Callbacks scb = std::move(it->second);
+    callbacks_.erase(it);
+    count_finished(sib.prompt_tokens, 0);
+    if (scb.on_finish) scb.on_finish(std::move(sib));
   }
+  GenerationResult res;
+  res.request = s.id;
+  res.tokens.assign(s.tokens.begin() + s.n_prompt, s.tokens.end());
+  res.text = std::move(s.text);
+  res.logprobs = std::move(s.logprobs);
+  res.top_logprobs = std::move(s.top);
+  res.reason = r;
+  res.error = error;
+  res.prompt_tokens = s.n_prompt;
+  res.cached_tokens = std::max<int64_t>(0, s.cached_tokens);
+  res.preemptions = s.preemptions;
+  res.ttft_s = s.ttft_s;
+  res.total_s = s.clock.elapsed();
+  if (cb.on_finish) cb.on_finish(std::move(res));
 }
 
-void Engine::emit_token(Seq& s, int32_t tok) {
-  s.tokens.push_back(tok);
-  s.result.tokens.push_back(tok);
-  if (s.generated() == 1) s.result.ttft_s = s.clock.elapsed();
-  const auto& p = s.req.params;
-  bool eos = false;
-  if (!p.ignore_eos) {
-    for (int64_t e : model_.config().eos_token_ids) eos |= (tok == e);
-    if (tok_ && tok_->eos_id() >= 0) eos |= (tok == tok_->eos_id());
-  }
-  for (int32_t e : p.stop_token_ids) eos |= (tok == e);
+void Engine::count_finished(int64_t prompt, int64_t cached) {
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.finished++;
+  stats_.prompt_tokens += prompt;
+  stats_.cached_tokens += cached;
+}
 
+void Engine::emit(Sequence& s, int32_t tok, const SampleInfo& info) {
+  s.tokens.push_back(tok);
+  s.logprobs.push_back(info.logprob);
+  if (s.top_logprobs > 0) s.top.push_back(info.top);
+  if (s.n_generated() == 1) s.ttft_s = s.clock.elapsed();
+  const SamplingParams& p = s.params;
+  bool eos = false;
+  if (!p.ignore_eos) eos = std::find(eos_.begin(), eos_.end(), tok) != eos_.end();
+  eos |= std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), tok) != p.stop_token_ids.end();
   TokenEvent ev;
   ev.request = s.id;
   ev.token = tok;
+  ev.logprob = info.logprob;
+  ev.top = info.top;
   bool stop_hit = false;
-  if (s.dec && !eos) {
-    std::string text = s.held + s.dec->push(tok);
-    s.held.clear();
-    size_t cut = std::string::npos;
-    for (const auto& st : p.stop) {
-      const size_t at = text.find(st);
-      if (at != std::string::npos && (cut == std::string::npos || at < cut)) cut = at;
-    }
-    if (cut != std::string::npos) {
-      text.resize(cut);
-      stop_hit = true;
-    } else {
-      // Hold back the longest suffix that could begin a stop string.
-      size_t hold = 0;
-      for (const auto& st : p.stop)
-        for (size_t k = std::min(st.size() - 1, text.size()); k > hold; --k)
-          if (text.compare(text.size() - k, k, st, 0, k) == 0) { hold = k; break; }
-      s.held = text.substr(text.size() - hold);
-      text.resize(text.size() - hold);
-    }
-    ev.text = text;
-    s.result.text += text;
+  if (s.detok && !eos) {
+    auto out = s.detok->push(tok);
+    stop_hit = out.stopped;
+    s.text += out.text;
+    ev.text = std::move(out.text);
   }
-  bool keep = true;
-  if (s.req.on_event) keep = s.req.on_event(ev);
-  if (!keep) s.cancelled = true;
+  auto it = callbacks_.find(s.id);
+  if (it != callbacks_.end() && it->second.on_event && !it->second.on_event(ev)) s.cancelled = true;
   if (eos || stop_hit) finish(s, FinishReason::Stop);
-  else if (s.generated() >= p.max_tokens) finish(s, FinishReason::Length);
+  else if (s.n_generated() >= p.max_tokens) finish(s, FinishReason::Length);
+}
+
+void Engine::sample(Sequence& s, const float* logits) {
+  const int64_t V = model_.config().vocab_size;
+  if (s.params.max_tokens == 0) {
+    finish(s, FinishReason::Length);
+    return;
+  }
+  row_.assign(logits, logits + V);
+  if (s.processor) s.processor(s.generated(), row_.data(), V);
+  SampleInfo info;
+  const int32_t tok = s.sampler->sample(row_.data(), &info, s.top_logprobs);
+  emit(s, tok, info);
+}
+
+void Engine::fork(Sequence& parent) {
+  // The parent's prompt is computed: each sibling shares its blocks and samples its own first
+  // token from the same logits (prepare_write copies the shared partial block on first write).
+  const int64_t V = model_.config().vocab_size;
+  for (int64_t k = 1; k <= parent.forks; ++k) {
+    auto c = std::make_unique<Sequence>();
+    c->id = parent.id + k;
+    c->tokens = parent.tokens;
+    c->n_prompt = parent.n_prompt;
+    c->n_computed = parent.n_computed;
+    c->blocks = parent.blocks;
+    c->hashes = parent.hashes;
+    bm_->share(c->blocks);
+    c->params = parent.params;
+    c->params.seed = parent.params.seed + uint64_t(k);
+    c->top_logprobs = parent.top_logprobs;
+    c->processor = parent.processor;
+    c->sampler.emplace(c->params, V);
+    c->sampler->observe_prompt(c->tokens);
+    c->detok.emplace(tok_, c->params.stop);
+    c->cached_tokens = parent.n_prompt;  // the whole prompt was computed once, by the first sample
+    c->clock = parent.clock;
+    sched_->add_front(c.get());
+    seqs_.emplace(c->id, std::move(c));
+  }
+  parent.forks = 0;
+}
+
+void Engine::score_rows(Sequence& s, int64_t first_pos, int64_t n, const float* logits) {
+  const int64_t V = model_.config().vocab_size;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = logits + i * V;
+    const int32_t target = s.tokens[size_t(first_pos + i + 1)];
+    s.logprobs.push_back(Sampler::log_softmax_at(row, V, target));
+    if (s.top_logprobs > 0) s.top.push_back(Sampler::top_log_softmax(row, V, s.top_logprobs));
+  }
 }
 
 bool Engine::step() {
-  admit();
-  // Drop finished / cancelled sequences.
+  drain_inbox();
+  // Cancelled requests end before the step.
+  for (auto& [id, s] : seqs_)
+    if (s->cancelled) finish(*s, FinishReason::Cancelled);
   auto sweep = [&] {
-    for (auto it = running_.begin(); it != running_.end();) {
-      Seq& s = **it;
-      if (s.cancelled && s.result.reason == FinishReason::None) finish(s, FinishReason::Cancelled);
-      if (s.result.reason != FinishReason::None) {
-        done_.push_back(std::move(s.result));
-        it = running_.erase(it);
+    for (auto it = seqs_.begin(); it != seqs_.end();) {
+      if (it->second->reason != FinishReason::None) {
+        callbacks_.erase(it->first);
+        it = seqs_.erase(it);
       } else {
         ++it;
       }
     }
   };
   sweep();
-  if (running_.empty()) return !waiting_.empty();
-  // Build the ragged batch: decode tokens first, then prompt chunks within the budget.
-  StepBatch batch;
+  Schedule sch = sched_->schedule();
+  if (sch.work.empty()) {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.waiting = int64_t(sched_->num_waiting());
+    stats_.running = int64_t(sched_->num_running());
+    return !seqs_.empty();
+  }
+  // Logit rows: the last token of a sequence that then samples; every scored position.
   std::vector<int64_t> rows;
-  std::vector<Seq*> sampled, owner;
-  int64_t budget = opt_.prefill_chunk;
-  for (auto& sp : running_) {
-    Seq& s = *sp;
-    const int64_t todo = int64_t(s.tokens.size()) - s.cached;
-    if (todo <= 0) continue;
-    const bool decode = s.cached >= s.n_prompt;
-    int64_t n = decode ? todo : std::min(todo, budget);
-    if (n <= 0) continue;
-    if (!decode) budget -= n;
-    batch.add(s.slot, s.cached, s.tokens.data() + s.cached, n);
-    owner.push_back(&s);
-    if (s.cached + n == int64_t(s.tokens.size())) {
-      rows.push_back(batch.size() - 1);
-      sampled.push_back(&s);
+  struct Use { Sequence* s; int64_t first_row, n_rows, first_pos; };
+  std::vector<Use> uses;
+  int64_t off = 0;
+  for (const StepWork& w : sch.work) {
+    Sequence& s = *w.seq;
+    if (s.score) {
+      const int64_t next = s.n_prompt - 1 + int64_t(s.logprobs.size());  // first position not yet scored
+      const int64_t p0 = std::max(s.n_computed, next), p1 = std::min(s.n_computed + w.n, s.n_tokens() - 1);
+      if (p1 > p0) {
+        uses.push_back({&s, int64_t(rows.size()), p1 - p0, p0});
+        for (int64_t p = p0; p < p1; ++p) rows.push_back(off + p - s.n_computed);
+      }
+    } else if (s.n_computed + w.n == s.n_tokens()) {
+      uses.push_back({&s, int64_t(rows.size()), 1, s.n_tokens() - 1});
+      rows.push_back(off + w.n - 1);
     }
+    off += w.n;
   }
-  if (batch.size() == 0) return true;
-  const int64_t V = model_.config().vocab_size;
-  logits_.resize(rows.size() * size_t(V));
-  ForwardOptions fo;
-  fo.compute = opt_.compute;
+  const float* logits = nullptr;
   try {
-    model_.forward(batch, *cache_, rows, logits_.data(), fo);
-  } catch (const Error& e) {
-    for (auto& sp : running_) finish(*sp, FinishReason::Error, e.what());
+    logits = runner_->run(sch.work, rows);
+  } catch (const std::exception& e) {
+    // The step's sequences fail; the engine (and everything else queued) goes on.
+    for (const StepWork& w : sch.work) finish(*w.seq, FinishReason::Error, e.what());
     sweep();
-    throw;
+    return true;
   }
-  ++steps_;
-  for (size_t i = 0; i < batch.chunks.size(); ++i) owner[i]->cached += batch.chunks[i].n_tokens;
-  for (size_t i = 0; i < sampled.size(); ++i) {
-    Seq& s = *sampled[i];
-    if (s.req.params.max_tokens == 0) {
-      finish(s, FinishReason::Length);
+  int64_t generated = 0;
+  for (const StepWork& w : sch.work) {
+    Sequence& s = *w.seq;
+    s.n_computed += w.n;
+    bm_->publish(s.tokens, s.n_computed, s.blocks, s.hashes);
+  }
+  const int64_t V = model_.config().vocab_size;
+  for (const Use& u : uses) {
+    Sequence& s = *u.s;
+    const float* row = logits + u.first_row * V;
+    if (s.score) {
+      score_rows(s, u.first_pos, u.n_rows, row);
       continue;
     }
-    const int32_t tok = s.sampler.sample(logits_.data() + i * size_t(V));
-    emit_token(s, tok);
+    if (s.cancelled) continue;
+    if (s.forks > 0) {
+      const int64_t nf = s.forks;
+      fork(s);
+      for (int64_t k = 1; k <= nf; ++k) {
+        sample(*seqs_.at(s.id + k), row);
+        generated++;
+      }
+    }
+    sample(s, row);
+    generated++;
+  }
+  for (const StepWork& w : sch.work) {
+    Sequence& s = *w.seq;
+    if (s.score && s.n_computed == s.n_tokens()) finish(s, FinishReason::Stop);
   }
   sweep();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.steps++;
+    stats_.step_tokens += sch.tokens;
+    stats_.generated_tokens += generated;
+    stats_.preemptions = sched_->preemptions();
+    stats_.waiting = int64_t(sched_->num_waiting());
+    stats_.running = int64_t(sched_->num_running());
+    stats_.blocks_used = bm_->num_used();
+    stats_.blocks_cached = bm_->num_cached();
+    stats_.blocks_free = bm_->num_free();
+  }
   return true;
 }
 
-std::optional<GenerationResult> Engine::take_result(int64_t request) {
-  for (auto it = done_.begin(); it != done_.end(); ++it)
-    if (it->request == request) {
-      GenerationResult r = std::move(*it);
-      done_.erase(it);
-      return r;
-    }
-  return std::nullopt;
+void Engine::run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    if (step()) continue;
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait_for(lk, std::chrono::milliseconds(50),
+                 [&] { return stop.load() || !inbox_.empty() || !cancels_.empty() || !tasks_.empty(); });
+  }
 }
 
 std::vector<GenerationResult> Engine::generate(std::vector<GenerationRequest> reqs) {
-  std::vector<int64_t> ids;
-  for (auto& r : reqs) ids.push_back(submit(std::move(r)));
-  while (!idle()) step();
-  std::vector<GenerationResult> out;
-  for (int64_t id : ids) {
-    auto r = take_result(id);
-    QS_ASSERT(r.has_value());
-    out.push_back(std::move(*r));
+  std::vector<int64_t> first;
+  std::vector<int64_t> counts;
+  std::unordered_map<int64_t, GenerationResult> done;
+  int64_t expected = 0;
+  for (auto& r : reqs) {
+    auto user = std::move(r.on_finish);
+    r.on_finish = [&done, user](GenerationResult&& res) {
+      if (user) {
+        GenerationResult copy = res;
+        user(std::move(copy));
+      }
+      const int64_t id = res.request;
+      done.emplace(id, std::move(res));
+    };
+    counts.push_back(r.n);
+    expected += r.n;
+    first.push_back(submit(std::move(r)));
   }
+  while (int64_t(done.size()) < expected) {
+    if (!step() && int64_t(done.size()) < expected) fail(ErrorKind::Internal, "engine went idle with requests pending");
+  }
+  std::vector<GenerationResult> out;
+  for (size_t i = 0; i < first.size(); ++i)
+    for (int64_t k = 0; k < counts[i]; ++k) out.push_back(std::move(done.at(first[i] + k)));
   return out;
 }
+
+std::vector<ScoreResult> Engine::score(std::vector<ScoreRequest> reqs) {
+  std::vector<ScoreResult> out(reqs.size());
+  size_t done = 0;
+  for (size_t i = 0; i < reqs.size(); ++i)
+    submit_score(std::move(reqs[i]), [&out, &done, i](ScoreResult&& r) {
+      out[i] = std::move(r);
+      ++done;
+    });
+  while (done < out.size())
+    if (!step() && done < out.size()) fail(ErrorKind::Internal, "engine went idle with score requests pending");
+  return out;
+}
+
+void Engine::clear_prefix_cache() { bm_->clear_cache(); }
 
 }  // namespace qs

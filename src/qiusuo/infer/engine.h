@@ -1,97 +1,195 @@
-// The generation engine: continuous batching of requests over one Model and one paged latent
-// KV cache. Each step() runs one forward pass over a ragged batch — a decode token for every
-// running sequence plus prompt chunks of newly admitted ones (chunked prefill) — then samples,
-// detokenizes incrementally, applies stop conditions and streams events. The CLI, the server
-// and RL rollouts all generate through this class.
+// The generation engine: continuous batching of requests over one Model. The CLI, the server
+// and RL rollouts all generate (and score) through it. It composes
+//   BlockManager  paged latent-KV blocks, reference counts, prefix cache   (block_manager.h)
+//   Scheduler     token budget per step, chunked prefill mixed with decode, preemption
+//   ModelRunner   one ragged forward pass per step over the block tables    (model_runner.h)
+//   Sampler       penalties, temperature, top-k/p, min-p, log-probabilities (sampler.h)
+//   Detokenizer   incremental UTF-8 text and stop strings                  (detokenizer.h)
+//
+// Batching never changes results: every token is computed the same way whatever else shares
+// its step, however its prompt was chunked, whether its prefix came from the cache, and after
+// a preemption (the model's kernels are batch-invariant, see mla.h and kernels/linear.h), and
+// each request samples from its own seeded RNG. A greedy request gives the same tokens alone
+// or among many others.
+//
+// Threads: submit(), cancel(), stats() and post() may be called from any thread. step(),
+// generate(), score() and run() drive the engine and must be called from one thread at a time
+// (not concurrently with each other); callbacks (on_event, on_finish, LogitsProcessor, posted
+// tasks) run on that thread. A finished request's result is handed to its on_finish callback
+// (or returned by generate()) once, and the engine keeps nothing of it.
 #pragma once
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <optional>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
-#include "qiusuo/core/timer.h"
-#include "qiusuo/infer/sampler.h"
+#include "qiusuo/infer/block_manager.h"
+#include "qiusuo/infer/model_runner.h"
+#include "qiusuo/infer/scheduler.h"
+#include "qiusuo/infer/sequence.h"
 #include "qiusuo/model/transformer.h"
 #include "qiusuo/tokenizer/tokenizer.h"
 
 namespace qs {
 
-enum class FinishReason { None, Stop, Length, Cancelled, Error };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error"
-
+// One new token (or the final event) of a request.
 struct TokenEvent {
   int64_t request = 0;
-  int32_t token = -1;   // -1 for a final event without a new token
-  std::string text;     // newly completed text (UTF-8 safe, stop strings held back)
+  int32_t token = -1;            // -1: final event without a new token
+  float logprob = 0;             // of `token` (sampler.h: after penalties and temperature)
+  std::vector<TopLogprob> top;   // the request's top_logprobs alternatives
+  std::string text;              // newly decided text (UTF-8 safe, stop strings held back)
   bool finished = false;
   FinishReason reason = FinishReason::None;
+};
+
+struct GenerationResult {
+  int64_t request = 0;
+  std::vector<int32_t> tokens;   // generated ids (a stop token / the tokens of a stop string included)
+  std::string text;              // generated text, up to (not including) a stop string
+  std::vector<float> logprobs;   // one per generated token
+  std::vector<std::vector<TopLogprob>> top_logprobs;  // per token, when top_logprobs > 0
+  FinishReason reason = FinishReason::None;
+  std::string error;
+  int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;     // prompt tokens whose latents came from the prefix cache (full blocks)
+  int64_t preemptions = 0;
+  double ttft_s = 0;             // submit → first token
+  double total_s = 0;            // submit → finished
 };
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;
   SamplingParams params;
-  // Called from step() for every new token and once when finished; return false to cancel.
-  std::function<bool(const TokenEvent&)> on_event;
+  // Samples of this prompt: n > 1 computes the prompt once and forks n sequences that share
+  // its blocks; they get consecutive request ids from submit()'s return value, and sample
+  // i uses seed params.seed + i.
+  int64_t n = 1;
+  int top_logprobs = 0;          // alternatives per token (the chosen token's log-prob is always kept)
+  LogitsProcessor processor;     // optional constraint (JSON mode, grammars)
+  std::function<bool(const TokenEvent&)> on_event;    // every token and the final event; false cancels
+  std::function<void(GenerationResult&&)> on_finish;  // exactly once per sample
 };
 
-struct GenerationResult {
-  int64_t request = 0;
-  std::vector<int32_t> tokens;  // generated ids (stop token / stop string tokens included)
-  std::string text;             // generated text, up to (not including) a stop string
-  FinishReason reason = FinishReason::None;
-  std::string error;
-  int64_t prompt_tokens = 0;
-  double ttft_s = 0;   // submit → first token
-  double total_s = 0;  // submit → finished
+// Teacher forcing: the log-probabilities of `completion` after `prompt` (log-softmax of the
+// raw logits), batched with everything else through the same steps and prefix cache.
+struct ScoreRequest {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> completion;
+  int top_logprobs = 0;
+};
+struct ScoreResult {
+  std::vector<float> logprobs;                        // one per completion token
+  std::vector<std::vector<TopLogprob>> top_logprobs;  // when top_logprobs > 0
+  int64_t cached_tokens = 0;
 };
 
 struct EngineOptions {
-  int64_t max_batch = 16;       // sequences decoding together
-  int64_t cache_tokens = 16384; // KV cache capacity (all sequences)
-  int64_t prefill_chunk = 512;  // prompt tokens per step (chunked prefill)
-  Compute compute = Compute::BF16;  // GEMM precision for prefill (decode GEMVs are exact F32)
-  int64_t block_size = 64;
+  int64_t max_seqs = 64;          // sequences running at once
+  int64_t cache_tokens = 32768;   // KV pool capacity in tokens (all sequences and cached prefixes)
+  int64_t block_size = 64;        // tokens per block (also the prefix cache's unit)
+  int64_t max_step_tokens = 512;  // tokens computed per step (decode tokens + prefill chunks)
+  int64_t max_model_len = 0;      // prompt + max_tokens limit (0: the pool capacity, capped by the model's positions)
+  bool prefix_caching = true;
+  Compute compute = Compute::BF16;  // matrix products: bf16 (activations rounded to BF16) or f32 (exact)
+};
+
+struct EngineStats {
+  int64_t waiting = 0, running = 0;
+  int64_t blocks_total = 0, blocks_used = 0, blocks_cached = 0, blocks_free = 0, block_size = 0;
+  // Since start.
+  int64_t steps = 0, requests = 0, finished = 0, preemptions = 0;
+  int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0, step_tokens = 0;
 };
 
 class Engine {
  public:
-  Engine(Model& model, const Tokenizer* tokenizer, EngineOptions opt = {});
+  // `model` and `tokenizer` (may be null: no text) must outlive the engine. The model's
+  // weights may change between steps (RL): call clear_prefix_cache() then.
+  Engine(const Model& model, const Tokenizer* tokenizer, EngineOptions opt = {});
   ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
-  // Queues a request; returns its id. Throws qs::Error for invalid input (ids out of the
-  // vocabulary, empty prompt, bad sampling parameters, prompt longer than the cache).
+  // Validates and queues a request (qs::Error for an empty prompt, ids outside the vocabulary,
+  // bad sampling parameters, prompt + max_tokens beyond max_model_len). Returns its id (the
+  // first of n). Thread-safe.
   int64_t submit(GenerationRequest req);
+  int64_t submit_score(ScoreRequest req, std::function<void(ScoreResult&&)> on_done);
+  // Cancels a request (finish reason "cancelled"); no effect on an unknown or finished one.
   void cancel(int64_t request);
-  // One scheduling iteration (one forward pass). Returns false when there was nothing to do.
+  // Runs `task` on the engine thread before the next step (e.g. prefix cache persistence).
+  void post(std::function<void()> task);
+  EngineStats stats() const;
+
+  // One scheduling iteration: admits, computes one ragged step, samples, emits. Returns false
+  // when there was nothing to do.
   bool step();
   bool idle() const;
-  // Runs every request to completion and returns their results in submission order.
+  // Steps until `stop` is set, sleeping while idle (a server's engine thread). notify() wakes it.
+  void run(const std::atomic<bool>& stop);
+  void notify();
+
+  // Convenience: submits, runs to completion on this thread, returns results in request order
+  // (n results for a request with n samples).
   std::vector<GenerationResult> generate(std::vector<GenerationRequest> reqs);
-  // Result of a finished request (removed from the engine by this call).
-  std::optional<GenerationResult> take_result(int64_t request);
+  std::vector<ScoreResult> score(std::vector<ScoreRequest> reqs);
+
+  // Forgets cached prefixes (after the weights changed). Engine thread only.
+  void clear_prefix_cache();
 
   const Model& model() const { return model_; }
-  KVCache& cache() { return *cache_; }
-  int64_t steps() const { return steps_; }
+  const Tokenizer* tokenizer() const { return tok_; }
+  const EngineOptions& options() const { return opt_; }
+  int64_t max_model_len() const { return max_len_; }
+  // Engine thread only (persistence of the prefix cache, tests).
+  BlockManager& blocks() { return *bm_; }
+  KVPool& pool() { return *pool_; }
 
  private:
-  struct Seq;
-  void admit();
-  void finish(Seq& s, FinishReason r, const std::string& error = {});
-  void emit_token(Seq& s, int32_t tok);
+  struct Pending;
+  void drain_inbox();
+  void finish(Sequence& s, FinishReason r, const std::string& error = {});
+  void sample(Sequence& s, const float* logits);
+  void emit(Sequence& s, int32_t tok, const SampleInfo& info);
+  void fork(Sequence& parent);
+  void score_rows(Sequence& s, int64_t first_pos, int64_t n, const float* logits);
+  void count_finished(int64_t prompt_tokens, int64_t cached_tokens);
 
-  Model& model_;
+  const Model& model_;
   const Tokenizer* tok_;
   EngineOptions opt_;
-  std::unique_ptr<KVCache> cache_;
-  int64_t next_id_ = 0, steps_ = 0;
-  std::deque<std::unique_ptr<Seq>> waiting_;
-  std::vector<std::unique_ptr<Seq>> running_;
-  std::vector<GenerationResult> done_;
-  std::vector<float> logits_;
+  int64_t max_len_ = 0;
+  std::unique_ptr<KVPool> pool_;
+  std::unique_ptr<BlockManager> bm_;
+  std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::vector<int32_t> eos_;
+
+  // Live sequences by id, and the callbacks of their requests.
+  struct Callbacks {
+    std::function<bool(const TokenEvent&)> on_event;
+    std::function<void(GenerationResult&&)> on_finish;
+    std::function<void(ScoreResult&&)> on_score;
+  };
+  std::unordered_map<int64_t, std::unique_ptr<Sequence>> seqs_;
+  std::unordered_map<int64_t, Callbacks> callbacks_;
+
+  // Cross-thread inbox.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Pending>> inbox_;
+  std::vector<int64_t> cancels_;
+  std::vector<std::function<void()>> tasks_;
+  std::atomic<int64_t> next_id_{0};
+  EngineStats stats_;  // guarded by mu_
+  std::vector<float> row_;  // one logits row (sampling modifies it)
 };
 
 }  // namespace qs

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
 
@@ -35,7 +36,36 @@ int32_t Sampler::argmax(const float* logits, int64_t n) {
   return int32_t(best);
 }
 
-int32_t Sampler::sample(float* l) {
+namespace {
+// log Σ exp(l[i]) over finite entries (−inf entries contribute nothing).
+double log_sum_exp(const float* l, int64_t n) {
+  const float m = max_value(l, n);
+  if (!std::isfinite(m)) return m;
+  double z = 0;
+  for (int64_t i = 0; i < n; ++i) z += std::exp(double(l[i]) - double(m));
+  return double(m) + std::log(z);
+}
+}  // namespace
+
+float Sampler::log_softmax_at(const float* logits, int64_t n, int32_t id) {
+  return float(double(logits[id]) - log_sum_exp(logits, n));
+}
+
+std::vector<TopLogprob> Sampler::top_log_softmax(const float* logits, int64_t n, int k) {
+  std::vector<TopLogprob> out;
+  if (k <= 0) return out;
+  const double lse = log_sum_exp(logits, n);
+  std::vector<int32_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = int32_t(i);
+  const size_t kk = size_t(std::min<int64_t>(k, n));
+  std::partial_sort(idx.begin(), idx.begin() + ptrdiff_t(kk), idx.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (size_t i = 0; i < kk; ++i) out.push_back({idx[i], float(double(logits[idx[i]]) - lse)});
+  return out;
+}
+
+int32_t Sampler::sample(float* l, SampleInfo* info, int top_logprobs) {
   // Penalties.
   if (p_.repetition_penalty != 1.0f) {
     auto pen = [&](int32_t t) { l[t] = l[t] > 0 ? l[t] / p_.repetition_penalty : l[t] * p_.repetition_penalty; };
@@ -47,7 +77,8 @@ int32_t Sampler::sample(float* l) {
     for (const auto& [t, c] : out_counts_) l[t] -= p_.presence_penalty + p_.frequency_penalty * float(c);
 
   int32_t tok;
-  if (p_.temperature == 0.0f || p_.top_k == 1) {
+  const bool greedy = p_.temperature == 0.0f || p_.top_k == 1;
+  if (greedy) {
     tok = argmax(l, vocab_);
   } else {
     // Candidates sorted by logit (top-k first when set: partial sort).
@@ -92,6 +123,17 @@ int32_t Sampler::sample(float* l) {
       u -= c.first;
       if (u < 0) { tok = c.second; break; }
     }
+  }
+  if (info) {
+    // The distribution drawn from: penalized logits / temperature (greedy: / 1).
+    const float* d = l;
+    if (!greedy && p_.temperature != 1.0f) {
+      scaled_.resize(size_t(vocab_));
+      for (int64_t i = 0; i < vocab_; ++i) scaled_[size_t(i)] = l[i] / p_.temperature;
+      d = scaled_.data();
+    }
+    info->logprob = log_softmax_at(d, vocab_, tok);
+    info->top = top_log_softmax(d, vocab_, top_logprobs);
   }
   out_counts_[tok]++;
   return tok;

@@ -1,5 +1,11 @@
 // Turning logits into the next token. Order: penalties → temperature → top-k → top-p → min-p
 // → draw. Temperature 0 (or top_k 1) is greedy. The same seed gives the same tokens.
+//
+// Log-probabilities: the chosen token's log-probability (and the top-K alternatives on
+// request) are taken from log-softmax of the logits after the penalties and the temperature —
+// the distribution the token was drawn from before top-k / top-p / min-p truncation (as
+// vLLM's "processed" logprobs); greedy decoding reports log-softmax of the (penalized) raw
+// logits. GRPO's importance ratio and distillation use exactly these numbers.
 //   repetition_penalty  (HF/CTRL) logits of tokens seen in prompt or output: /p if > 0, ·p if < 0
 //   presence_penalty    (OpenAI) minus p for every token already in the output
 //   frequency_penalty   (OpenAI) minus p · count in the output
@@ -30,23 +36,40 @@ struct SamplingParams {
   void validate() const;  // qs::Error naming the bad field
 };
 
+struct TopLogprob {
+  int32_t id = 0;
+  float logprob = 0;
+};
+
+struct SampleInfo {
+  float logprob = 0;             // of the chosen token
+  std::vector<TopLogprob> top;   // the `top_logprobs` most likely tokens, most likely first
+};
+
 class Sampler {
  public:
   Sampler(const SamplingParams& p, int64_t vocab);
   // Records prompt tokens (for the repetition penalty).
   void observe_prompt(const std::vector<int32_t>& prompt);
-  // Picks a token from logits[vocab] (modified in place) and records it as output.
-  int32_t sample(float* logits);
+  // Picks a token from logits[vocab] (modified in place) and records it as output. With
+  // `info`, also its log-probability and the `top_logprobs` most likely alternatives.
+  int32_t sample(float* logits, SampleInfo* info = nullptr, int top_logprobs = 0);
+  const SamplingParams& params() const { return p_; }
   // Greedy argmax (lowest id on ties).
   static int32_t argmax(const float* logits, int64_t n);
 
   Rng::State rng_state() const { return rng_.state(); }
+  // log-softmax of logits[n] at `id`, and the k largest as (id, logprob), most likely first
+  // (ties: lower id first).
+  static float log_softmax_at(const float* logits, int64_t n, int32_t id);
+  static std::vector<TopLogprob> top_log_softmax(const float* logits, int64_t n, int k);
 
  private:
   SamplingParams p_;
   int64_t vocab_;
   Rng rng_;
   std::unordered_map<int32_t, int32_t> seen_prompt_, out_counts_;
+  std::vector<float> scaled_;
   std::vector<std::pair<float, int32_t>> cand_;
 };
 

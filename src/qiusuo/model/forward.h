@@ -13,20 +13,32 @@
 namespace qs {
 
 struct SeqChunk {
-  int64_t seq = 0;        // KV cache slot
-  int64_t start_pos = 0;  // tokens already cached for this sequence
-  int64_t n_tokens = 0;
+  int64_t start_pos = 0;    // tokens of the sequence already in the cache
+  int64_t n_tokens = 0;     // appended by this step at positions [start_pos, start_pos + n_tokens)
+  int64_t block_begin = 0;  // the sequence's block table: StepBatch::block_ids[block_begin, block_end)
+  int64_t block_end = 0;
 };
 
+// The block tables are copied into the batch, so the caller may change its own tables while
+// the batch lives. A chunk's table must cover positions [0, start_pos + n_tokens); the rows of
+// positions < start_pos must hold that sequence's latents (they are read), the rows of the new
+// positions are written. Blocks written by a step must not be shared with another sequence.
 struct StepBatch {
-  std::vector<int32_t> tokens;   // [T], chunk after chunk
+  std::vector<int32_t> tokens;     // [T], chunk after chunk
   std::vector<SeqChunk> chunks;
-  std::vector<int64_t> positions;  // [T], filled by finalize()
+  std::vector<int64_t> positions;  // [T]
   std::vector<int64_t> offsets;    // [chunks + 1], first token of each chunk
+  std::vector<int32_t> block_ids;  // block tables of the chunks, concatenated
 
   int64_t size() const { return int64_t(tokens.size()); }
-  void add(int64_t seq, int64_t start_pos, const int32_t* toks, int64_t n);
-  void clear() { tokens.clear(); chunks.clear(); positions.clear(); offsets.clear(); }
+  // Appends a chunk: tokens toks[0, n) at positions [start_pos, start_pos + n) of the sequence
+  // whose block table is blocks[0, n_blocks).
+  void add(const int32_t* blocks, int64_t n_blocks, int64_t start_pos, const int32_t* toks, int64_t n);
+  void add(const std::vector<int32_t>& blocks, int64_t start_pos, const int32_t* toks, int64_t n) {
+    add(blocks.data(), int64_t(blocks.size()), start_pos, toks, n);
+  }
+  const int32_t* blocks(size_t chunk) const { return block_ids.data() + chunks[chunk].block_begin; }
+  void clear() { tokens.clear(); chunks.clear(); positions.clear(); offsets.clear(); block_ids.clear(); }
 };
 
 enum class AttnImpl { Auto, Absorb, Naive };
@@ -46,7 +58,7 @@ struct ForwardOptions {
   std::vector<RouterRecord>* router = nullptr;
 };
 
-// Scratch and positions shared by the modules of one step.
+// What the modules of one step share: the batch, the options and the caller's scratch.
 struct StepContext {
   const StepBatch& batch;
   const ForwardOptions& opt;

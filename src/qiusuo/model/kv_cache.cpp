@@ -1,30 +1,53 @@
 #include "qiusuo/model/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/model/forward.h"
 
 namespace qs {
 
-KVCache::KVCache(const ModelConfig& cfg, int64_t capacity_tokens, int64_t max_sequences, int64_t block_size,
-                 int64_t num_layers)
-    : layers_(num_layers < 0 ? cfg.num_hidden_layers : num_layers),
+KVPool::KVPool(const ModelConfig& cfg, int64_t num_blocks, int64_t block_size, int64_t num_layers)
+    : blocks_(num_blocks),
+      block_(block_size),
+      layers_(num_layers < 0 ? cfg.num_hidden_layers : num_layers),
       lora_(cfg.kv_lora_rank),
-      width_(cfg.kv_lora_rank + cfg.qk_rope_head_dim),
-      block_(block_size) {
-  QS_CHECK(block_size > 0 && capacity_tokens > 0, "KV cache needs positive capacity and block size");
-  const int64_t blocks = (capacity_tokens + block_ - 1) / block_;
-  data_.resize(size_t(blocks * layers_ * block_ * width_), false);
-  free_blocks_.reserve(size_t(blocks));
-  for (int64_t b = blocks - 1; b >= 0; --b) free_blocks_.push_back(b);
-  seqs_.resize(size_t(max_sequences));
+      width_(cfg.kv_lora_rank + cfg.qk_rope_head_dim) {
+  QS_CHECK(num_blocks > 0 && block_size > 0, "KV pool needs a positive number of blocks and block size (got ",
+           num_blocks, " blocks of ", block_size, ")");
+  QS_CHECK(layers_ > 0, "KV pool needs at least one layer");
+  const double bytes = double(num_blocks) * double(block_size) * double(layers_) * double(width_) * 4.0;
+  QS_CHECK(bytes < 1e12, "KV pool of ", num_blocks, " blocks x ", block_size, " tokens would take ", bytes / 1e9,
+           " GB");
+  data_.resize(size_t(blocks_ * layers_ * block_ * width_), false);
 }
 
-int64_t KVCache::used_blocks() const {
-  int64_t n = 0;
-  for (const auto& s : seqs_) n += int64_t(s.blocks.size());
-  return n;
+void KVPool::copy_block(int64_t dst, int64_t src, int64_t rows) {
+  QS_CHECK(dst >= 0 && dst < blocks_ && src >= 0 && src < blocks_ && rows >= 0 && rows <= block_,
+           "KV pool: bad block copy ", src, " -> ", dst, " (", rows, " rows)");
+  if (dst == src || rows == 0) return;
+  for (int64_t l = 0; l < layers_; ++l)
+    std::memcpy(row(l, dst, 0), row(l, src, 0), size_t(rows * width_) * sizeof(float));
 }
+
+// ---- KVCache ---------------------------------------------------------------------------------
+
+KVCache::KVCache(const ModelConfig& cfg, int64_t capacity_tokens, int64_t max_sequences, int64_t block_size,
+                 int64_t num_layers)
+    : pool_(cfg, (std::max<int64_t>(capacity_tokens, 1) + block_size - 1) / std::max<int64_t>(block_size, 1),
+            block_size, num_layers) {
+  QS_CHECK(capacity_tokens > 0, "KV cache needs a positive capacity");
+  free_.reserve(size_t(pool_.num_blocks()));
+  for (int64_t b = pool_.num_blocks() - 1; b >= 0; --b) free_.push_back(int32_t(b));
+  seqs_.reserve(size_t(std::max<int64_t>(max_sequences, 1)));
+}
+
+KVCache::Seq& KVCache::get(int64_t seq) {
+  QS_CHECK(seq >= 0 && size_t(seq) < seqs_.size() && seqs_[size_t(seq)].live, "no KV cache sequence ", seq);
+  return seqs_[size_t(seq)];
+}
+const KVCache::Seq& KVCache::get(int64_t seq) const { return const_cast<KVCache*>(this)->get(seq); }
 
 int64_t KVCache::add_sequence() {
   for (size_t i = 0; i < seqs_.size(); ++i)
@@ -37,40 +60,39 @@ int64_t KVCache::add_sequence() {
 }
 
 void KVCache::remove_sequence(int64_t seq) {
-  QS_CHECK(seq >= 0 && size_t(seq) < seqs_.size() && seqs_[size_t(seq)].live, "no KV cache sequence ", seq);
-  auto& s = seqs_[size_t(seq)];
-  for (auto b : s.blocks) free_blocks_.push_back(b);
+  Seq& s = get(seq);
+  for (auto b : s.blocks) free_.push_back(b);
   s = Seq{};
 }
 
-int64_t KVCache::length(int64_t seq) const {
-  QS_CHECK(seq >= 0 && size_t(seq) < seqs_.size() && seqs_[size_t(seq)].live, "no KV cache sequence ", seq);
-  return seqs_[size_t(seq)].len;
-}
+int64_t KVCache::length(int64_t seq) const { return get(seq).len; }
+
+const std::vector<int32_t>& KVCache::blocks(int64_t seq) const { return get(seq).blocks; }
 
 void KVCache::truncate(int64_t seq, int64_t len) {
-  auto& s = seqs_[size_t(seq)];
+  Seq& s = get(seq);
   QS_CHECK(len >= 0 && len <= s.len, "cannot truncate sequence ", seq, " of length ", s.len, " to ", len);
   s.len = len;
-  const size_t keep = size_t((len + block_ - 1) / block_);
+  const size_t keep = size_t((len + block_size() - 1) / block_size());
   while (s.blocks.size() > keep) {
-    free_blocks_.push_back(s.blocks.back());
+    free_.push_back(s.blocks.back());
     s.blocks.pop_back();
   }
 }
 
-void KVCache::extend(int64_t seq, int64_t new_len) {
-  QS_CHECK(seq >= 0 && size_t(seq) < seqs_.size() && seqs_[size_t(seq)].live, "no KV cache sequence ", seq);
-  auto& s = seqs_[size_t(seq)];
-  QS_CHECK(new_len >= s.len, "KV cache extend must not shrink");
-  const size_t need = size_t((new_len + block_ - 1) / block_);
-  if (need > s.blocks.size() && need - s.blocks.size() > free_blocks_.size())
+void KVCache::append(StepBatch& batch, int64_t seq, const int32_t* tokens, int64_t n) {
+  Seq& s = get(seq);
+  QS_CHECK(n > 0, "KV cache append: no tokens");
+  const int64_t new_len = s.len + n;
+  const size_t need = size_t((new_len + block_size() - 1) / block_size());
+  if (need > s.blocks.size() && need - s.blocks.size() > free_.size())
     fail(ErrorKind::Invalid, "KV cache is full: sequence ", seq, " needs ", new_len, " tokens but only ",
-         int64_t(s.blocks.size() + free_blocks_.size()) * block_, " fit (raise the context/cache size)");
+         int64_t(s.blocks.size() + free_.size()) * block_size(), " fit (raise the context/cache size)");
   while (s.blocks.size() < need) {
-    s.blocks.push_back(free_blocks_.back());
-    free_blocks_.pop_back();
+    s.blocks.push_back(free_.back());
+    free_.pop_back();
   }
+  batch.add(s.blocks, s.len, tokens, n);
   s.len = new_len;
 }
 

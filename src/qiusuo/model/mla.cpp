@@ -40,13 +40,32 @@ void masked_softmax(float* s, int64_t valid, int64_t L, float scale) {
   if (L > valid) std::memset(s + valid, 0, size_t(L - valid) * sizeof(float));
 }
 
+// A chunk's view of the paged latents: position p lives in row p % B of block table[p / B].
+struct LatentRows {
+  const KVPool& pool;
+  const int32_t* table;
+  int64_t layer;
+  const float* row(int64_t pos) const {
+    const int64_t B = pool.block_size();
+    return pool.row(layer, table[pos / B], pos % B);
+  }
+  // Rows from `pos` on that are contiguous in memory (the rest of its block), at most `limit`.
+  int64_t run(int64_t pos, int64_t limit) const {
+    const int64_t B = pool.block_size();
+    return std::min(B - pos % B, limit - pos);
+  }
+};
+
 // Absorbed attention for one chunk: queries q [n, H, dq] at positions start..start+n-1 over
-// the cached latents of `seq` (positions 0..start+n-1) → o [n, H*dv].
-void attend_absorb(const Dims& D, const MlaWeights& w, const KVCache& cache, int64_t layer, int64_t seq,
-                   int64_t start, int64_t n, const float* q, float scale, float* o, Arena& arena) {
+// the cached latents (positions 0..start+n-1) → o [n, H*dv]. Query token t sees the keys of
+// positions [0, start + t]: scores are computed for exactly those keys, the softmax runs over
+// them, and the weighted sum adds them in position order — a row's result depends only on its
+// own query and keys (batch invariance, see mla.h).
+void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int64_t start, int64_t n,
+                   const float* q, float scale, float* o, Arena& arena) {
   const int64_t L = start + n, rows = n * D.H;
   float* qa = arena.alloc(size_t(rows * D.W));  // [n*H, R + dr]: q_nope·W_UK | q_pe
-  float* S = arena.alloc(size_t(rows * L));     // [n*H, L]
+  float* S = arena.alloc(size_t(rows * L));     // [n*H, L] (row r uses its first start + r/H + 1)
   float* ol = arena.alloc(size_t(rows * D.R));  // [n*H, R]
   const float* kvb = w.kv_b_f32;                // [H, dn+dv, R]
   parallel_for(rows, 1, [&](int64_t b, int64_t e) {
@@ -60,35 +79,46 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const KVCache& cache, int
       std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
     }
   });
-  // Scores and weighted sums block by block over the paged cache; threads split the query rows.
-  parallel_for(rows, D.H > 1 ? D.H / 2 : 1, [&](int64_t b, int64_t e) {
-    for (int64_t p = 0; p < L;) {
-      const int64_t m = cache.contiguous_rows(seq, p);
-      dot_rows(qa + b * D.W, e - b, D.W, cache.row(layer, seq, p), m, D.W, D.W, S + b * L + p, L);
-      p += m;
-    }
-    for (int64_t r = b; r < e; ++r) masked_softmax(S + r * L, start + r / D.H + 1, L, scale);
-    for (int64_t p = 0; p < L;) {
-      const int64_t m = cache.contiguous_rows(seq, p);
-      weighted_rows(S + b * L + p, e - b, L, cache.row(layer, seq, p), m, D.W, D.R, ol + b * D.R, D.R, p > 0);
-      p += m;
-    }
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t t = r / D.H, h = r % D.H;
-      const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
-      dot_rows(ol + r * D.R, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
+  // Work items: heads [h0, h1) of one query token (they share the visible keys, streamed once
+  // per item). Few tokens (decode) split their heads over the threads, many tokens do not.
+  const int64_t nt = num_threads();
+  const int64_t groups = std::clamp<int64_t>(n >= nt ? 1 : (nt + n - 1) / n, 1, D.H);
+  const int64_t per = (D.H + groups - 1) / groups;
+  parallel_for_dynamic(n * groups, [&](int64_t i) {
+    {
+      const int64_t t = i / groups, h0 = (i % groups) * per, h1 = std::min(D.H, h0 + per);
+      if (h0 >= h1) return;
+      const int64_t vis = start + t + 1;  // visible keys
+      const float* qt = qa + (t * D.H + h0) * D.W;
+      float* St = S + (t * D.H + h0) * L;
+      for (int64_t p = 0; p < vis;) {
+        const int64_t m = kv.run(p, vis);
+        dot_rows(qt, h1 - h0, D.W, kv.row(p), m, D.W, D.W, St + p, L);
+        p += m;
+      }
+      for (int64_t h = 0; h < h1 - h0; ++h) masked_softmax(St + h * L, vis, vis, scale);
+      float* ot = ol + (t * D.H + h0) * D.R;
+      for (int64_t p = 0; p < vis;) {
+        const int64_t m = kv.run(p, vis);
+        weighted_rows(St + p, h1 - h0, L, kv.row(p), m, D.W, D.R, ot, D.R, p > 0);
+        p += m;
+      }
+      for (int64_t h = h0; h < h1; ++h) {
+        const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
+        dot_rows(ol + (t * D.H + h) * D.R, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
+      }
     }
   });
 }
 
 // Naive attention for one chunk: decompress K_nope and V of all L cached tokens.
-void attend_naive(const Dims& D, const MlaWeights& w, const KVCache& cache, int64_t layer, int64_t seq,
-                  int64_t start, int64_t n, const float* q, float scale, float* o, Arena& arena) {
+void attend_naive(const Dims& D, const MlaWeights& w, const LatentRows& kv, int64_t start, int64_t n,
+                  const float* q, float scale, float* o, Arena& arena) {
   const int64_t L = start + n, U = D.H * (D.dn + D.dv);
   float* kc = arena.alloc(size_t(L * D.W));  // gathered latents [L, R + dr]
   for (int64_t p = 0; p < L;) {
-    const int64_t m = cache.contiguous_rows(seq, p);
-    std::memcpy(kc + p * D.W, cache.row(layer, seq, p), size_t(m * D.W) * sizeof(float));
+    const int64_t m = kv.run(p, L);
+    std::memcpy(kc + p * D.W, kv.row(p), size_t(m * D.W) * sizeof(float));
     p += m;
   }
   float* up = arena.alloc(size_t(L * U));  // [L, H, dn+dv]
@@ -109,7 +139,7 @@ void attend_naive(const Dims& D, const MlaWeights& w, const KVCache& cache, int6
 
 }  // namespace
 
-void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int64_t layer, KVCache& cache,
+void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int64_t layer, KVPool& pool,
                  const float* x, float* out, StepContext& ctx) {
   const Dims D(c);
   const StepBatch& b = ctx.batch;
@@ -137,11 +167,15 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     rope.apply_n(q + t * D.H * D.dq + D.dn, D.H, D.dq, pos);
   }
   // Cache the new latents.
+  const int64_t BS = pool.block_size();
   for (size_t ci = 0; ci < b.chunks.size(); ++ci) {
     const SeqChunk& ch = b.chunks[ci];
-    for (int64_t i = 0; i < ch.n_tokens; ++i)
-      std::memcpy(cache.row(layer, ch.seq, ch.start_pos + i), kv + (b.offsets[ci] + i) * D.W,
+    const int32_t* table = b.blocks(ci);
+    for (int64_t i = 0; i < ch.n_tokens; ++i) {
+      const int64_t pos = ch.start_pos + i;
+      std::memcpy(pool.row(layer, table[pos / BS], pos % BS), kv + (b.offsets[ci] + i) * D.W,
                   size_t(D.W) * sizeof(float));
+    }
   }
   float* o = a.alloc(size_t(T * D.H * D.dv));  // [T, H*dv]
   const float scale = float(c.softmax_scale());
@@ -153,8 +187,9 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     if (ctx.opt.attn == AttnImpl::Naive) absorb = false;
     const float* qc = q + off * D.H * D.dq;
     float* oc = o + off * D.H * D.dv;
-    if (absorb) attend_absorb(D, w, cache, layer, ch.seq, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
-    else attend_naive(D, w, cache, layer, ch.seq, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
+    const LatentRows rows{pool, b.blocks(ci), layer};
+    if (absorb) attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
+    else attend_naive(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
   }
   linear(o, T, w.o_proj, out, cmp);
 }

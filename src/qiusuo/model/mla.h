@@ -19,9 +19,17 @@
 
 namespace qs {
 
-// x [T, d] (already normalized) → out [T, d]. Writes the step's latents into `cache` at
-// `layer` (the cache sequences must already be extended to hold them).
-void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int64_t layer, KVCache& cache,
+// x [T, d] (already normalized) → out [T, d]. Writes the step's latents into `pool` at `layer`
+// through the chunks' block tables, then attends over positions [0, own position] of each
+// chunk's sequence.
+//
+// Batch invariance: with AttnImpl::Absorb every query row is computed from its own position's
+// keys in a fixed order (scores key by key, softmax over exactly the visible keys, weighted sum
+// in key order), so a token's output does not depend on which other tokens share the step or
+// how its sequence was chunked — the engine relies on this (infer/engine.h). AttnImpl::Auto
+// picks naive or absorbed attention per chunk by cost, which is faster for long prefills but
+// makes the result depend on the chunking.
+void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int64_t layer, KVPool& pool,
                  const float* x, float* out, StepContext& ctx);
 
 // ---- Training: B sequences of S tokens (N = B·S rows, position = index in the sequence),

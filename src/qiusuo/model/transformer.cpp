@@ -22,60 +22,58 @@ std::unique_ptr<Model> Model::load(const std::string& dir, bool with_mtp) {
   return m;
 }
 
-void Model::forward(const StepBatch& batch, KVCache& cache, std::span<const int64_t> rows, float* logits,
-                    const ForwardOptions& opt) {
+void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
+                    const ForwardOptions& opt, Arena& arena) const {
   const int64_t T = batch.size(), d = cfg_.hidden_size, V = cfg_.vocab_size;
   QS_CHECK(T > 0, "forward: empty batch");
+  QS_CHECK(kv.num_layers() >= cfg_.num_hidden_layers && kv.row_width() == cfg_.kv_lora_rank + cfg_.qk_rope_head_dim,
+           "forward: the KV pool is shaped for another model");
   for (int32_t t : batch.tokens)
     QS_CHECK(t >= 0 && t < V, "token id ", t, " is outside the vocabulary [0, ", V, ")");
   for (int64_t r : rows) QS_CHECK(r >= 0 && r < T, "logit row ", r, " outside the step's ", T, " tokens");
-  for (const auto& ch : batch.chunks) {
-    QS_CHECK(cache.length(ch.seq) == ch.start_pos, "sequence ", ch.seq, " has ", cache.length(ch.seq),
-             " cached tokens but the step starts at position ", ch.start_pos);
+  const int64_t BS = kv.block_size();
+  for (size_t ci = 0; ci < batch.chunks.size(); ++ci) {
+    const SeqChunk& ch = batch.chunks[ci];
+    const int64_t need = (ch.start_pos + ch.n_tokens + BS - 1) / BS;
+    QS_CHECK(ch.start_pos >= 0 && ch.n_tokens > 0 && ch.block_end - ch.block_begin >= need, "forward: chunk ", ci,
+             " (positions ", ch.start_pos, "..", ch.start_pos + ch.n_tokens, ") has a block table of ",
+             ch.block_end - ch.block_begin, " blocks, needs ", need);
+    for (int64_t i = 0; i < need; ++i) {
+      const int32_t blk = batch.blocks(ci)[i];
+      QS_CHECK(blk >= 0 && blk < kv.num_blocks(), "forward: block id ", blk, " outside the pool of ", kv.num_blocks());
+    }
   }
-  // Reserve cache rows for the new tokens (rolled back if anything below throws).
-  std::vector<std::pair<int64_t, int64_t>> done;
-  try {
-    for (const auto& ch : batch.chunks) {
-      cache.extend(ch.seq, ch.start_pos + ch.n_tokens);
-      done.push_back({ch.seq, ch.start_pos});
-    }
-  } catch (...) {
-    for (auto [s, len] : done) cache.truncate(s, len);
-    throw;
+  arena.reset();
+  StepContext ctx{batch, opt, arena};
+  const float eps = float(cfg_.rms_norm_eps);
+  float* h = arena.alloc(size_t(T * d));  // residual stream [T, d]
+  float* xn = arena.alloc(size_t(T * d));
+  float* y = arena.alloc(size_t(T * d));
+  for (int64_t t = 0; t < T; ++t) w_.embed_row(batch.tokens[size_t(t)], h + t * d);
+  if (opt.hidden_states) opt.hidden_states->assign(h, h + T * d);
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.input_norm, eps, d, xn + t * d);
+    mla_forward(cfg_, lw.attn, rope_, l, kv, xn, y, ctx);
+    axpy(1.0f, y, h, T * d);
+    for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.post_attn_norm, eps, d, xn + t * d);
+    if (lw.moe) moe_forward(cfg_, lw.ffn, l, xn, y, ctx);
+    else mlp_forward(lw.mlp, xn, T, y, opt.compute, arena);
+    axpy(1.0f, y, h, T * d);
+    if (opt.hidden_states) opt.hidden_states->insert(opt.hidden_states->end(), h, h + T * d);
   }
-  try {
-    arena_.reset();
-    StepContext ctx{batch, opt, arena_};
-    const float eps = float(cfg_.rms_norm_eps);
-    float* h = arena_.alloc(size_t(T * d));  // residual stream [T, d]
-    float* xn = arena_.alloc(size_t(T * d));
-    float* y = arena_.alloc(size_t(T * d));
-    for (int64_t t = 0; t < T; ++t) w_.embed_row(batch.tokens[size_t(t)], h + t * d);
-    if (opt.hidden_states) {
-      opt.hidden_states->assign(h, h + T * d);
-    }
-    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-      const LayerWeights& lw = w_.layers[size_t(l)];
-      for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.input_norm, eps, d, xn + t * d);
-      mla_forward(cfg_, lw.attn, rope_, l, cache, xn, y, ctx);
-      axpy(1.0f, y, h, T * d);
-      for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.post_attn_norm, eps, d, xn + t * d);
-      if (lw.moe) moe_forward(cfg_, lw.ffn, l, xn, y, ctx);
-      else mlp_forward(lw.mlp, xn, T, y, opt.compute, arena_);
-      axpy(1.0f, y, h, T * d);
-      if (opt.hidden_states) opt.hidden_states->insert(opt.hidden_states->end(), h, h + T * d);
-    }
-    const int64_t R = int64_t(rows.size());
-    if (R > 0) {
-      float* hr = arena_.alloc(size_t(R * d));
-      for (int64_t i = 0; i < R; ++i) rmsnorm(h + rows[size_t(i)] * d, w_.final_norm, eps, d, hr + i * d);
-      linear(hr, R, w_.lm_head, logits, opt.compute);
-    }
-  } catch (...) {
-    for (auto [s, len] : done) cache.truncate(s, len);
-    throw;
+  const int64_t R = int64_t(rows.size());
+  if (R > 0) {
+    float* hr = arena.alloc(size_t(R * d));
+    for (int64_t i = 0; i < R; ++i) rmsnorm(h + rows[size_t(i)] * d, w_.final_norm, eps, d, hr + i * d);
+    linear(hr, R, w_.lm_head, logits, opt.compute);
   }
+}
+
+void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
+                    const ForwardOptions& opt) const {
+  Arena arena;
+  forward(batch, kv, rows, logits, opt, arena);
 }
 
 size_t Model::decode_weight_bytes_per_token() const {

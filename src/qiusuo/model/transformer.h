@@ -28,12 +28,16 @@ class Model {
   const std::string& dir() const { return dir_; }
   const TensorStore* store() const { return store_.get(); }
 
-  // One step over `batch`: appends every chunk's tokens to its cache sequence (whose length
-  // must equal the chunk's start_pos) and writes logits [rows.size(), vocab] for the flat
-  // token indices in `rows` (e.g. the last token of each chunk). Errors leave the cache as it
-  // was before the call.
-  void forward(const StepBatch& batch, KVCache& cache, std::span<const int64_t> rows, float* logits,
-               const ForwardOptions& opt = {});
+  // One step over `batch`: writes every chunk's new latents into `kv` through its block table
+  // and writes logits [rows.size(), vocab] for the flat token indices in `rows` (e.g. the last
+  // token of each chunk). The model is not modified (several threads may run steps at once,
+  // each with its own pool rows and scratch); `scratch` holds the step's activations. On an
+  // error the new positions' rows in `kv` are unspecified; nothing else changes.
+  void forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
+               const ForwardOptions& opt, Arena& scratch) const;
+  // The same with scratch of its own (tests and one-off calls).
+  void forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
+               const ForwardOptions& opt = {}) const;
 
   // Bytes of weights one decode token reads (dense parts, k routed + shared experts per MoE
   // layer, head) — the numerator of decode bandwidth figures.
@@ -45,7 +49,6 @@ class Model {
   Rope rope_;
   std::string dir_;
   std::unique_ptr<TensorStore> store_;
-  Arena arena_;
 };
 
 }  // namespace qs

@@ -688,19 +688,19 @@ void Tokenizer::save(const std::string& dir) const {
 // ---- streaming -------------------------------------------------------------------------------
 
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
-    : tok_(tokenizer), skip_special_(skip_special_tokens) {}
+    : tok_(&tokenizer), skip_special_(skip_special_tokens) {}
 
 std::string StreamDecoder::push(int32_t id) {
   std::string out;
-  if (!tok_.has_id(id) || (skip_special_ && tok_.is_special(id))) return out;
-  if (!tok_.byte_level_decoder()) {
+  if (!tok_->has_id(id) || (skip_special_ && tok_->is_special(id))) return out;
+  if (!tok_->byte_level_decoder()) {
     if (!first_) out.push_back(' ');
     first_ = false;
-    out.append(tok_.id_to_bytes(id));
+    out.append(tok_->id_to_bytes(id));
     return out;
   }
   first_ = false;
-  pending_.append(tok_.id_to_bytes(id));
+  pending_.append(tok_->id_to_bytes(id));
   size_t used = unicode::append_lossy(out, pending_, false);
   pending_.erase(0, used);
   return out;

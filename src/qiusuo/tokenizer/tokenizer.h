@@ -94,6 +94,7 @@ class Tokenizer {
 // and flush() equals Tokenizer::decode() of the same ids.
 class StreamDecoder {
  public:
+  // Keeps a reference to `tokenizer`, which must outlive the decoder.
   explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
   std::string push(int32_t id);
   std::string flush();
@@ -102,7 +103,7 @@ class StreamDecoder {
   size_t pending_bytes() const { return pending_.size(); }
 
  private:
-  Tokenizer tok_;
+  const Tokenizer* tok_;
   bool skip_special_;
   bool first_ = true;
   std::string pending_;
