@@ -27,9 +27,9 @@ struct Combo {
 };
 constexpr std::array<Combo, 6> kCombos = {{{'+', false}, {'*', false}, {'-', false}, {'-', true}, {'/', false}, {'/', true}}};
 
-void reach(const Rational* items, int n, int64_t lo, int64_t hi, std::unordered_set<int64_t>& out) {
+void reach(const Rational* items, int n, int64_t lo, int64_t hi, std::vector<int64_t>& out) {
   if (n == 1) {
-    if (items[0].den == 1 && items[0].num >= lo && items[0].num <= hi) out.insert(items[0].num);
+    if (items[0].den == 1 && items[0].num >= lo && items[0].num <= hi) out.push_back(items[0].num);
     return;
   }
   Rational next[kMaxSolverNumbers];
@@ -75,29 +75,46 @@ std::vector<std::string> values_of(const std::vector<Item>& items) {
   return v;
 }
 
-// Depth-first search for an expression reaching target; classic: non-negative integer steps only.
-bool solve(std::vector<Item>& items, int64_t target, bool classic, std::vector<SolStep>& steps) {
-  if (items.size() == 1) return items[0].v.den == 1 && items[0].v.num == target;
-  for (size_t i = 0; i < items.size(); ++i)
-    for (size_t j = i + 1; j < items.size(); ++j)
+// One combination of two items: a = items[i], b = items[j] (already ordered), a op b.
+struct Move {
+  int i, j;
+  char op;
+};
+
+// Orders a pair for a combo: commutative results once with the larger operand first ("50 + 25").
+void order_pair(const Rational* items, int i, int j, const Combo& c, int& a, int& b) {
+  if (c.op == '+' || c.op == '*') {
+    const bool ij = !less(items[i], items[j]);
+    a = ij ? i : j;
+    b = ij ? j : i;
+  } else {
+    a = c.swapped ? j : i;
+    b = c.swapped ? i : j;
+  }
+}
+
+// Depth-first search over values for a way to reach target (classic: non-negative integer steps
+// only); on success `moves` holds the combinations in order. Items after a move: the others in
+// order, then the result.
+bool search(const Rational* items, int n, int64_t target, bool classic, std::vector<Move>& moves) {
+  if (n == 1) return items[0].den == 1 && items[0].num == target;
+  Rational next[kMaxSolverNumbers];
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) {
+      int m = 0;
+      for (int k = 0; k < n; ++k)
+        if (k != i && k != j) next[m++] = items[k];
       for (const Combo& c : kCombos) {
-        // Commutative results once, the larger operand first ("50 + 25").
-        const bool ij_larger = !less(items[i].v, items[j].v);
-        const Item& a = (c.op == '+' || c.op == '*') ? (ij_larger ? items[i] : items[j]) : (c.swapped ? items[j] : items[i]);
-        const Item& b = (c.op == '+' || c.op == '*') ? (ij_larger ? items[j] : items[i]) : (c.swapped ? items[i] : items[j]);
-        const auto r = rational_op(c.op, a.v, b.v);
+        int a = 0, b = 0;
+        order_pair(items, i, j, c, a, b);
+        const auto r = rational_op(c.op, items[a], items[b]);
         if (!r || (classic && !is_classic(*r))) continue;
-        std::vector<Item> next;
-        for (size_t k = 0; k < items.size(); ++k)
-          if (k != i && k != j) next.push_back(items[k]);
-        next.push_back(combine(a, c.op, b, *r));
-        steps.push_back({rat_str(a.v), rat_str(b.v), rat_str(*r), c.op, values_of(next)});
-        if (solve(next, target, classic, steps)) {
-          items = std::move(next);
-          return true;
-        }
-        steps.pop_back();
+        next[m] = *r;
+        moves.push_back({a, b, c.op});
+        if (search(next, n - 1, target, classic, moves)) return true;
+        moves.pop_back();
       }
+    }
   return false;
 }
 
@@ -105,13 +122,30 @@ bool solve(std::vector<Item>& items, int64_t target, bool classic, std::vector<S
 std::string solve_with_steps(std::span<const int64_t> numbers, int64_t target, std::vector<SolStep>& steps) {
   QS_CHECK(!numbers.empty() && numbers.size() <= size_t(kMaxSolverNumbers),
            "countdown solver: 1 to ", kMaxSolverNumbers, " numbers, not ", numbers.size());
+  steps.clear();
+  Rational values[kMaxSolverNumbers];
+  for (size_t i = 0; i < numbers.size(); ++i) values[i] = Rational{numbers[i], 1};
   for (bool classic : {true, false}) {
+    std::vector<Move> moves;
+    if (!search(values, int(numbers.size()), target, classic, moves)) continue;
+    // Replay the moves with expressions.
     std::vector<Item> items;
     for (int64_t x : numbers) items.push_back({Rational{x, 1}, str(x), 3});
-    steps.clear();
-    if (solve(items, target, classic, steps)) return items[0].expr;
+    for (const Move& mv : moves) {
+      const Item& a = items[size_t(mv.i)];
+      const Item& b = items[size_t(mv.j)];
+      const Rational r = *rational_op(mv.op, a.v, b.v);
+      Item c = combine(a, mv.op, b, r);
+      steps.push_back({rat_str(a.v), rat_str(b.v), rat_str(r), mv.op, {}});
+      std::vector<Item> next;
+      for (size_t k = 0; k < items.size(); ++k)
+        if (int(k) != mv.i && int(k) != mv.j) next.push_back(items[k]);
+      next.push_back(std::move(c));
+      items = std::move(next);
+      steps.back().left = values_of(items);
+    }
+    return items[0].expr;
   }
-  steps.clear();
   return "";
 }
 
@@ -138,10 +172,10 @@ std::vector<int64_t> countdown_reachable(std::span<const int64_t> numbers, int64
            "countdown solver: 1 to ", kMaxSolverNumbers, " numbers, not ", numbers.size());
   Rational items[kMaxSolverNumbers];
   for (size_t i = 0; i < numbers.size(); ++i) items[i] = Rational{numbers[i], 1};
-  std::unordered_set<int64_t> out;
-  reach(items, int(numbers.size()), lo, hi, out);
-  std::vector<int64_t> v(out.begin(), out.end());
+  std::vector<int64_t> v;
+  reach(items, int(numbers.size()), lo, hi, v);
   std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
   return v;
 }
 
@@ -187,8 +221,12 @@ std::vector<Problem> generate_countdown(const CountdownKnobs& k, Split split, in
       numbers.push_back(k.min_number + int64_t(rng.below(uint64_t(k.max_number - k.min_number + 1))));
     // Targets reachable from these numbers that fall in the split and are new.
     std::vector<int64_t> candidates;
+    const std::string any = countdown_canonical(numbers, 0);
+    const std::string prefix = any.substr(0, any.size() - 1);  // "countdown:a, b, c="
+    std::string c;
     for (int64_t t : countdown_reachable(numbers, k.min_target, k.max_target)) {
-      const std::string c = countdown_canonical(numbers, t);
+      c = prefix;
+      c += std::to_string(t);
       if (split_of_canonical(c) == split && !seen.count(c)) candidates.push_back(t);
     }
     if (candidates.empty()) continue;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <numeric>
 
 #include "qiusuo/core/error.h"
 
@@ -429,6 +430,29 @@ bool numeric_equal(std::string_view a, std::string_view b) {
 
 // ---- countdown ------------------------------------------------------------------------------------------
 std::optional<Rational> rational_op(char op, const Rational& a, const Rational& b) {
+  // Fast path: parts below 2^31 fit every product and sum in int64 (the solver's common case).
+  constexpr int64_t kSmall = int64_t(1) << 31;
+  if (a.num > -kSmall && a.num < kSmall && b.num > -kSmall && b.num < kSmall && a.den < kSmall && b.den < kSmall) {
+    int64_t n = 0, d = 1;
+    switch (op) {
+      case '+': n = a.num * b.den + b.num * a.den; d = a.den * b.den; break;
+      case '-': n = a.num * b.den - b.num * a.den; d = a.den * b.den; break;
+      case '*': n = a.num * b.num; d = a.den * b.den; break;
+      case '/':
+        if (b.num == 0) return std::nullopt;
+        n = a.num * b.den;
+        d = a.den * b.num;
+        if (d < 0) n = -n, d = -d;
+        break;
+      default: return std::nullopt;
+    }
+    if (d != 1) {
+      const int64_t g = std::gcd(n < 0 ? -n : n, d);
+      if (g > 1) n /= g, d /= g;
+    }
+    if (n > int64_t(kRationalLimit) || n < -int64_t(kRationalLimit) || d > int64_t(kRationalLimit)) return std::nullopt;
+    return Rational{n, d};
+  }
   i128 n = 0, d = 1;
   switch (op) {
     case '+': n = i128(a.num) * b.den + i128(b.num) * a.den; d = i128(a.den) * b.den; break;
