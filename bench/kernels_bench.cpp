@@ -1,8 +1,13 @@
-// Kernel micro-benchmarks: decode GEMV at memory bandwidth, prefill GEMM throughput.
+// Kernel micro-benchmarks: decode at memory bandwidth, prefill GEMM throughput.
 //
-//   kernels_bench --benchmark_filter=Gemv        decode shapes, bytes/s and fraction of the
-//                                                read bandwidth measured in the same run
-//   kernels_bench --benchmark_filter=Linear|Gemm prefill GEMM, GFLOP/s
+//   kernels_bench --benchmark_filter=Gemv        exact-F32 streaming GEMV (Compute::F32), bytes/s
+//                                                and fraction of the read bandwidth measured in
+//                                                the same run
+//   kernels_bench --benchmark_filter=Stream      linear() in Compute::BF16 at decode sizes
+//                                                (M = 1, 8, 32), same counters
+//   kernels_bench --benchmark_filter=Linear|Gemm prefill: linear() (batch-invariant kernels) vs
+//                                                the former oneDNN path (cpu::linear_gemm), GFLOP/s
+//                                                and fraction of the measured BF16 GEMM peak
 //
 // Weight shapes [rows = out, cols = in] (DeepSeek-V2-Lite): expert 1408 x 2048 (gate/up),
 // head 102400 x 2048; "big" = ~420 MB (BF16 102400 x 2048, FP8 204800 x 2048) to exceed the
@@ -18,6 +23,7 @@
 #include "qiusuo/core/cpu.h"
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/kernels/cpu/cpu_kernels.h"
 #include "qiusuo/kernels/gemm.h"
 #include "qiusuo/kernels/linear.h"
 #include "qiusuo/kernels/probe.h"
@@ -29,6 +35,11 @@ using qs::DType;
 double read_bandwidth_gbs() {
   static const double bw = qs::measure_read_bandwidth_gbs(size_t(1) << 30, 0, 1.0);
   return bw;
+}
+// BF16 GEMM peak (oneDNN on 2048^3, best of 1 s; measured once per run).
+double bf16_peak_gflops() {
+  static const double g = qs::measure_gemm_peak_gflops(qs::Compute::BF16, 0, 1.0);
+  return g;
 }
 
 // Weights with normal values only (no NaN / subnormal codes), filled fast.
@@ -111,39 +122,87 @@ void gemv_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Gemv)->Apply(gemv_args)->ArgNames({"dtype", "rows", "cols", "M"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// args: dtype, rows, cols, M, compute (0 = F32, 1 = BF16)
+// linear() in BF16 compute at decode sizes. args: dtype, rows, cols, M
+void BM_Stream(benchmark::State& state) {
+  const auto dt = DType(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2), M = state.range(3);
+  const double bw = read_bandwidth_gbs();
+  BenchWeights w(dt, rows, cols);
+  std::vector<float> x(size_t(M * cols), 0.01f), y(size_t(M * rows));
+  qs::linear(x.data(), M, w.W, y.data(), qs::Compute::BF16);  // warm-up (page faults)
+  for (auto _ : state) {
+    qs::linear(x.data(), M, w.W, y.data(), qs::Compute::BF16);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double bytes = double(w.W.bytes()) * double(state.iterations());
+  state.SetBytesProcessed(int64_t(bytes));
+  state.counters["read_bw_GBps"] = bw;
+  state.counters["frac_of_bw"] = benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  state.counters["GFLOPps"] = benchmark::Counter(2.0 * double(M) * rows * cols * 1e-9 * double(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(qs::dtype_name(dt)) + " " + qs::isa_name(qs::best_isa()) + " threads=" +
+                 std::to_string(qs::num_threads()));
+}
+
+void stream_args(benchmark::internal::Benchmark* b) {
+  for (DType dt : {DType::BF16, DType::F8_E4M3}) {
+    for (int64_t M : {1, 8, 32}) {
+      b->Args({int64_t(dt), 1408, 2048, M});    // expert gate/up
+      b->Args({int64_t(dt), 2048, 1408, M});    // expert down
+      b->Args({int64_t(dt), 102400, 2048, M});  // head
+    }
+    b->Args({int64_t(dt), dt == DType::BF16 ? 102400 : 204800, 2048, 1});  // ~420 MB
+  }
+}
+BENCHMARK(BM_Stream)->Apply(stream_args)->ArgNames({"dtype", "rows", "cols", "M"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// args: dtype, rows, cols, M, compute (0 = F32, 1 = BF16), path (0 = linear(), 1 = the former
+// oneDNN path cpu::linear_gemm)
 void BM_Linear(benchmark::State& state) {
   const auto dt = DType(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), M = state.range(3);
   const auto compute = state.range(4) ? qs::Compute::BF16 : qs::Compute::F32;
+  const bool onednn = state.range(5) != 0;
+  const double peak = bf16_peak_gflops();
   BenchWeights w(dt, rows, cols);
   std::vector<float> x(size_t(M * cols), 0.01f), y(size_t(M * rows));
-  qs::linear(x.data(), M, w.W, y.data(), compute);  // warm-up: oneDNN primitive creation
+  auto run = [&] {
+    if (onednn) qs::cpu::linear_gemm(x.data(), cols, M, w.W, y.data(), rows, compute);
+    else qs::linear(x.data(), M, w.W, y.data(), compute);
+  };
+  run();  // warm-up: oneDNN primitive creation, page faults
   for (auto _ : state) {
-    qs::linear(x.data(), M, w.W, y.data(), compute);
+    run();
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOPps"] = benchmark::Counter(2.0 * double(M) * rows * cols * 1e-9 * double(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(qs::dtype_name(dt)) + (state.range(4) ? " compute=BF16" : " compute=F32"));
+  const double flops = 2.0 * double(M) * rows * cols * double(state.iterations());
+  state.counters["GFLOPps"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["bf16_peak_GFLOPps"] = peak;
+  state.counters["frac_of_peak"] = benchmark::Counter(flops * 1e-9 / peak, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(qs::dtype_name(dt)) + (state.range(4) ? " compute=BF16" : " compute=F32") +
+                 (onednn ? " oneDNN (former path)" : " linear()"));
 }
 
 void linear_args(benchmark::internal::Benchmark* b) {
-  for (int64_t compute : {0, 1}) {
+  for (int64_t compute : {1, 0}) {
     for (DType dt : {DType::BF16, DType::F8_E4M3}) {
-      b->Args({int64_t(dt), 2048, 2048, 512, compute});  // prefill, 512 tokens
-      b->Args({int64_t(dt), 1408, 2048, 32, compute});   // MoE expert, few tokens
-      b->Args({int64_t(dt), 1408, 2048, 16, compute});
+      for (int64_t path : {0, 1}) {
+        b->Args({int64_t(dt), 2048, 2048, 512, compute, path});  // prefill, 512 tokens
+        b->Args({int64_t(dt), 1408, 2048, 128, compute, path});  // MoE expert, many tokens
+        b->Args({int64_t(dt), 1408, 2048, 16, compute, path});   // MoE expert, few tokens
+      }
     }
   }
 }
-BENCHMARK(BM_Linear)->Apply(linear_args)->ArgNames({"dtype", "rows", "cols", "M", "bf16"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Linear)->Apply(linear_args)->ArgNames({"dtype", "rows", "cols", "M", "bf16", "onednn"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// MoE experts: a different M (9..256 tokens) every call, as routing gives; exercises the
-// M buckets of linear() and the oneDNN primitive cache. args: dtype, compute (0 F32, 1 BF16)
+// MoE experts: a different M (9..256 tokens) every call, as routing gives. linear() has no
+// per-shape state; the former oneDNN path padded M to buckets and cached one primitive per
+// bucket. args: dtype, compute (0 F32, 1 BF16), path (0 linear(), 1 oneDNN)
 void BM_LinearMoE(benchmark::State& state) {
   const auto dt = DType(state.range(0));
   const auto compute = state.range(1) ? qs::Compute::BF16 : qs::Compute::F32;
+  const bool onednn = state.range(2) != 0;
   const int64_t rows = 1408, cols = 2048;
   BenchWeights w(dt, rows, cols);
   std::vector<int64_t> Ms(64);
@@ -152,17 +211,25 @@ void BM_LinearMoE(benchmark::State& state) {
   std::vector<float> x(size_t(256 * cols), 0.01f), y(size_t(256 * rows));
   double flops = 0;
   for (int64_t M : Ms) flops += 2.0 * double(M) * rows * cols;
-  for (int64_t M : Ms) qs::linear(x.data(), M, w.W, y.data(), compute);  // warm-up: primitives
+  auto run = [&](int64_t M) {
+    if (onednn) qs::cpu::linear_gemm(x.data(), cols, M, w.W, y.data(), rows, compute);
+    else qs::linear(x.data(), M, w.W, y.data(), compute);
+  };
+  for (int64_t M : Ms) run(M);  // warm-up: primitives
   for (auto _ : state)
     for (int64_t M : Ms) {
-      qs::linear(x.data(), M, w.W, y.data(), compute);
+      run(M);
       benchmark::DoNotOptimize(y.data());
     }
   state.counters["GFLOPps"] = benchmark::Counter(flops * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(qs::dtype_name(dt)) + (state.range(1) ? " compute=BF16" : " compute=F32") + ", 64 calls, M in [9, 256]");
+  state.SetLabel(std::string(qs::dtype_name(dt)) + (state.range(1) ? " compute=BF16" : " compute=F32") +
+                 (onednn ? " oneDNN (former path)" : " linear()") + ", 64 calls, M in [9, 256]");
 }
-BENCHMARK(BM_LinearMoE)->Args({int64_t(DType::BF16), 1})->Args({int64_t(DType::F8_E4M3), 1})->Args({int64_t(DType::BF16), 0})
-    ->ArgNames({"dtype", "bf16"})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LinearMoE)
+    ->Args({int64_t(DType::BF16), 1, 0})->Args({int64_t(DType::BF16), 1, 1})
+    ->Args({int64_t(DType::F8_E4M3), 1, 0})->Args({int64_t(DType::F8_E4M3), 1, 1})
+    ->Args({int64_t(DType::BF16), 0, 0})
+    ->ArgNames({"dtype", "bf16", "onednn"})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // args: M, N, K, trans_a, trans_b, bf16
 void BM_Gemm(benchmark::State& state) {

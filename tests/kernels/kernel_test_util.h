@@ -81,6 +81,14 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0
   return v;
 }
 
+// Bound on |y - ref| / Σ|x w| for Compute::BF16: x rounded to BF16 (relative error <= 2^-9 per
+// product), F32/F16 weights rounded too (another 2^-9; BF16 and FP8 weights are exact), plus
+// F32 accumulation over ~K/16 + 8 additions (< 2^-14 for K <= 10^5).
+inline double bf16_compute_tol(DType weights) {
+  const bool exact_w = weights == DType::BF16 || weights == DType::F8_E4M3;
+  return (exact_w ? std::ldexp(1.0, -9) : std::ldexp(1.0, -8) + std::ldexp(1.0, -18)) + std::ldexp(1.0, -14);
+}
+
 // ref[m][r] = Σ_c x[m][c] W[r][c] and mag[m][r] = Σ_c |x[m][c] W[r][c]| in double.
 struct LinearRef {
   std::vector<double> ref, mag;

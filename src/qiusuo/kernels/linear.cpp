@@ -1,19 +1,20 @@
 // linear / gemv / WeightMatrix (see linear.h).
 //
-// gemv: output rows are split in chunks of contiguous rows handed out dynamically to the OpenMP
-// threads; each runs the best ISA's streaming kernel (cpu/gemv_<isa>.cpp) on its chunks, so the
-// weights are read once.
+// linear, Compute::F32: the streaming gemv over blocks of kF32BlockRows rows of x (x packed
+// once per block stays in L2; the weights are read once per block). gemv: output rows are split
+// in chunks of contiguous rows handed out dynamically to the OpenMP threads; each runs the best
+// ISA's streaming kernel (cpu/gemv_<isa>.cpp) on its chunks.
 //
-// linear: the streaming gemv up to cpu::linear_gemv_max_rows (>= kGemvMaxRows; larger when the
-// GEMM would first have to dequantize the weights), then GEMM, y[M, N] = x[M, K] · Wᵀ, W [N, K]:
-//   Weights: used in place when their type is the compute type (F32 weights in Compute::F32,
-//   BF16 weights in Compute::BF16: B = Wᵀ through strides, no copy); otherwise panels of
-//   ~kPanelBytes of output rows are dequantized (in parallel) into a thread-local buffer and
-//   multiplied panel by panel, so a huge matrix is never materialized.
-//   Activations: Compute::BF16 rounds x to BF16 into a thread-local buffer.
-//   M buckets: oneDNN primitives are created per shape (0.3-1 ms each), and MoE experts see a
-//   different M almost every call, so M is rounded up to a bucket (bucket_rows) with zero rows
-//   in the activation buffer and the extra output rows discarded.
+// linear, Compute::BF16: x rounded to BF16 once (xb, rows padded to a multiple of 64 with
+// zeros), then the ISA's BF16 kernel (cpu/linear_bf16_<isa>.cpp) on work items of (block of x
+// rows, chunk of output rows) handed out dynamically: decode-sized M takes chunks of 64 KB-1 MB
+// of weights (streamed once); larger M takes L2-sized panels (~256 KB as BF16) that every x
+// tile of the block sweeps. Every output element is computed whole by one kernel call with the
+// kernel's fixed arithmetic, so the split never changes a bit.
+//
+// cpu::linear_gemm: the former GEMM path (oneDNN, BF16-rounded activations, M padded to
+// buckets). Not batch-invariant, so linear() no longer uses it; kept as the peer that
+// bench/kernels_bench.cpp measures the BF16 kernel against.
 #include "qiusuo/kernels/linear.h"
 
 #include <algorithm>
@@ -28,6 +29,9 @@
 namespace qs {
 namespace {
 constexpr size_t kPanelBytes = size_t(8) << 20;
+constexpr int64_t kF32BlockRows = 64;           // rows of x per gemv call (F32 compute)
+constexpr int64_t kBf16StreamMaxM = 4;          // up to this M the weights stream (decode)
+constexpr size_t kBf16PanelBytes = 256 << 10;   // larger M: output rows per item, as BF16
 
 void check_weights(const WeightMatrix& W) {
   QS_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16 ||
@@ -177,22 +181,76 @@ void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* 
     k.gemv_rows_packed(xp, M, W, c * chunk, std::min(W.rows, (c + 1) * chunk), y, ldy);
 }
 
-int64_t cpu::linear_gemv_max_rows(DType weights, Compute compute) {
-  if (compute == Compute::F32) return weights == DType::F32 ? 16 : 64;
-  return weights == DType::BF16 ? kGemvMaxRows : 16;
+namespace {
+void check_linear_args(int64_t M, int64_t ldx, const WeightMatrix& W, int64_t ldy) {
+  check_weights(W);
+  QS_CHECK(M >= 0 && ldx >= W.cols && ldy >= W.rows, "linear: bad strides ldx=", ldx, " ldy=", ldy,
+           " for W [", W.rows, ", ", W.cols, "], M=", M);
 }
+
+// y = x · Wᵀ in BF16 compute (see the top of this file).
+void linear_bf16(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
+  const cpu::Kernels& k = cpu::kernels();
+  const int64_t K = W.cols, N = W.rows;
+  const int64_t Kp = (K + cpu::kBf16Pad - 1) / cpu::kBf16Pad * cpu::kBf16Pad;
+  // Row stride of xb: Kp, plus one cache line when rows would be a multiple of 4 KB apart (they
+  // would then all map to the same L1 sets and evict each other).
+  const int64_t ldxb = Kp * 2 % 4096 == 0 ? Kp + 32 : Kp;
+  thread_local Buffer<uint16_t> xbuf;  // [M, ldxb]
+  xbuf.reserve(size_t(M * ldxb));
+  uint16_t* xb = xbuf.data();
+  parallel_for(M, std::max<int64_t>(1, 16384 / Kp), [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m) {
+      k.f32_to_bf16(x + m * ldx, xb + m * ldxb, K);
+      std::fill(xb + m * ldxb + K, xb + (m + 1) * ldxb, uint16_t(0));
+    }
+  });
+  const int nt = omp_in_parallel() ? 1 : num_threads();
+  int64_t chunk;  // output rows per item
+  if (M <= kBf16StreamMaxM) {  // as gemv: ~1/8 of a thread's share, 64 KB .. 1 MB of weights
+    const int64_t row_bytes = std::max<int64_t>(1, int64_t(W.bytes() / size_t(N)));
+    const int64_t chunk_bytes = std::clamp<int64_t>(int64_t(W.bytes()) / (8 * nt), 64 << 10, 1 << 20);
+    chunk = std::max<int64_t>(16, chunk_bytes / row_bytes);
+  } else {
+    chunk = std::max<int64_t>(24, int64_t(kBf16PanelBytes / size_t(Kp * 2)) / 24 * 24);
+  }
+  const int64_t nchunks = (N + chunk - 1) / chunk;
+  // Blocks of x rows (multiples of 4, the kernels' x tile) when there are too few chunks.
+  int64_t mblock = M;
+  if (M > kBf16StreamMaxM && nchunks < 4 * nt) {
+    const int64_t parts = (4 * nt + nchunks - 1) / nchunks;
+    mblock = std::max<int64_t>(4, ((M + parts - 1) / parts + 3) / 4 * 4);
+  }
+  const int64_t nmblocks = (M + mblock - 1) / mblock, items = nchunks * nmblocks;
+  auto item = [&](int64_t it) {
+    const int64_t c = it % nchunks, mb = it / nchunks;
+    const int64_t m0 = mb * mblock, mc = std::min(mblock, M - m0);
+    k.linear_bf16(xb + m0 * ldxb, ldxb, mc, W, c * chunk, std::min(N, (c + 1) * chunk), y + m0 * ldy, ldy);
+  };
+  if (nt <= 1 || items < 2) {
+    for (int64_t it = 0; it < items; ++it) item(it);
+    return;
+  }
+#pragma omp parallel for num_threads(int(std::min<int64_t>(nt, items))) schedule(dynamic, 1)
+  for (int64_t it = 0; it < items; ++it) item(it);
+}
+
+}  // namespace
 
 void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
             Compute compute) {
-  if (M <= std::max(kGemvMaxRows, cpu::linear_gemv_max_rows(W.dtype, compute))) {
-    gemv(x, ldx, M, W, y, ldy);
+  check_linear_args(M, ldx, W, ldy);
+  if (M == 0 || W.rows == 0) return;
+  if (W.cols == 0) {
+    for (int64_t m = 0; m < M; ++m) std::fill_n(y + m * ldy, W.rows, 0.0f);
     return;
   }
-  check_weights(W);
-  QS_CHECK(ldx >= W.cols && ldy >= W.rows, "linear: bad strides ldx=", ldx, " ldy=", ldy,
-           " for W [", W.rows, ", ", W.cols, "]");
-  if (W.rows == 0) return;
-  cpu::linear_gemm(x, ldx, M, W, y, ldy, compute);
+  if (compute == Compute::BF16) {
+    linear_bf16(x, ldx, M, W, y, ldy);
+    return;
+  }
+  for (int64_t m0 = 0; m0 < M; m0 += kF32BlockRows)
+    gemv(x + m0 * ldx, ldx, std::min(kF32BlockRows, M - m0), W, y + m0 * ldy, ldy);
 }
 
 }  // namespace qs

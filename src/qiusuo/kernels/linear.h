@@ -1,8 +1,11 @@
 // Linear layers over stored weights: y[M, rows] = x[M, cols] · Wᵀ.
 //
-// Dispatch on batch size (see DESIGN.md): few rows (decode) stream the weights once at memory
-// bandwidth, widening BF16/F16/FP8 to F32 in registers (exact F32 math); many rows (prefill,
-// training) tile into a GEMM (oneDNN: AMX for BF16 where present, AVX-512 F32 otherwise).
+// Batch-invariant: output row m is a bitwise function of x row m and W alone — the same for any
+// M, any place of the row in the batch, any strides and any thread count (on one machine and ISA
+// choice). The generation engine relies on it: a greedy request gives the same tokens alone,
+// among other requests, after a preemption by recompute or with a warm prefix cache. Every
+// output element is therefore computed by one kernel with one fixed order of operations,
+// whatever the batch size; tiles, panels and threads only decide where and when.
 #pragma once
 #include <cstdint>
 
@@ -27,18 +30,22 @@ struct WeightMatrix {
   void dequant_row(int64_t r, float* out) const;
 };
 
-// How GEMM-sized products are computed. F32 is exact F32 arithmetic on the stored weights (the
-// reference; `qiusuo logits`). BF16 rounds activations to BF16 (and FP8 weights dequantized to
-// BF16) and accumulates in F32: AMX or AVX-512-BF16 speed, ~3 significant digits per product.
+// The arithmetic of linear() (both modes are batch-invariant, for every weight dtype):
+//  F32  exact: F32 products of x with the exactly dequantized weights (FP8: fp8 * scale_inv,
+//       rounded once), F32 accumulation in a fixed per-output order (the streaming gemv kernels,
+//       run over blocks of 64 rows of x). The verification path: `qiusuo logits`, --precision f32.
+//  BF16 each row of x rounded to BF16 once (nearest even); weights as BF16 (BF16 as stored, F32
+//       and F16 rounded to nearest even, FP8 E4M3 widened exactly with its 128x128 block scale
+//       applied to each block's partial sums); exact products accumulated in F32 in a fixed
+//       order: vdpbf16ps on AVX512_BF16, the same bits from FMAs on AVX2 and in the scalar
+//       reference (cpu/linear_bf16_scalar.cpp states the order). The default generation path,
+//       prefill and decode. Its cost in accuracy, measured with `qiusuo logits --mode decode`
+//       on every model fixture against F32: see docs/benchmarks.md ("BF16 compute").
 enum class Compute { F32, BF16 };
 
-// Rows at or below this use the streaming GEMV path, which is exact F32 whatever `Compute` says.
-// linear() keeps using it for a few more rows (up to 16 or 64, cpu::linear_gemv_max_rows) when
-// the GEMM would first have to dequantize the weights, where the streaming path is faster.
-constexpr int64_t kGemvMaxRows = 8;
-
 // y[M, W.rows] = x[M, W.cols] · Wᵀ. x and y are row-major with the given row strides
-// (ldx >= W.cols, ldy >= W.rows). Threads: uses the OpenMP pool (qs::num_threads()).
+// (ldx >= W.cols, ldy >= W.rows). Threads: uses the OpenMP pool (qs::num_threads()); runs on
+// the calling thread alone inside a parallel region.
 void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
             Compute compute = Compute::F32);
 inline void linear(const float* x, int64_t M, const WeightMatrix& W, float* y,
@@ -46,7 +53,8 @@ inline void linear(const float* x, int64_t M, const WeightMatrix& W, float* y,
   linear(x, W.cols, M, W, y, W.rows, compute);
 }
 
-// The streaming path alone (any M; used directly by tests/benchmarks): exact F32 accumulation.
+// The streaming F32 kernels alone (any M; linear() with Compute::F32 runs them over blocks of
+// rows of x): exact F32 accumulation, weights read once per call.
 void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy);
 
 }  // namespace qs

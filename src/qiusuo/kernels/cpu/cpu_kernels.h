@@ -26,6 +26,15 @@ using GemvRowsFn = void (*)(const float* x, int64_t ldx, int64_t M, const Weight
 using GemmMicroFn = void (*)(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta,
                              float* C, int64_t ldc, int mr, int nr);
 
+// BF16-compute linear (linear.h, Compute::BF16) for output rows [n0, n1) of W and all M rows of
+// x: y[m*ldy + n] = dot_bf16(xb row m, W row n). xb holds x already rounded to BF16 (row stride
+// ldxb, a multiple of kBf16Pad >= W.cols, zeros from W.cols on). The arithmetic of dot_bf16 is
+// fixed (linear_bf16_scalar.cpp states it): every ISA, every M, n0, n1, tile shape and thread
+// split gives the same bits for an output element. Uses thread-local scratch; W.cols > 0.
+using LinearBf16Fn = void (*)(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W,
+                              int64_t n0, int64_t n1, float* y, int64_t ldy);
+constexpr int64_t kBf16Pad = 64;
+
 struct Kernels {
   Isa isa;
   GemvRowsFn gemv_rows;
@@ -43,6 +52,7 @@ struct Kernels {
   void (*fp8_to_f32)(const uint8_t* in, float* out, int64_t n, float scale);
   GemmMicroFn gemm_micro;
   int gemm_mr, gemm_nr;
+  LinearBf16Fn linear_bf16;
   // Memory-bandwidth probe: sums `streams` arrays of n floats each, read in lockstep.
   float (*read_streams)(const float* const* p, int streams, int64_t n);
 };
@@ -63,7 +73,9 @@ struct Kernels {
   void fp8_to_f32_##isa(const uint8_t* in, float* out, int64_t n, float scale);                 \
   void gemm_micro_##isa(int64_t kc, const float* Ap, const float* Bp, float alpha, float beta,  \
                         float* C, int64_t ldc, int mr, int nr);                                  \
-  float read_streams_##isa(const float* const* p, int streams, int64_t n);
+  float read_streams_##isa(const float* const* p, int streams, int64_t n);                     \
+  void linear_bf16_##isa(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W,    \
+                         int64_t n0, int64_t n1, float* y, int64_t ldy);
 QS_DECLARE_CPU_KERNELS(scalar)
 #ifdef QIUSUO_SIMD
 QS_DECLARE_CPU_KERNELS(avx2)
@@ -94,17 +106,13 @@ void dequant_rows_f32(const Kernels& k, const WeightMatrix& W, int64_t r0, int64
 void dequant_rows_bf16(const Kernels& k, const WeightMatrix& W, int64_t r0, int64_t r1,
                        uint16_t* out, int64_t ld);
 
-// linear()'s GEMM path for any M (tests call it directly; linear() checks the arguments).
+// The former GEMM path of linear() for any M (oneDNN, x rounded to BF16 in Compute::BF16, M
+// padded to linear_bucket_rows): not batch-invariant, no longer used by linear(); the peer the
+// benchmarks measure the BF16 kernel against. Arguments as linear() (checked there).
 void linear_gemm(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y,
                  int64_t ldy, Compute compute);
 
-// Largest M for which linear() uses the streaming gemv (exact F32) rather than the GEMM path.
-// Measured with 2 threads on a Xeon with AMX (weights 1408 x 2048): the gemv beats
-// "dequantize to F32 + F32 GEMM" up to M ~ 64 and "dequantize to BF16 + AMX GEMM" up to
-// M ~ 16; with weights already in the compute type the GEMM wins sooner.
-int64_t linear_gemv_max_rows(DType weights, Compute compute);
-
-// M as linear() passes it to the GEMM: rounded up to a bucket (multiples of 16 up to 64, of 32
+// M as linear_gemm passes it to the GEMM: rounded up to a bucket (multiples of 16 up to 64, of 32
 // up to 256, of 128 up to 1024, then of 256) so that varying batch sizes share primitives.
 int64_t linear_bucket_rows(int64_t M);
 

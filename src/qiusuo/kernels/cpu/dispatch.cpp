@@ -7,16 +7,19 @@
 
 namespace qs::cpu {
 namespace {
-#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR)                                                  \
+#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR, bf16_isa)                                        \
   Kernels{isa_enum,          gemv_rows_##isa,   gemv_xpack_floats_##isa, gemv_pack_x_##isa,      \
           gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
-          read_streams_##isa}
+          linear_bf16_##bf16_isa, read_streams_##isa}
 
-const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
+const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar, scalar);
 #ifdef QIUSUO_SIMD
-const Kernels kAvx2 = QS_KERNEL_TABLE(Isa::Avx2, avx2, kGemmMrAvx2, kGemmNrAvx2);
-const Kernels kAvx512 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512);
+const Kernels kAvx2 = QS_KERNEL_TABLE(Isa::Avx2, avx2, kGemmMrAvx2, kGemmNrAvx2, avx2);
+const Kernels kAvx512 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512, avx512);
+// AVX-512 without AVX512_BF16 (Skylake-X, Cascade Lake): the AVX2 BF16 linear, which computes
+// the same bits with FMAs.
+const Kernels kAvx512NoBf16 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512, avx2);
 #endif
 #undef QS_KERNEL_TABLE
 }  // namespace
@@ -28,7 +31,7 @@ const Kernels* kernels_for(Isa isa) {
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
   if (isa == Isa::Avx2) return avx2 ? &kAvx2 : nullptr;
-  if (isa == Isa::Avx512) return avx512 ? &kAvx512 : nullptr;
+  if (isa == Isa::Avx512) return avx512 ? (f.avx512bf16 ? &kAvx512 : &kAvx512NoBf16) : nullptr;
 #endif
   return nullptr;
 }

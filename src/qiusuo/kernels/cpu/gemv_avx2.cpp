@@ -11,9 +11,9 @@
 //     hardware prefetchers stop at 4 KB pages);
 //   - widening without shuffles: BF16 even/odd elements = v32 << 16 / v32 & 0xFFFF0000; FP8
 //     E4M3 -> the F16 of its bits (value * 2^-8): even bytes ((v << 8) >>a 1) & 0xBFFF, odd
-//     bytes (v >>a 1) & 0xBF80, then vcvtph2ps; the 2^8 is folded into the block scale
-//     (MC <= 2: per-128-column partial sums times scale_inv * 256; else the widened weights
-//     times it);
+//     bytes (v >>a 1) & 0xBF80, then vcvtph2ps; the 2^8 is folded into the block scale, which
+//     multiplies the widened weights (exactly the reference's fp8 * scale_inv, and the same
+//     arithmetic for every M);
 //   - the last partial block of a row is copied to a zeroed 32-byte buffer.
 // NaN FP8 codes (0x7F, 0xFF) are not special-cased: checkpoints hold none.
 #include <immintrin.h>
@@ -109,13 +109,11 @@ template <> struct Line<DType::F8_E4M3> {
   }
 };
 
-constexpr bool partial_scale(int mc) { return mc <= 2; }
 // Weight rows per register tile: accumulators + V widened vectors + x + constants in 16 ymm.
 template <DType D>
 constexpr int rows_for(int mc) {
   const int budget = 12 - Line<D>::V;
-  const int per_row = D == DType::F8_E4M3 && partial_scale(mc) ? 2 * mc : mc;
-  return std::clamp(budget / per_row, 1, 4);
+  return std::clamp(budget / mc, 1, 4);
 }
 
 // y[m*ldy + r + i] for i < R, m < MC from packed x (xp[block][MC][P]).
@@ -125,7 +123,6 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
   using T = typename L::T;
   constexpr int V = L::V, P = L::P;
   constexpr bool kFp8 = D == DType::F8_E4M3;
-  constexpr bool kPartial = kFp8 && partial_scale(MC);
   const int64_t cols = W.cols;
   const int64_t nfull = cols / P, nblk = (cols + P - 1) / P;
   const T* w[R];
@@ -136,20 +133,11 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
   }
   const int64_t ahead = R * cols;  // same column, next tile
 
-  __m256 acc[R][MC], part[kPartial ? R : 1][kPartial ? MC : 1];
+  __m256 acc[R][MC];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
     for (int m = 0; m < MC; ++m) acc[i][m] = _mm256_setzero_ps();
-  auto clear_part = [&] __attribute__((always_inline)) {
-    if constexpr (kPartial) {
-#pragma GCC unroll 8
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 8
-        for (int m = 0; m < MC; ++m) part[i][m] = _mm256_setzero_ps();
-    }
-  };
-  clear_part();
 
   auto block = [&](int64_t j, auto tail) __attribute__((always_inline)) {
     const int64_t c = j * P;
@@ -168,7 +156,7 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
       }
       __m256 f[V];
       L::widen(v, f);
-      if constexpr (kFp8 && !kPartial) {
+      if constexpr (kFp8) {
         const __m256 s = _mm256_set1_ps(srow[i][c / kBlock] * 256.0f);
 #pragma GCC unroll 4
         for (int q = 0; q < V; ++q) f[q] = _mm256_mul_ps(f[q], s);
@@ -178,20 +166,8 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
 #pragma GCC unroll 8
         for (int m = 0; m < MC; ++m) {
           const __m256 xv = _mm256_loadu_ps(xb + m * P + q * 8);
-          if constexpr (kPartial) part[i][m] = _mm256_fmadd_ps(f[q], xv, part[i][m]);
-          else acc[i][m] = _mm256_fmadd_ps(f[q], xv, acc[i][m]);
+          acc[i][m] = _mm256_fmadd_ps(f[q], xv, acc[i][m]);
         }
-    }
-    if constexpr (kPartial) {  // end of a 128-column scale block (or of the row): fold the scale
-      if (((j + 1) * P) % kBlock == 0 || j + 1 == nblk) {
-#pragma GCC unroll 8
-        for (int i = 0; i < R; ++i) {
-          const __m256 s = _mm256_set1_ps(srow[i][c / kBlock] * 256.0f);
-#pragma GCC unroll 8
-          for (int m = 0; m < MC; ++m) acc[i][m] = _mm256_fmadd_ps(part[i][m], s, acc[i][m]);
-        }
-        clear_part();
-      }
     }
   };
 

@@ -17,9 +17,9 @@
 //   FP8 E4M3: the F16 with E4M3's sign/exponent/mantissa bits, whose value is the E4M3 value
 //   times 2^-8 (subnormals too), is ((b << 8) >>arith 1) & 0xBFFF; for even bytes that is
 //   ((v << 8) >>a 1) & 0xBFFF, for odd bytes (v >>a 1) & 0xBF80; then vcvtph2ps. The 2^8 is
-//   folded into the 128x128 block scale: small MC accumulate a 128-column block's partial sums
-//   and fold in scale_inv * 256 with one FMA; larger MC (register pressure) multiply the widened
-//   weights by it (then w rounds exactly as the reference fp8 * scale_inv).
+//   folded into the 128x128 block scale, which multiplies the widened weights: w rounds exactly
+//   as the reference fp8 * scale_inv, and every output element's arithmetic is the same for
+//   every M (linear() relies on it: batch invariance).
 //   F16: two vcvtph2ps; F32: as is.
 // NaN FP8 codes (0x7F, 0xFF) are not special-cased: checkpoints hold none.
 //
@@ -128,15 +128,12 @@ template <> struct Line<DType::F8_E4M3> {
   }
 };
 
-// Whether FP8 scales are folded per 128-column block into partial sums (2 R*MC accumulators)
-// rather than multiplied into the widened weights, and the weight rows per register tile:
-// accumulators + V widened vectors + x + constants within the 32 zmm registers, R <= 4.
-constexpr bool partial_scale(int mc) { return mc <= 2; }
+// Weight rows per register tile: accumulators + V widened vectors + x + constants within the
+// 32 zmm registers, R <= 4.
 template <DType D>
 constexpr int rows_for(int mc) {
   const int budget = 27 - Line<D>::V;
-  const int per_row = D == DType::F8_E4M3 && partial_scale(mc) ? 2 * mc : mc;
-  return std::clamp(budget / per_row, 1, 4);
+  return std::clamp(budget / mc, 1, 4);
 }
 
 // y[m*ldy + r + i] for i < R, m < MC from packed x (xp[block][MC][P]).
@@ -146,7 +143,6 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
   using T = typename L::T;
   constexpr int V = L::V, P = L::P;
   constexpr bool kFp8 = D == DType::F8_E4M3;
-  constexpr bool kPartial = kFp8 && partial_scale(MC);
   const int64_t cols = W.cols;
   const int64_t nfull = cols / P, nblk = (cols + P - 1) / P;
   const T* w[R];
@@ -157,20 +153,11 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
   }
   const int64_t ahead = R * cols;  // same column, next tile
 
-  __m512 acc[R][MC], part[kPartial ? R : 1][kPartial ? MC : 1];
+  __m512 acc[R][MC];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
     for (int m = 0; m < MC; ++m) acc[i][m] = _mm512_setzero_ps();
-  auto clear_part = [&] __attribute__((always_inline)) {
-    if constexpr (kPartial) {
-#pragma GCC unroll 8
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 8
-        for (int m = 0; m < MC; ++m) part[i][m] = _mm512_setzero_ps();
-    }
-  };
-  clear_part();
 
   // One block (line) j of all R rows; n < P valid columns in the last partial block.
   auto block = [&](int64_t j, auto masked, int64_t n) __attribute__((always_inline)) {
@@ -183,7 +170,7 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
       __m512 f[V];
       if constexpr (decltype(masked)::value) L::load(w[i] + c, n, f);
       else L::load(w[i] + c, f);
-      if constexpr (kFp8 && !kPartial) {
+      if constexpr (kFp8) {
         const __m512 s = _mm512_set1_ps(srow[i][c / kBlock] * 256.0f);
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) f[v] = _mm512_mul_ps(f[v], s);
@@ -193,20 +180,8 @@ inline void tile(const float* xp, const WeightMatrix& W, int64_t r, float* y, in
 #pragma GCC unroll 8
         for (int m = 0; m < MC; ++m) {
           const __m512 xv = _mm512_loadu_ps(xb + m * P + v * 16);
-          if constexpr (kPartial) part[i][m] = _mm512_fmadd_ps(f[v], xv, part[i][m]);
-          else acc[i][m] = _mm512_fmadd_ps(f[v], xv, acc[i][m]);
+          acc[i][m] = _mm512_fmadd_ps(f[v], xv, acc[i][m]);
         }
-    }
-    if constexpr (kPartial) {  // end of a 128-column scale block (or of the row): fold the scale
-      if (((j + 1) * P) % kBlock == 0 || j + 1 == nblk) {
-#pragma GCC unroll 8
-        for (int i = 0; i < R; ++i) {
-          const __m512 s = _mm512_set1_ps(srow[i][c / kBlock] * 256.0f);
-#pragma GCC unroll 8
-          for (int m = 0; m < MC; ++m) acc[i][m] = _mm512_fmadd_ps(part[i][m], s, acc[i][m]);
-        }
-        clear_part();
-      }
     }
   };
 
