@@ -10,104 +10,21 @@
 #include "qiusuo/model/block.h"
 #include "qiusuo/model/lm_head.h"
 #include "qiusuo/model/mtp.h"
-#include "qiusuo/train/train_model.h"
-#include "test_util.h"
+#include "qiusuo/train/train_step.h"
+#include "train/gradcheck_util.h"
 
 namespace qs {
 namespace {
 
-using Vec = std::vector<double>;
-
-struct Checked {
-  int n = 0, bad = 0;
-  double worst = 0;
-};
-
-// Compares d f / d x[i] with central differences for up to `max_entries` entries of x[0..n).
-void check(const std::string& what, double* x, const double* g, size_t n, const std::function<double()>& f,
-           Checked& st, size_t max_entries = 60, uint64_t seed = 1) {
-  Rng rng(seed);
-  const double h = 1e-6;
-  for (size_t c = 0; c < std::min(n, max_entries); ++c) {
-    const size_t i = n <= max_entries ? c : size_t(rng.below(n));
-    const double x0 = x[i];
-    x[i] = x0 + h;
-    const double fp = f();
-    x[i] = x0 - h;
-    const double fm = f();
-    x[i] = x0;
-    const double num = (fp - fm) / (2 * h);
-    const double err = std::fabs(num - g[i]);
-    st.n++;
-    st.worst = std::max(st.worst, err / (1e-7 + 1e-5 * std::fabs(g[i])));
-    if (err > 1e-7 + 1e-5 * std::fabs(g[i])) {
-      st.bad++;
-      ADD_FAILURE() << what << "[" << i << "]: numeric " << num << " analytic " << g[i];
-    }
-  }
-}
-
-// Unzeroed arena allocations are NaN-filled so that an output a kernel fails to write is caught.
-const bool kPoison = [] { return setenv("QIUSUO_ARENA_POISON", "1", 1) == 0; }();
-
-nlohmann::json small_config() {
-  auto j = testing_util::tiny_v3_config(40);
-  j["hidden_size"] = 24;
-  j["intermediate_size"] = 20;
-  j["moe_intermediate_size"] = 8;
-  j["q_lora_rank"] = 12;
-  j["kv_lora_rank"] = 10;
-  j["qk_nope_head_dim"] = 6;
-  j["qk_rope_head_dim"] = 4;
-  j["v_head_dim"] = 5;
-  j["n_routed_experts"] = 8;
-  j["num_experts_per_tok"] = 2;
-  j["n_group"] = 4;
-  j["topk_group"] = 2;
-  j["rope_scaling"]["original_max_position_embeddings"] = 2;  // YaRN active at these positions
-  return j;
-}
-
-void randomize(std::vector<double>& v, uint64_t seed, double s) {
-  Rng r(seed);
-  for (auto& x : v) x = r.normal() * s;
-}
-
-// A model whose parameters are random with O(1) activations (norm weights near 1).
-TrainModel<double> make_model(const nlohmann::json& j, int64_t B, int64_t S, double alpha = 0.0) {
-  TrainLossOptions o;
-  o.aux_alpha = alpha;
-  o.mtp_lambda = 0.3;
-  TrainModel<double> m(parse_model_config(j), B, S, o);
-  m.init_random(3, 0.3);
-  Rng r(9);
-  for (const auto& p : m.layout()) {
-    double* w = m.params().data() + p.offset;
-    if (p.name.find("norm.weight") != std::string::npos)
-      for (size_t i = 0; i < p.numel; ++i) w[i] = 1.0 + 0.2 * r.normal();
-    if (!p.optimize)
-      for (size_t i = 0; i < p.numel; ++i) w[i] = 0.05 * r.normal();  // selection bias
-  }
-  return m;
-}
-
-// Checks every parameter tensor whose name contains `filter`, through loss(), after
-// backward() has filled the model's gradients.
-void check_params(TrainModel<double>& m, const std::string& filter, const std::function<double()>& loss, Checked& st,
-                  size_t per_tensor = 12) {
-  for (const auto& p : m.layout()) {
-    if (p.name.find(filter) == std::string::npos || !p.optimize) continue;
-    check(p.name, m.params().data() + p.offset, m.grads().data() + p.offset, p.numel, loss, st, per_tensor,
-          std::hash<std::string>()(p.name));
-  }
-}
+using namespace gradcheck;
 
 struct ModuleHarness {
   int64_t B = 2, S = 5;
   TrainModel<double> m;
   ModelConfig c;
   MatmulPolicy pol;
-  explicit ModuleHarness(const nlohmann::json& j, double alpha = 0.0) : m(make_model(j, 2, 5, alpha)), c(m.config()) {}
+  explicit ModuleHarness(const nlohmann::json& j) : m(make_model(j)), c(m.config()) {}
+  TrainShape shape() const { return {B, S}; }
   TrainArena<double> arenas[2];
   int next_arena = 0;
   // A reset arena (two alternate so that a backward pass can keep one alive while the loss
@@ -169,19 +86,21 @@ TEST(GradCheck, MlpFusedAndSeparate) {
     MatmulPolicy pol;
     auto loss = [&] {
       arena.reset();
-      MlpActs<double> a;
+      MlpActs<double> a = mlp_alloc_acts(arena, N, I);
       Vec out(N * d);
-      mlp_train_forward<double>(p, N, d, I, x.data(), out.data(), a, arena, pol);
-      EXPECT_EQ(a.fused, fused);
+      mlp_train_forward<double>(p, N, d, I, x.data(), out.data(), a, pol);
       double s = 0;
       for (int64_t i = 0; i < N * d; ++i) s += out[i] * R[i];
       return s;
     };
     arena.reset();
-    MlpActs<double> a;
+    MlpActs<double> a = mlp_alloc_acts(arena, N, I);
     Vec out(N * d);
-    mlp_train_forward<double>(p, N, d, I, x.data(), out.data(), a, arena, pol);
-    mlp_train_backward<double>(p, g, N, d, I, a, R.data(), dx.data(), arena, pol);
+    mlp_train_forward<double>(p, N, d, I, x.data(), out.data(), a, pol);
+    mlp_train_backward<double>(p, g, N, d, I, a, R.data(), dx.data(), mlp_alloc_scratch(arena, N, I), pol);
+    ArenaPlan plan;
+    mlp_train_plan(N, I, plan);
+    EXPECT_EQ(arena.peak(), plan.elems);
     Checked st;
     check("mlp.x", x.data(), dx.data(), x.size(), loss, st, 100);
     check("mlp.w", w.data(), gw.data(), w.size(), loss, st, 400);
@@ -214,7 +133,9 @@ void mla_case(const nlohmann::json& j) {
     H.m.zero_grad();
     mla_train_forward<double>(H.c, P, H.m.rope(), H.B, H.S, x.data(), out.data(), a, arena, H.pol);
     mla_train_backward<double>(H.c, P, G, H.m.rope(), H.B, H.S, a, R.data(), dx.data(), arena, H.pol);
-    EXPECT_LE(arena.peak(), mla_train_arena_elems(H.c, H.B, H.S));
+    ArenaPlan plan;
+    mla_train_plan(H.c, H.B, H.S, plan);
+    EXPECT_EQ(arena.peak(), plan.elems);
   }
   Checked st;
   check("mla.x", x.data(), dx.data(), x.size(), loss, st, 80);
@@ -233,7 +154,7 @@ TEST(GradCheck, MlaWithoutQueryCompression) {
 
 // MoE layer (router through selected weights, dispatch/combine, shared experts, balance loss).
 void moe_case(const nlohmann::json& j, double alpha, int64_t expect_zero_experts_at_least = 0) {
-  ModuleHarness H(j, alpha);
+  ModuleHarness H(j);
   const int64_t N = H.B * H.S, d = H.c.hidden_size;
   Vec x(N * d), R(N * d), dx(N * d, 0.0);
   randomize(x, 17, 1.0);
@@ -246,7 +167,7 @@ void moe_case(const nlohmann::json& j, double alpha, int64_t expect_zero_experts
     auto& arena = H.arena();
     MoeActs<double> a;
     Vec out(N * d);
-    moe_train_forward<double>(H.c, P, H.B, H.S, x.data(), out.data(), a, alpha, arena, H.pol);
+    moe_train_forward<double>(H.c, P, H.shape(), x.data(), out.data(), a, alpha, arena, H.pol);
     if (a.idx != ref_idx) flips++;
     double s = a.aux_loss;
     for (int64_t i = 0; i < N * d; ++i) s += out[i] * R[i];
@@ -257,13 +178,15 @@ void moe_case(const nlohmann::json& j, double alpha, int64_t expect_zero_experts
     MoeActs<double> a;
     Vec out(N * d);
     H.m.zero_grad();
-    moe_train_forward<double>(H.c, P, H.B, H.S, x.data(), out.data(), a, alpha, arena, H.pol);
+    moe_train_forward<double>(H.c, P, H.shape(), x.data(), out.data(), a, alpha, arena, H.pol);
     ref_idx = a.idx;
     int64_t zero = 0;
     for (auto l : a.load) zero += l == 0;
     EXPECT_GE(zero, expect_zero_experts_at_least);
-    moe_train_backward<double>(H.c, P, G, H.B, H.S, a, R.data(), dx.data(), alpha, arena, H.pol);
-    EXPECT_LE(arena.peak(), moe_train_arena_elems(H.c, N));
+    moe_train_backward<double>(H.c, P, G, H.shape(), a, R.data(), dx.data(), alpha, arena, H.pol);
+    ArenaPlan plan;
+    moe_train_plan(H.c, H.shape(), H.pol.precision, plan);
+    EXPECT_EQ(arena.peak(), plan.elems);
   }
   Checked st;
   check("moe.x", x.data(), dx.data(), x.size(), loss, st, 80);
@@ -316,19 +239,19 @@ TEST(GradCheck, MoeRoutingTies) {
   auto& arena = H.arena();
   MoeActs<double> a;
   Vec out(N * d);
-  moe_train_forward<double>(H.c, P, H.B, H.S, x.data(), out.data(), a, 0.0, arena, H.pol);
+  moe_train_forward<double>(H.c, P, H.shape(), x.data(), out.data(), a, 0.0, arena, H.pol);
   for (int64_t t = 0; t < N; ++t) {  // groups 0, 1 win the tie; experts 0 and 1 inside
     EXPECT_EQ(a.idx[t * 2], 0);
     EXPECT_EQ(a.idx[t * 2 + 1], 1);
   }
   H.m.zero_grad();
-  moe_train_backward<double>(H.c, P, H.m.grad_views().layers[1].ffn, H.B, H.S, a, R.data(), dx.data(), 0.0, arena,
+  moe_train_backward<double>(H.c, P, H.m.grad_views().layers[1].ffn, H.shape(), a, R.data(), dx.data(), 0.0, arena,
                              H.pol);
   auto loss = [&] {
     auto& ar = H.arena();
     MoeActs<double> b;
     Vec o(N * d);
-    moe_train_forward<double>(H.c, P, H.B, H.S, x.data(), o.data(), b, 0.0, ar, H.pol);
+    moe_train_forward<double>(H.c, P, H.shape(), x.data(), o.data(), b, 0.0, ar, H.pol);
     double s = 0;
     for (int64_t i = 0; i < N * d; ++i) s += o[i] * R[i];
     return s;
@@ -339,7 +262,7 @@ TEST(GradCheck, MoeRoutingTies) {
   EXPECT_EQ(st.bad, 0);
 }
 
-TEST(GradCheck, HeadCrossEntropyAndEmbedding) {
+TEST(GradCheck, HeadCrossEntropy) {
   const int64_t N = 6, d = 5, V = 9;
   Vec h(N * d), w(d), head(V * d), dh(N * d, 0.0), dw(d, 0.0), dhead(V * d, 0.0);
   randomize(h, 31, 1.0);
@@ -347,9 +270,23 @@ TEST(GradCheck, HeadCrossEntropyAndEmbedding) {
   randomize(head, 33, 1.0);
   std::vector<int32_t> tgt{1, 4, -1, 8, 0, 4};
   MatmulPolicy pol;
-  auto f = [&] { return head_loss<double>(h.data(), N, d, w.data(), 1e-6, head.data(), V, tgt.data(), 1.0, nullptr, nullptr, nullptr, pol).loss_sum; };
-  const auto r = head_loss<double>(h.data(), N, d, w.data(), 1e-6, head.data(), V, tgt.data(), 1.0, dh.data(), dw.data(), dhead.data(), pol);
-  EXPECT_EQ(r.count, 5);
+  TrainArena<double> arena;
+  ArenaPlan plan;
+  head_train_plan(N, d, V, plan);
+  arena.reserve(plan.elems);
+  const HeadScratch<double> scratch = head_alloc_scratch(arena, N, d, V);
+  HeadRequest r;
+  r.targets = tgt.data();
+  auto f = [&] {
+    return head_forward_backward<double>(h.data(), N, d, w.data(), 1e-6, head.data(), V, r, nullptr, nullptr, nullptr,
+                                         scratch, pol).objective;
+  };
+  const auto l = head_forward_backward<double>(h.data(), N, d, w.data(), 1e-6, head.data(), V, r, dh.data(), dw.data(),
+                                               dhead.data(), scratch, pol);
+  EXPECT_EQ(l.count, 5);
+  EXPECT_EQ(arena.peak(), plan.elems);
+  EXPECT_DOUBLE_EQ(l.objective, l.ce);
+  for (int64_t j = 0; j < d; ++j) EXPECT_EQ(dh[2 * d + j], 0.0) << "the position without a target";
   Checked st;
   check("head.h", h.data(), dh.data(), h.size(), f, st, 100);
   check("head.norm", w.data(), dw.data(), w.size(), f, st, 100);
@@ -359,7 +296,7 @@ TEST(GradCheck, HeadCrossEntropyAndEmbedding) {
 
 // One whole block (MoE layer) and the MTP module through their own backward passes.
 TEST(GradCheck, BlockAndMtp) {
-  ModuleHarness H(small_config(), 0.01);
+  ModuleHarness H(small_config());
   const int64_t N = H.B * H.S, d = H.c.hidden_size;
   Vec x(N * d), R(N * d), dx(N * d, 0.0);
   randomize(x, 41, 1.0);
@@ -371,15 +308,18 @@ TEST(GradCheck, BlockAndMtp) {
   auto run = [&](bool back) {
     auto& arena = H.arena();
     MtpActs<double> a;
-    mtp_train_forward<double>(H.c, mp, H.m.views().embed, H.m.rope(), 0, H.B, H.S, x.data(), next.data(), a, 0.01, arena, H.pol);
+    mtp_train_forward<double>(H.c, mp, H.m.views().embed, H.m.rope(), 0, H.shape(), x.data(), next.data(), a, 0.01,
+                              arena, H.pol);
     double s = 0;
     for (int64_t i = 0; i < N * d; ++i) s += a.out[i] * R[i];
     s += a.block.ffn.aux_loss;
     if (back) {
       H.m.zero_grad();
-      mtp_train_backward<double>(H.c, mp, mg, H.m.views().embed, H.m.grad_views().embed, H.m.rope(), 0, H.B, H.S, a,
-                                 R.data(), dx.data(), 0.01, arena, H.pol);
-      EXPECT_LE(arena.peak(), mtp_train_arena_elems(H.c, 0, H.B, H.S));
+      mtp_train_backward<double>(H.c, mp, mg, H.m.grad_views().embed, H.m.rope(), 0, H.shape(), a, R.data(),
+                                 dx.data(), 0.01, arena, H.pol);
+      ArenaPlan plan;
+      mtp_train_plan(H.c, 0, H.shape(), H.pol.precision, plan);
+      EXPECT_EQ(arena.peak(), plan.elems);
     }
     return s;
   };
@@ -395,14 +335,16 @@ TEST(GradCheck, BlockAndMtp) {
 // The whole model: embedding, dense + MoE layers, final norm, head, MTP, balance loss.
 TEST(GradCheck, WholeModelWithMoeAndMtp) {
   auto j = small_config();
-  TrainModel<double> m = make_model(j, 2, 5, 0.01);
+  TrainModel<double> m = make_model(j);
+  TrainStep<double> step(m, {2, 5}, {TrainPrecision::F32, 0.3, 0.01});
   std::vector<int32_t> tok(2 * 6);
   for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t((i * 13 + 5) % 40);
   m.zero_grad();
-  const StepLosses l = m.forward_backward(tok.data(), true);
+  const StepResult l = step.run_windows(tok.data(), 2, 5, true);
   EXPECT_GT(l.mtp, 0);
   EXPECT_GT(l.aux, 0);
-  auto loss = [&] { return m.forward_backward(tok.data(), false).objective; };
+  EXPECT_LE(step.arena_peak_bytes(), step.arena_planned_bytes());
+  auto loss = [&] { return step.run_windows(tok.data(), 2, 5, false).objective; };
   Checked st;
   check_params(m, "", loss, st, 4);
   EXPECT_EQ(st.bad, 0);

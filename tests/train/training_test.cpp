@@ -13,6 +13,7 @@
 #include "qiusuo/model/transformer.h"
 #include "qiusuo/train/checkpoint.h"
 #include "qiusuo/train/data.h"
+#include "qiusuo/train/train_step.h"
 #include "qiusuo/train/trainer.h"
 #include "test_util.h"
 
@@ -129,11 +130,12 @@ TEST(Trainer, LossFallsWellBelowUnigramEntropy) {
 TEST(Trainer, InferenceModelMatchesTrainingForward) {
   TempDir d("consistency");
   const ModelConfig cfg = parse_model_config(tiny_train_config());
-  TrainModel<float> tm(cfg, 2, 16, {});
+  TrainModel<float> tm(cfg);
   tm.init_random(9, 0.1);
+  TrainStep<float> step(tm, {2, 16}, {});
   std::vector<int32_t> tok(2 * 17);
   for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t((i * 29 + 7) % 64);
-  const StepLosses l = tm.forward_backward(tok.data(), false);
+  const StepResult l = step.run_windows(tok.data(), 2, 16, false);
   export_hf_model(d / "m", tm, "");
   auto m = Model::load(d / "m");
   EXPECT_EQ(m->weights().mtp.size(), 1u);

@@ -22,17 +22,18 @@ struct BlockActs {
   MoeActs<T> ffn;
 };
 
-size_t block_train_arena_elems(const ModelConfig& c, int64_t layer, int64_t B, int64_t S);
+// The arena buffers of one block (layer `layer` decides dense or MoE) over `sh`.
+void block_train_plan(const ModelConfig& c, int64_t layer, const TrainShape& sh, TrainPrecision p, ArenaPlan& plan);
 
 // x_out [N, d] (caller-owned) = block(x_in).
 template <typename T>
-void block_train_forward(const ModelConfig& c, const BlockParamsT<T>& p, const Rope& rope, int64_t B, int64_t S,
+void block_train_forward(const ModelConfig& c, const BlockParamsT<T>& p, const Rope& rope, const TrainShape& sh,
                          const T* x_in, T* x_out, BlockActs<T>& a, double aux_alpha, TrainArena<T>& arena,
                          const MatmulPolicy& pol);
 // dx_in [N, d] (overwritten) from dx_out; gradients accumulate into g.
 template <typename T>
 void block_train_backward(const ModelConfig& c, const BlockParamsT<T>& p, const BlockParamsT<T>& g, const Rope& rope,
-                          int64_t B, int64_t S, const BlockActs<T>& a, const T* dx_out, T* dx_in, double aux_alpha,
+                          const TrainShape& sh, const BlockActs<T>& a, const T* dx_out, T* dx_in, double aux_alpha,
                           TrainArena<T>& arena, const MatmulPolicy& pol);
 
 }  // namespace qs

@@ -247,26 +247,30 @@ void gather_head_keys(const Dims& D, const T* up, int64_t U, const T* kpe, int64
 
 }  // namespace
 
-size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S) {
+void mla_train_plan(const ModelConfig& c, int64_t B, int64_t S, ArenaPlan& plan) {
   const Dims D(c);
-  const size_t N = size_t(B * S), r = 16;
-  size_t n = 0;
-  auto add = [&](size_t k) { n += (k + r - 1) / r * r; };
-  if (c.q_lora_rank > 0) { add(N * c.q_lora_rank); add(N); add(N * c.q_lora_rank); }
-  add(N * D.H * D.dq);            // q
-  add(N * D.W); add(N); add(N * D.R); add(N * D.dr);  // kv, rstd, c, kpe
-  add(N * D.H * (D.dn + D.dv));   // up
-  add(size_t(B * D.H) * S * S);   // P
-  add(N * D.H * D.dv);            // o
-  // backward scratch
-  add(N * D.H * D.dv);            // do
-  add(N * D.H * (D.dn + D.dv));   // dup
-  add(N * D.H * D.dq);            // dq
-  add(N * D.W);                   // dkv
-  add(size_t(B * D.H * S * D.dr)); // dkpe per head
-  add(N * D.R);                   // dc
-  if (c.q_lora_rank > 0) { add(N * c.q_lora_rank); add(N * c.q_lora_rank); }
-  return n;
+  const size_t N = size_t(B * S);
+  // forward
+  if (c.q_lora_rank > 0) {
+    plan.add(N * c.q_lora_rank, 2);                                    // qa, qan
+    plan.add(N);                                                       // qa_rstd
+  }
+  plan.add(N * D.H * D.dq);                                            // q
+  plan.add(N * D.W);                                                   // kv
+  plan.add(N);                                                         // kv_rstd
+  plan.add(N * D.R);                                                   // c
+  plan.add(N * D.dr);                                                  // kpe
+  plan.add(N * D.H * (D.dn + D.dv));                                   // up
+  plan.add(size_t(B * D.H) * size_t(S * S));                           // P
+  plan.add(N * D.H * D.dv);                                            // o
+  // backward
+  plan.add(N * D.H * D.dv);                                            // dO
+  plan.add(N * D.H * (D.dn + D.dv));                                   // dup
+  plan.add(N * D.H * D.dq);                                            // dq
+  plan.add(size_t(B * D.H * S * D.dr));                                // dkpe_part
+  plan.add(N * D.W);                                                   // dkv
+  plan.add(N * D.R);                                                   // dc
+  if (c.q_lora_rank > 0) plan.add(N * c.q_lora_rank, 2);               // dqan, dqa
 }
 
 template <typename T>

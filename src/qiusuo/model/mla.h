@@ -51,8 +51,8 @@ struct MlaActs {
   T* o = nullptr;        // [N, H*dv] attention output before o_proj
 };
 
-// Elements of `arena` one call uses (forward keeps them; backward scratch included).
-size_t mla_train_arena_elems(const ModelConfig& c, int64_t B, int64_t S);
+// The arena buffers of one layer's forward (kept) and backward (scratch).
+void mla_train_plan(const ModelConfig& c, int64_t B, int64_t S, ArenaPlan& plan);
 
 template <typename T>
 void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope& rope, int64_t B, int64_t S,

@@ -24,94 +24,111 @@ void mlp_forward(const MlpWeights& w, const float* x, int64_t T, float* out, Com
 
 namespace qs {
 
-size_t mlp_train_arena_elems(int64_t N, int64_t I) {
-  const size_t k = (size_t(N * I) + 15) / 16 * 16;
-  return 3 * k + 3 * k + 64;  // g, u, h + dh, dg, du (fused: [g | u] + h, dh + [dg | du])
+void mlp_train_plan(int64_t N, int64_t I, ArenaPlan& plan) {
+  plan.add(size_t(N * 2 * I));  // gu
+  plan.add(size_t(N * I));      // h
+  plan.add(size_t(N * I));      // dh
+  plan.add(size_t(N * 2 * I));  // dgu
+}
+
+template <typename T>
+MlpActs<T> mlp_alloc_acts(TrainArena<T>& arena, int64_t N, int64_t I) {
+  MlpActs<T> a;
+  a.gu = arena.alloc(size_t(N * 2 * I), false);
+  a.h = arena.alloc(size_t(N * I), false);
+  return a;
+}
+
+template <typename T>
+MlpScratch<T> mlp_alloc_scratch(TrainArena<T>& arena, int64_t N, int64_t I) {
+  MlpScratch<T> s;
+  s.dh = arena.alloc(size_t(N * I), false);
+  s.dgu = arena.alloc(size_t(N * 2 * I), false);
+  return s;
 }
 
 namespace {
-// h[r] = silu(g[r])·u[r] over N rows of I (g, u rows ld apart).
+// h[r] = silu(g[r])·u[r] over N rows; g = gu[r, :I], u = gu[r, I:].
 template <typename T>
-void swiglu_rows(const T* g, const T* u, int64_t ld, int64_t N, int64_t I, T* h) {
-  if (ld == I) return swiglu_fwd<T>(g, u, N * I, h);
+void swiglu_rows(const T* gu, int64_t N, int64_t I, T* h) {
   parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(I, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
+      const T* g = gu + r * 2 * I;
       if constexpr (std::is_same_v<T, float>) {
-        silu_mul(g + r * ld, u + r * ld, h + r * I, I);
+        silu_mul(g, g + I, h + r * I, I);
       } else {
-        for (int64_t i = 0; i < I; ++i) h[r * I + i] = g[r * ld + i] / (T(1) + std::exp(-g[r * ld + i])) * u[r * ld + i];
+        for (int64_t i = 0; i < I; ++i) h[r * I + i] = g[i] / (T(1) + std::exp(-g[i])) * g[I + i];
       }
     }
   });
 }
+// dgu[r] = [dgate | dup] from dh[r].
 template <typename T>
-void swiglu_rows_backward(const T* g, const T* u, int64_t ld, const T* dh, int64_t N, int64_t I, T* dg, T* du) {
-  if (ld == I) return swiglu_bwd<T>(g, u, dh, N * I, dg, du);
+void swiglu_rows_backward(const T* gu, const T* dh, int64_t N, int64_t I, T* dgu) {
   parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(I, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
+      const T* g = gu + r * 2 * I;
+      T* dg = dgu + r * 2 * I;
       if constexpr (std::is_same_v<T, float>) {
-        silu_mul_backward(g + r * ld, u + r * ld, dh + r * I, dg + r * ld, du + r * ld, I);
+        silu_mul_backward(g, g + I, dh + r * I, dg, dg + I, I);
       } else {
         for (int64_t i = 0; i < I; ++i) {
-          const T gv = g[r * ld + i], s = T(1) / (T(1) + std::exp(-gv)), d = dh[r * I + i];
-          du[r * ld + i] = d * gv * s;
-          dg[r * ld + i] = d * u[r * ld + i] * s * (T(1) + gv * (T(1) - s));
+          const T gv = g[i], s = T(1) / (T(1) + std::exp(-gv)), d = dh[r * I + i];
+          dg[I + i] = d * gv * s;
+          dg[i] = d * g[I + i] * s * (T(1) + gv * (T(1) - s));
         }
       }
     }
   });
 }
+template <typename T>
+bool fused(const MlpParamsT<T>& p, int64_t I, int64_t d) {
+  return p.up == p.gate + I * d;
+}
 }  // namespace
 
 template <typename T>
 void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, const T* x, T* out, MlpActs<T>& a,
-                       TrainArena<T>& arena, const MatmulPolicy& pol) {
+                       const MatmulPolicy& pol, bool accumulate) {
   QS_PROFILE("mlp.train_fwd");
   a.x = x;
-  a.fused = p.up == p.gate + I * d;
-  if (a.fused) {
-    a.ld = 2 * I;
-    a.g = arena.alloc(size_t(N * 2 * I), false);  // [N, gate | up]
-    a.u = a.g + I;
-    linear_fwd<T>(pol, x, N, d, p.gate, 2 * I, a.g);
+  if (N == 0) return;
+  if (fused(p, I, d)) {
+    linear_fwd<T>(pol, x, N, d, p.gate, 2 * I, a.gu);
   } else {
-    a.ld = I;
-    a.g = arena.alloc(size_t(N * I), false);
-    a.u = arena.alloc(size_t(N * I), false);
-    linear_fwd<T>(pol, x, N, d, p.gate, I, a.g);
-    linear_fwd<T>(pol, x, N, d, p.up, I, a.u);
+    mm<T>(pol, false, true, N, I, d, T(1), x, d, Operand::Act, p.gate, d, Operand::Weight, T(0), a.gu, 2 * I);
+    mm<T>(pol, false, true, N, I, d, T(1), x, d, Operand::Act, p.up, d, Operand::Weight, T(0), a.gu + I, 2 * I);
   }
-  a.h = arena.alloc(size_t(N * I), false);
-  swiglu_rows<T>(a.g, a.u, a.ld, N, I, a.h);
-  linear_fwd<T>(pol, a.h, N, I, p.down, d, out);
+  swiglu_rows<T>(a.gu, N, I, a.h);
+  linear_fwd<T>(pol, a.h, N, I, p.down, d, out, accumulate);
 }
 
 template <typename T>
 void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t N, int64_t d, int64_t I,
-                        const MlpActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena, const MatmulPolicy& pol) {
+                        const MlpActs<T>& a, const T* dout, T* dx, const MlpScratch<T>& s, const MatmulPolicy& pol) {
   QS_PROFILE("mlp.train_bwd");
-  T* dh = arena.alloc(size_t(N * I), false);
-  linear_bwd<T>(pol, dout, N, d, p.down, a.h, I, dh, false, g.down);
-  if (a.fused) {
-    T* dgu = arena.alloc(size_t(N * 2 * I), false);  // [N, dgate | dup]
-    swiglu_rows_backward<T>(a.g, a.u, a.ld, dh, N, I, dgu, dgu + I);
-    linear_bwd<T>(pol, dgu, N, 2 * I, p.gate, a.x, d, dx, true, g.gate);  // gate and up gradients, adjacent
+  if (N == 0) return;
+  linear_bwd<T>(pol, dout, N, d, p.down, a.h, I, s.dh, false, g.down);
+  swiglu_rows_backward<T>(a.gu, s.dh, N, I, s.dgu);
+  if (fused(p, I, d)) {
+    linear_bwd<T>(pol, s.dgu, N, 2 * I, p.gate, a.x, d, dx, true, g.gate);  // gate and up gradients, adjacent
   } else {
-    T* dg = arena.alloc(size_t(N * I), false);
-    T* du = arena.alloc(size_t(N * I), false);
-    swiglu_rows_backward<T>(a.g, a.u, a.ld, dh, N, I, dg, du);
-    linear_bwd_input<T>(pol, dg, N, I, p.gate, d, dx, true);
-    linear_bwd_input<T>(pol, du, N, I, p.up, d, dx, true);
-    linear_bwd_weight<T>(pol, dg, N, I, a.x, d, g.gate);
-    linear_bwd_weight<T>(pol, du, N, I, a.x, d, g.up);
+    for (int part = 0; part < 2; ++part) {
+      const T* W = part == 0 ? p.gate : p.up;
+      T* dW = part == 0 ? g.gate : g.up;
+      mm<T>(pol, false, false, N, d, I, T(1), s.dgu + part * I, 2 * I, Operand::Act, W, d, Operand::Weight, T(1), dx, d);
+      mm<T>(pol, true, false, I, d, N, T(1), s.dgu + part * I, 2 * I, Operand::Act, a.x, d, Operand::Act, T(1), dW, d);
+    }
   }
 }
 
-#define QS_MLP_INST(T)                                                                                         \
+#define QS_MLP_INST(T)                                                                                          \
+  template MlpActs<T> mlp_alloc_acts<T>(TrainArena<T>&, int64_t, int64_t);                                      \
+  template MlpScratch<T> mlp_alloc_scratch<T>(TrainArena<T>&, int64_t, int64_t);                                \
   template void mlp_train_forward<T>(const MlpParamsT<T>&, int64_t, int64_t, int64_t, const T*, T*, MlpActs<T>&, \
-                                     TrainArena<T>&, const MatmulPolicy&);                                     \
+                                     const MatmulPolicy&, bool);                                                \
   template void mlp_train_backward<T>(const MlpParamsT<T>&, const MlpParamsT<T>&, int64_t, int64_t, int64_t,     \
-                                      const MlpActs<T>&, const T*, T*, TrainArena<T>&, const MatmulPolicy&);
+                                      const MlpActs<T>&, const T*, T*, const MlpScratch<T>&, const MatmulPolicy&);
 QS_MLP_INST(float)
 QS_MLP_INST(double)
 

@@ -12,26 +12,38 @@ namespace qs {
 void mlp_forward(const MlpWeights& w, const float* x, int64_t T, float* out, Compute compute, Arena& arena);
 
 // ---- Training ----
-// When gate_proj and up_proj are adjacent in the parameter buffer (the training layout puts
-// them so), they act as one [2I, d] matrix: one product for both, each input converted once.
+// Gate and up outputs share one [N, 2I] buffer (gate | up per row). When gate_proj and up_proj
+// are adjacent in the parameter buffer (the training layout puts them so) they act as one
+// [2I, d] matrix: one product for both, each input converted once.
 template <typename T>
 struct MlpActs {
   const T* x = nullptr;  // [N, d] input, owned by the caller
-  T *g = nullptr, *u = nullptr;  // [N, I] gate and up outputs, row stride ld (2I when fused)
-  int64_t ld = 0;
-  bool fused = false;
-  T* h = nullptr;  // [N, I] silu(gate)·up
+  T* gu = nullptr;       // [N, 2I] gate_proj(x) | up_proj(x)
+  T* h = nullptr;        // [N, I] silu(gate)·up
 };
 
-size_t mlp_train_arena_elems(int64_t N, int64_t I);  // forward activations + backward scratch
+// Backward scratch of N rows.
+template <typename T>
+struct MlpScratch {
+  T* dh = nullptr;   // [N, I]
+  T* dgu = nullptr;  // [N, 2I]
+};
 
-// out [N, d] = down(silu(gate(x))·up(x)) (overwritten).
+// The arena buffers of one MLP of N rows: MlpActs (forward) and MlpScratch (backward).
+void mlp_train_plan(int64_t N, int64_t I, ArenaPlan& plan);
+template <typename T>
+MlpActs<T> mlp_alloc_acts(TrainArena<T>& arena, int64_t N, int64_t I);
+template <typename T>
+MlpScratch<T> mlp_alloc_scratch(TrainArena<T>& arena, int64_t N, int64_t I);
+
+// out [N, d] = down(silu(gate(x))·up(x)), overwritten (or added to when accumulate), into the
+// buffers of `a` (a.gu, a.h set by the caller; a.x is set here).
 template <typename T>
 void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, const T* x, T* out, MlpActs<T>& a,
-                       TrainArena<T>& arena, const MatmulPolicy& pol);
-// dx += ∂L/∂x; gradients accumulate into g.
+                       const MatmulPolicy& pol, bool accumulate = false);
+// dx += ∂L/∂x; gradients accumulate into g; s is scratch.
 template <typename T>
 void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t N, int64_t d, int64_t I,
-                        const MlpActs<T>& a, const T* dout, T* dx, TrainArena<T>& arena, const MatmulPolicy& pol);
+                        const MlpActs<T>& a, const T* dout, T* dx, const MlpScratch<T>& s, const MatmulPolicy& pol);
 
 }  // namespace qs

@@ -129,35 +129,43 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
 
 namespace qs {
 
-// Dispatch rows of an expert with n tokens. BF16 products run on oneDNN primitives built per
-// shape, so n is rounded up to a multiple of 32 (64 from 512 on) with zero rows and the expert
-// GEMMs see few distinct shapes (their plans are cached); zero rows give zero outputs and
-// contribute nothing to the gradients. F32 (and FP8-emulated) products need no padding.
-static int64_t moe_padded_rows(int64_t n, TrainPrecision p) {
+namespace {
+// BF16 dispatch padding: multiples of 32 rows below 512 rows, of 64 from there on.
+constexpr int64_t kPadSmall = 32, kPadLarge = 64, kPadLargeFrom = 512;
+}  // namespace
+
+int64_t moe_padded_rows(int64_t n, TrainPrecision p) {
   if (p != TrainPrecision::BF16) return n;
-  const int64_t q = n >= 512 ? 64 : 32;
+  const int64_t q = n >= kPadLargeFrom ? kPadLarge : kPadSmall;
   return (n + q - 1) / q * q;
 }
 
-size_t moe_train_arena_elems(const ModelConfig& c, int64_t N) {
-  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
-  const int64_t rows = N * K + E * 63;  // dispatch rows, padding included
-  auto r = [](size_t n) { return (n + 15) / 16 * 16; };
-  size_t n = 2 * r(size_t(N * E)) + r(size_t(N * K)) + 2 * r(size_t(rows * d));
-  // experts: each expert's slice rounds up separately
-  n += size_t(E) * 6 * 16 + mlp_train_arena_elems(rows, c.moe_intermediate_size);
-  if (c.n_shared_experts > 0) n += mlp_train_arena_elems(N, c.n_shared_experts * c.moe_intermediate_size);
-  // backward: dye, dxe, dlogits
-  n += 2 * r(size_t(rows * d)) + r(size_t(N * E)) + size_t(E) * 2 * 16;
-  return n;
+int64_t moe_dispatch_capacity(const ModelConfig& c, int64_t N, TrainPrecision p) {
+  const int64_t pairs = N * c.num_experts_per_tok;
+  return p == TrainPrecision::BF16 ? pairs + c.n_routed_experts * (kPadLarge - 1) : pairs;
+}
+
+void moe_train_plan(const ModelConfig& c, const TrainShape& sh, TrainPrecision p, ArenaPlan& plan) {
+  const int64_t N = sh.N(), E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const int64_t rows = moe_dispatch_capacity(c, N, p);
+  // forward
+  plan.add(size_t(N * E), 2);      // logits, scores
+  plan.add(size_t(N * K));         // w
+  plan.add(size_t(rows * d), 2);   // xe, ye
+  mlp_train_plan(rows, c.moe_intermediate_size, plan);  // routed experts (acts + scratch)
+  if (c.n_shared_experts > 0) mlp_train_plan(N, c.n_shared_experts * c.moe_intermediate_size, plan);
+  // backward
+  plan.add(size_t(rows * d), 2);   // dye, dxe
+  plan.add(size_t(N * K));         // dw
+  plan.add(size_t(N * E));         // dlogits
 }
 
 template <typename T>
-void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, int64_t S, const T* x, T* out,
+void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, const TrainShape& sh, const T* x, T* out,
                        MoeActs<T>& a, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol) {
   QS_PROFILE("moe.train_fwd");
-  const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
-  const int64_t I = c.moe_intermediate_size;
+  const int64_t N = sh.N(), B = sh.B, S = sh.S, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t d = c.hidden_size, I = c.moe_intermediate_size;
   a.x = x;
   a.logits = arena.alloc(size_t(N * E), false);
   a.scores = arena.alloc(size_t(N * E), false);
@@ -172,11 +180,13 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
     }
   });
   // Dispatch: rows sorted by expert, tokens in order within an expert.
-  a.load.assign(size_t(E), 0);
-  for (int32_t e : a.idx) a.load[e]++;
+  std::vector<int64_t>& count = a.load;  // all routed rows first, real tokens only below
+  count.assign(size_t(E), 0);
+  for (int32_t e : a.idx) count[e]++;
   a.offset.assign(size_t(E + 1), 0);
-  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(a.load[e], pol.precision);
+  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(count[e], pol.precision);
   const int64_t rows = a.offset[E];
+  QS_ASSERT(rows <= moe_dispatch_capacity(c, N, pol.precision));
   a.row_of.assign(size_t(N * K), 0);
   a.token_of.assign(size_t(rows), -1);  // -1: padding row
   std::vector<int64_t> fill(a.offset.begin(), a.offset.end() - 1);
@@ -186,22 +196,32 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
       a.row_of[t * K + k] = int32_t(row);
       a.token_of[row] = int32_t(t);
     }
-  a.xe = arena.alloc(size_t(rows * d), false);
-  a.ye = arena.alloc(size_t(rows * d), false);
+  if (sh.len) {  // the load counts real tokens only
+    count.assign(size_t(E), 0);
+    for (int64_t t = 0; t < N; ++t)
+      if (sh.real(t))
+        for (int64_t k = 0; k < K; ++k) count[a.idx[t * K + k]]++;
+  }
+  const int64_t cap = moe_dispatch_capacity(c, N, pol.precision);
+  a.xe = arena.alloc(size_t(cap * d), false);
+  a.ye = arena.alloc(size_t(cap * d), false);
   parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       if (a.token_of[r] >= 0) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
       else std::fill(a.xe + r * d, a.xe + (r + 1) * d, T(0));
     }
   });
-  a.expert.assign(size_t(E), {});
+  a.routed = mlp_alloc_acts<T>(arena, cap, I);
   for (int64_t e = 0; e < E; ++e) {
-    const int64_t n = a.offset[e + 1] - a.offset[e];
-    mlp_train_forward<T>(p.experts[e], n, d, I, a.xe + a.offset[e] * d, a.ye + a.offset[e] * d, a.expert[e], arena, pol);
+    const int64_t o = a.offset[e], n = a.offset[e + 1] - o;
+    MlpActs<T> ea{nullptr, a.routed.gu + o * 2 * I, a.routed.h + o * I};
+    mlp_train_forward<T>(p.experts[e], n, d, I, a.xe + o * d, a.ye + o * d, ea, pol);
   }
+  a.routed.x = a.xe;
   // Combine (+ shared experts).
   if (p.has_shared) {
-    mlp_train_forward<T>(p.shared, N, d, c.n_shared_experts * I, x, out, a.shared, arena, pol);
+    a.shared = mlp_alloc_acts<T>(arena, N, c.n_shared_experts * I);
+    mlp_train_forward<T>(p.shared, N, d, c.n_shared_experts * I, x, out, a.shared, pol);
   } else {
     std::fill(out, out + N * d, T(0));
   }
@@ -214,45 +234,50 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, 
         for (int64_t j = 0; j < d; ++j) o[j] += wk * y[j];
       }
   });
-  // Sequence-wise balance loss.
+  // Sequence-wise balance loss over the real tokens of each sequence.
   a.aux_loss = 0;
   a.f.assign(size_t(B * E), T(0));
   if (aux_alpha > 0) {
+    int64_t seqs = 0;
+    for (int64_t b = 0; b < B; ++b) seqs += sh.length(b) > 0;
+    std::vector<T> P(static_cast<size_t>(E));
     for (int64_t b = 0; b < B; ++b) {
+      const int64_t len = sh.length(b);
+      if (len == 0) continue;
       T* f = a.f.data() + b * E;
-      std::vector<T> P(E, T(0));
-      for (int64_t t = b * S; t < (b + 1) * S; ++t) {
+      std::fill(P.begin(), P.end(), T(0));
+      for (int64_t t = b * S; t < b * S + len; ++t) {
         for (int64_t k = 0; k < K; ++k) f[a.idx[t * K + k]] += T(1);
         const T* s = a.scores + t * E;
         T z = 0;
         for (int64_t e = 0; e < E; ++e) z += s[e];
-        for (int64_t e = 0; e < E; ++e) P[e] += s[e] / z / T(S);
+        for (int64_t e = 0; e < E; ++e) P[e] += s[e] / z / T(len);
       }
       T l = 0;
       for (int64_t e = 0; e < E; ++e) {
-        f[e] *= T(E) / T(K * S);
+        f[e] *= T(E) / T(K * len);
         l += f[e] * P[e];
       }
-      a.aux_loss += T(aux_alpha) * l / T(B);
+      a.aux_loss += T(aux_alpha) * l / T(seqs);
     }
   }
 }
 
 template <typename T>
-void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, int64_t B, int64_t S,
+void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, const TrainShape& sh,
                         const MoeActs<T>& a, const T* dout, T* dx, double aux_alpha, TrainArena<T>& arena,
                         const MatmulPolicy& pol) {
   QS_PROFILE("moe.train_bwd");
-  const int64_t N = B * S, E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
-  const int64_t I = c.moe_intermediate_size;
+  const int64_t N = sh.N(), B = sh.B, S = sh.S, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t d = c.hidden_size, I = c.moe_intermediate_size;
+  const int64_t rows = a.offset[E], cap = moe_dispatch_capacity(c, N, pol.precision);
   // Weighted combine: dye = w·dout, dw = dout·ye.
-  const int64_t rows = a.offset[E];
-  T* dye = arena.alloc(size_t(rows * d), false);
+  T* dye = arena.alloc(size_t(cap * d), false);
   parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {  // padding rows carry no gradient
     for (int64_t r = r0; r < r1; ++r)
       if (a.token_of[r] < 0) std::fill(dye + r * d, dye + (r + 1) * d, T(0));
   });
-  std::vector<T> dw(size_t(N * K));
+  T* dw = arena.alloc(size_t(N * K), false);
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t k = 0; k < K; ++k) {
@@ -268,11 +293,15 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
         dw[t * K + k] = s;
       }
   });
-  T* dxe = arena.alloc(size_t(rows * d));
+  T* dxe = arena.alloc(size_t(cap * d), false);
+  const MlpScratch<T> rs = mlp_alloc_scratch<T>(arena, cap, I);
   for (int64_t e = 0; e < E; ++e) {
-    const int64_t n = a.offset[e + 1] - a.offset[e];
-    mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, a.expert[e], dye + a.offset[e] * d, dxe + a.offset[e] * d,
-                          arena, pol);
+    const int64_t o = a.offset[e], n = a.offset[e + 1] - o;
+    if (n == 0) continue;
+    std::fill(dxe + o * d, dxe + (o + n) * d, T(0));
+    MlpActs<T> ea{a.xe + o * d, a.routed.gu + o * 2 * I, a.routed.h + o * I};
+    MlpScratch<T> es{rs.dh + o * I, rs.dgu + o * 2 * I};
+    mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, ea, dye + o * d, dxe + o * d, es, pol);
   }
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
@@ -281,16 +310,21 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
         for (int64_t j = 0; j < d; ++j) dx[t * d + j] += src[j];
       }
   });
-  if (p.has_shared) mlp_train_backward<T>(p.shared, g.shared, N, d, c.n_shared_experts * I, a.shared, dout, dx, arena, pol);
+  if (p.has_shared) {
+    const int64_t Is = c.n_shared_experts * I;
+    mlp_train_backward<T>(p.shared, g.shared, N, d, Is, a.shared, dout, dx, mlp_alloc_scratch<T>(arena, N, Is), pol);
+  }
   // Router: through the selected weights (and the balance loss) to the scores, then the logits.
   T* dlogits = arena.alloc(size_t(N * E), false);
   const T rsf = T(c.routed_scaling_factor);
+  int64_t seqs = 0;
+  for (int64_t b = 0; b < B; ++b) seqs += sh.length(b) > 0;
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
-    std::vector<T> ds(E);
+    T ds[1024];  // E <= 1024 (moe_select checks)
     for (int64_t t = t0; t < t1; ++t) {
       const T* s = a.scores + t * E;
       const int32_t* idx = a.idx.data() + t * K;
-      std::fill(ds.begin(), ds.end(), T(0));
+      std::fill(ds, ds + E, T(0));
       if (c.norm_topk_prob) {
         // w_k = rsf · s_k / Σ_sel s  →  ∂/∂s_m = rsf/Σ (dw_m − Σ_k dw_k s_k/Σ)
         T sum = 0, dot = 0;
@@ -300,13 +334,13 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
       } else {
         for (int64_t k = 0; k < K; ++k) ds[idx[k]] += rsf * dw[t * K + k];
       }
-      if (aux_alpha > 0) {
-        // L = α/B Σ_i f_i · (1/S) Σ_t s_i/Σ_j s_j
+      if (aux_alpha > 0 && sh.real(t)) {
+        // L = α/seqs Σ_i f_i · (1/len) Σ_t s_i/Σ_j s_j
         const T* f = a.f.data() + (t / S) * E;
         T z = 0, fs = 0;
         for (int64_t e = 0; e < E; ++e) z += s[e];
         for (int64_t e = 0; e < E; ++e) fs += f[e] * s[e];
-        const T k = T(aux_alpha) / T(B * S);
+        const T k = T(aux_alpha) / T(seqs * sh.length(t / S));
         for (int64_t e = 0; e < E; ++e) ds[e] += k * (f[e] / z - fs / (z * z));
       }
       T* dl = dlogits + t * E;
@@ -326,10 +360,10 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
   template void moe_select<T>(const ModelConfig&, const T*, const T*, int32_t*);                                  \
   template void moe_scores<T>(const ModelConfig&, const T*, int64_t, T*);                                         \
   template void moe_weights<T>(const ModelConfig&, const T*, const int32_t*, T*);                                 \
-  template void moe_train_forward<T>(const ModelConfig&, const MoeParamsT<T>&, int64_t, int64_t, const T*, T*,     \
+  template void moe_train_forward<T>(const ModelConfig&, const MoeParamsT<T>&, const TrainShape&, const T*, T*,   \
                                      MoeActs<T>&, double, TrainArena<T>&, const MatmulPolicy&);                   \
-  template void moe_train_backward<T>(const ModelConfig&, const MoeParamsT<T>&, const MoeParamsT<T>&, int64_t,     \
-                                      int64_t, const MoeActs<T>&, const T*, T*, double, TrainArena<T>&,           \
+  template void moe_train_backward<T>(const ModelConfig&, const MoeParamsT<T>&, const MoeParamsT<T>&,             \
+                                      const TrainShape&, const MoeActs<T>&, const T*, T*, double, TrainArena<T>&, \
                                       const MatmulPolicy&);
 QS_MOE_INST(float)
 QS_MOE_INST(double)

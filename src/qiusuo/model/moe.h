@@ -30,10 +30,15 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
 // ---- Training ----
 // Routing is the same function as inference (selection by s + bias, weights from s). Gradients
 // flow to the router through the weights of the selected experts only; the bias gets none (it
-// is moved by the auxiliary-loss-free rule after each step, see train/balance).
-// Sequence-wise balance loss (DeepSeek-V3 eq. 17–20), per sequence of S tokens:
-//   f_i = E/(K·S) · #{t : i ∈ TopK(t)},  P_i = 1/S · Σ_t s_{i,t}/Σ_j s_{j,t},  L = α Σ_i f_i P_i
-// averaged over the B sequences.
+// is moved by the auxiliary-loss-free rule after each optimizer step, train/balance.h).
+// Sequence-wise balance loss (DeepSeek-V3 eq. 17–20), per sequence b of len_b real tokens:
+//   f_i = E/(K·len_b) · #{t : i ∈ TopK(t)},  P_i = 1/len_b · Σ_t s_{i,t}/Σ_j s_{j,t},
+//   L = α · mean over the sequences with len_b > 0 of Σ_i f_i P_i
+// Padding positions (TrainShape) are routed and computed like the others but are not counted
+// in f, P or the expert load.
+//
+// Dispatch: the N·K (token, expert) pairs sorted by expert, tokens in order within an expert,
+// in one buffer of moe_dispatch_capacity() rows; expert e works on rows [offset[e], offset[e+1]).
 template <typename T>
 struct MoeActs {
   const T* x = nullptr;          // [N, d]
@@ -41,25 +46,33 @@ struct MoeActs {
   T* scores = nullptr;           // [N, E]
   std::vector<int32_t> idx;      // [N, K] selected experts
   T* w = nullptr;                // [N, K] routing weights
-  std::vector<int32_t> row_of;   // [N, K] row of (t, k) in the expert-sorted dispatch buffers
-  std::vector<int32_t> token_of; // [N·K] token of each dispatch row
+  std::vector<int32_t> row_of;   // [N, K] row of (t, k) in the dispatch buffers
+  std::vector<int32_t> token_of; // [rows] token of each dispatch row (-1: padding row)
   std::vector<int64_t> offset;   // [E + 1] first dispatch row of each expert
-  T* xe = nullptr;               // [N·K, d] gathered inputs
-  T* ye = nullptr;               // [N·K, d] expert outputs (unweighted)
-  std::vector<MlpActs<T>> expert;
-  MlpActs<T> shared;
+  T* xe = nullptr;               // [rows, d] gathered inputs
+  T* ye = nullptr;               // [rows, d] expert outputs (unweighted)
+  MlpActs<T> routed;             // [rows] activations of all routed experts, by dispatch row
+  MlpActs<T> shared;             // [N] shared experts
   std::vector<T> f;              // [B, E] balance-loss load fractions
-  T aux_loss = 0;                // α·Σ f·P averaged over sequences (0 when α = 0)
-  std::vector<int64_t> load;     // [E] tokens routed to each expert in this call
+  T aux_loss = 0;                // balance loss (0 when α = 0)
+  std::vector<int64_t> load;     // [E] real tokens routed to each expert in this call
 };
 
-size_t moe_train_arena_elems(const ModelConfig& c, int64_t N);
+// Dispatch rows an expert with n tokens gets: n, rounded up in a BF16 run so that the expert
+// GEMMs see few distinct shapes (oneDNN plans are per shape); and the most all experts of
+// N tokens can take together.
+int64_t moe_padded_rows(int64_t n, TrainPrecision p);
+int64_t moe_dispatch_capacity(const ModelConfig& c, int64_t N, TrainPrecision p);
+
+// The arena buffers of one MoE layer over `sh` (forward and backward).
+void moe_train_plan(const ModelConfig& c, const TrainShape& sh, TrainPrecision p, ArenaPlan& plan);
 
 template <typename T>
-void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, int64_t B, int64_t S, const T* x, T* out,
+void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, const TrainShape& sh, const T* x, T* out,
                        MoeActs<T>& a, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol);
+// dx += ∂L/∂x (L = Σ dout·out + aux_alpha-scaled balance loss); gradients accumulate into g.
 template <typename T>
-void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, int64_t B, int64_t S,
+void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, const TrainShape& sh,
                         const MoeActs<T>& a, const T* dout, T* dx, double aux_alpha, TrainArena<T>& arena,
                         const MatmulPolicy& pol);
 

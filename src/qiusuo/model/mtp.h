@@ -4,9 +4,9 @@
 //          vLLM/SGLang load the released weights)
 //   h^k  = Block_k(h')
 //   logits = head(RMSNorm_shared_head(h^k))   — embedding and head shared with the main model
-// h^0 is the main model's last hidden state before its final norm. Training adds λ·mean CE of
-// every depth to the loss. (Inference does not use the modules yet: drafting tokens with module 1
-// for speculative decoding is planned, not written.)
+// h^0 is the main model's last hidden state before its final norm. Training adds λ·CE of every
+// depth to the loss (weights: train/train_step.h). (Inference does not use the modules yet:
+// drafting tokens with module 1 for speculative decoding is planned, not written.)
 #pragma once
 #include "qiusuo/model/block.h"
 
@@ -14,7 +14,7 @@ namespace qs {
 
 template <typename T>
 struct MtpActs {
-  std::vector<int32_t> next;  // [N] token whose embedding enters (target of the previous depth)
+  std::vector<int32_t> next;  // [N] token whose embedding enters
   T* e = nullptr;       // [N, d] Emb(next)
   T* e_rstd = nullptr;  // [N]
   T* h_rstd = nullptr;  // [N]
@@ -25,18 +25,19 @@ struct MtpActs {
   const T* h_prev = nullptr;
 };
 
-size_t mtp_train_arena_elems(const ModelConfig& c, int64_t depth, int64_t B, int64_t S);
+// The arena buffers of MTP module `depth` over `sh` (forward and backward, its block included).
+void mtp_train_plan(const ModelConfig& c, int64_t depth, const TrainShape& sh, TrainPrecision p, ArenaPlan& plan);
 
 // h_prev [N, d]; next [N] ids (any valid id where no target exists: those rows are ignored by
 // the loss but still computed). Output a.out.
 template <typename T>
 void mtp_train_forward(const ModelConfig& c, const MtpParamsT<T>& p, const T* embed, const Rope& rope, int64_t depth,
-                       int64_t B, int64_t S, const T* h_prev, const int32_t* next, MtpActs<T>& a, double aux_alpha,
+                       const TrainShape& sh, const T* h_prev, const int32_t* next, MtpActs<T>& a, double aux_alpha,
                        TrainArena<T>& arena, const MatmulPolicy& pol);
 // From d(out): dh_prev += ∂/∂h_prev, dembed += ∂/∂Emb rows; module gradients into g.
 template <typename T>
-void mtp_train_backward(const ModelConfig& c, const MtpParamsT<T>& p, const MtpParamsT<T>& g, const T* embed,
-                        T* dembed, const Rope& rope, int64_t depth, int64_t B, int64_t S, const MtpActs<T>& a,
-                        const T* dout, T* dh_prev, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol);
+void mtp_train_backward(const ModelConfig& c, const MtpParamsT<T>& p, const MtpParamsT<T>& g, T* dembed,
+                        const Rope& rope, int64_t depth, const TrainShape& sh, const MtpActs<T>& a, const T* dout,
+                        T* dh_prev, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol);
 
 }  // namespace qs

@@ -228,39 +228,48 @@ void linear_bwd(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, cons
 }
 
 template <typename T>
-void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T* rstd) {
+void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T* rstd, int64_t ldx, int64_t ldy) {
+  if (ldx == 0) ldx = dim;
+  if (ldy == 0) ldy = dim;
   parallel_for(n, 16, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const T* xi = x + i * dim;
+      const T* xi = x + i * ldx;
+      T* yi = y + i * ldy;
       T ss = 0;
       for (int64_t j = 0; j < dim; ++j) ss += xi[j] * xi[j];
       const T r = T(1) / std::sqrt(ss / T(dim) + eps);
       rstd[i] = r;
-      for (int64_t j = 0; j < dim; ++j) y[i * dim + j] = xi[j] * r * w[j];
+      for (int64_t j = 0; j < dim; ++j) yi[j] = xi[j] * r * w[j];
     }
   });
 }
 
 template <typename T>
 void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, int64_t dim, T* dx, T* dw,
-                 bool accumulate) {
-  // dx = r·(w⊙dy) − x·r³·⟨x, w⊙dy⟩/dim ; dw = Σ_rows x·r⊙dy (reduced per thread, then summed in order)
-  const int nt = num_threads();
-  std::vector<T> part(int64_t(nt) * dim, T(0));
-  const int64_t chunks = std::min<int64_t>(nt, std::max<int64_t>(1, n / 16));
+                 bool accumulate, int64_t ldx, int64_t lddy, int64_t lddx) {
+  if (ldx == 0) ldx = dim;
+  if (lddy == 0) lddy = dim;
+  if (lddx == 0) lddx = dim;
+  // dx = r·(w⊙dy) − x·r³·⟨x, w⊙dy⟩/dim ; dw = Σ_rows x·r⊙dy (reduced per chunk, then summed in order)
+  constexpr int kMaxChunks = 64;
+  const int64_t chunks = std::min<int64_t>({int64_t(num_threads()), kMaxChunks, std::max<int64_t>(1, n / 16)});
+  thread_local std::vector<T> tl_part;
+  std::vector<T>& part = tl_part;  // the caller's: worker threads write into it
+  part.assign(size_t(chunks * dim), T(0));
   parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
       T* pw = part.data() + c * dim;
       for (int64_t i = n * c / chunks; i < n * (c + 1) / chunks; ++i) {
-        const T* xi = x + i * dim;
-        const T* gi = dy + i * dim;
+        const T* xi = x + i * ldx;
+        const T* gi = dy + i * lddy;
+        T* di = dx + i * lddx;
         const T r = rstd[i];
         T dot = 0;
         for (int64_t j = 0; j < dim; ++j) dot += xi[j] * w[j] * gi[j];
         const T k = r * r * r * dot / T(dim);
         for (int64_t j = 0; j < dim; ++j) {
           const T v = r * w[j] * gi[j] - xi[j] * k;
-          dx[i * dim + j] = accumulate ? dx[i * dim + j] + v : v;
+          di[j] = accumulate ? di[j] + v : v;
           pw[j] += xi[j] * r * gi[j];
         }
       }
@@ -311,10 +320,10 @@ void TrainArena<T>::reserve(size_t n) {
 
 template <typename T>
 T* TrainArena<T>::alloc(size_t n, bool zero) {
-  const size_t a = (n + 15) / 16 * 16;
+  const size_t a = arena_rounded(n);
   if (used_ + a > buf_.size())
-    fail(ErrorKind::Internal, "training arena overflow: planned ", buf_.size(), " elements, step needs more (",
-         used_ + a, ")");
+    fail(ErrorKind::Internal, "training arena overflow: planned ", buf_.size(), " elements, the step needs more (",
+         used_ + a, "); the plan of some module misses a buffer");
   T* p = buf_.data() + used_;
   if (zero) std::fill(p, p + n, T(0));
   else if (poison_) std::fill(p, p + n, std::numeric_limits<T>::quiet_NaN());
@@ -330,8 +339,9 @@ T* TrainArena<T>::alloc(size_t n, bool zero) {
   template void linear_bwd_weight<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, Prec); \
   template void linear_bwd<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, const T*, int64_t, T*, bool, \
                               T*, Prec);                                                                         \
-  template void rmsnorm_fwd<T>(const T*, const T*, T, int64_t, int64_t, T*, T*);                                 \
-  template void rmsnorm_bwd<T>(const T*, const T*, const T*, const T*, int64_t, int64_t, T*, T*, bool);          \
+  template void rmsnorm_fwd<T>(const T*, const T*, T, int64_t, int64_t, T*, T*, int64_t, int64_t);             \
+  template void rmsnorm_bwd<T>(const T*, const T*, const T*, const T*, int64_t, int64_t, T*, T*, bool, int64_t,  \
+                               int64_t, int64_t);                                                                \
   template void swiglu_fwd<T>(const T*, const T*, int64_t, T*);                                                  \
   template void swiglu_bwd<T>(const T*, const T*, const T*, int64_t, T*, T*);                                    \
   template class TrainArena<T>;

@@ -84,13 +84,15 @@ template <typename T>
 void linear_bwd(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, const T* x, int64_t in, T* dx,
                 bool accumulate, T* dW, Prec tier = Prec::Run);
 
-// RMSNorm over rows: y = x · r · w, r = (mean(x²) + eps)^-½; stores r per row.
+// RMSNorm over n rows of dim: y = x · r · w, r = (mean(x²) + eps)^-½; stores r per row. Rows
+// of x and y are ldx / ldy apart (0: dim).
 template <typename T>
-void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T* rstd);
-// dx (+)= ∂/∂x, dw += ∂/∂w, given dy.
+void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T* rstd, int64_t ldx = 0,
+                 int64_t ldy = 0);
+// dx (+)= ∂/∂x, dw += ∂/∂w, given dy (rows ldx, lddy, lddx apart; 0: dim).
 template <typename T>
 void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, int64_t dim, T* dx, T* dw,
-                 bool accumulate);
+                 bool accumulate, int64_t ldx = 0, int64_t lddy = 0, int64_t lddx = 0);
 
 // h = silu(g)·u elementwise, and its backward (dg, du overwritten).
 template <typename T>
@@ -98,11 +100,35 @@ void swiglu_fwd(const T* g, const T* u, int64_t n, T* h);
 template <typename T>
 void swiglu_bwd(const T* g, const T* u, const T* dh, int64_t n, T* dg, T* du);
 
+// The rows of one training step: B sequences of S positions, N = B·S rows in sequence-major
+// order (row b·S + s is position s of sequence b; each sequence is causal from position 0).
+// `len[b]` positions of sequence b are real tokens, the rest is padding at its end: padding
+// takes part in the products (it cannot influence the real positions before it) but is left
+// out of the MoE expert load and the balance loss. len = nullptr: every position is real.
+struct TrainShape {
+  int64_t B = 0, S = 0;
+  const int32_t* len = nullptr;  // [B] in [0, S], or nullptr
+  int64_t N() const { return B * S; }
+  int64_t length(int64_t b) const { return len ? int64_t(len[b]) : S; }
+  bool real(int64_t row) const { return !len || row % S < int64_t(len[row / S]); }
+};
+
+// Elements one TrainArena::alloc(n) takes (64-byte aligned blocks).
+inline size_t arena_rounded(size_t n) { return (n + 15) / 16 * 16; }
+
+// The planning side of a TrainArena: each module's *_train_plan() adds the buffers its forward
+// and backward allocate, in the sizes they allocate them — the one source the arena of a
+// training step is sized from (train/train_step.cpp).
+struct ArenaPlan {
+  size_t elems = 0;
+  void add(size_t n, size_t times = 1) { elems += times * arena_rounded(n); }
+};
+
 // A bump allocator over one planned buffer (activations of a training step).
 template <typename T>
 class TrainArena {
  public:
-  void reserve(size_t n);  // capacity in elements; allocations beyond it are an internal error
+  void reserve(size_t n);  // capacity in elements; allocations beyond it are a qs::Error
   // 64-byte aligned; zero = false for outputs written in full (NaN-filled when the environment
   // sets QIUSUO_ARENA_POISON=1, so that a missed write shows up in the gradient checks).
   T* alloc(size_t n, bool zero = true);

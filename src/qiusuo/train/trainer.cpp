@@ -16,6 +16,8 @@
 #include "qiusuo/plot/training.h"
 #include "qiusuo/train/checkpoint.h"
 #include "qiusuo/train/data.h"
+#include "qiusuo/train/train_step.h"
+#include "qiusuo/model/flops.h"
 
 namespace qs {
 namespace {
@@ -121,8 +123,9 @@ double evaluate_loss(const std::string& model_dir, const std::string& data_dir, 
   const ModelConfig cfg = load_model_config(model_dir);
   TrainLossOptions lo;
   lo.precision = precision;
-  TrainModel<float> m(cfg, batch, seq_len, lo);
+  TrainModel<float> m(cfg);
   load_hf_weights(TensorStore::open_dir(model_dir), m);
+  TrainStep<float> step(m, {batch, seq_len}, lo);
   DataLoader val(data_dir, "val", batch, seq_len, 0);
   QS_CHECK(val.info().vocab_size <= uint32_t(cfg.vocab_size), "dataset vocabulary (", val.info().vocab_size,
            ") is larger than the model's (", cfg.vocab_size, ")");
@@ -131,8 +134,8 @@ double evaluate_loss(const std::string& model_dir, const std::string& data_dir, 
   double sum = 0;
   int64_t n = 0;
   for (int64_t b = 0; b < batches; ++b) {
-    const StepLosses l = m.forward_backward(data.data() + b * batch * (seq_len + 1), false);
-    sum += l.main * double(l.tokens);
+    const StepResult l = step.run_windows(data.data() + b * batch * (seq_len + 1), batch, seq_len, false);
+    sum += l.mean_ce() * double(l.tokens);
     n += l.tokens;
   }
   if (tokens) *tokens = n;
@@ -156,7 +159,8 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   lo.precision = tc.precision;
   lo.mtp_lambda = tc.mtp_lambda;
   lo.aux_alpha = tc.aux_alpha;
-  TrainModel<float> model(cfg, tc.batch, tc.seq_len, lo);
+  TrainModel<float> model(cfg);
+  TrainStep<float> step(model, {tc.batch, tc.seq_len}, lo);
   AdamW opt(model.layout(), model.params().size(), tc.adam);
   TrainerState st;
   const std::string metrics_path = path_join(tc.out_dir, "metrics.jsonl");
@@ -196,7 +200,7 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   sum.first_step = st.step;
   sum.gemm_peak_bf16 = peak_bf16;
   sum.gemm_peak_f32 = peak_f32;
-  const double flops_tok = model.flops_per_token();
+  const double flops_tok = train_flops_per_token(cfg, tc.seq_len, tc.mtp_lambda > 0);
   const int64_t tokens_per_step = tc.batch * tc.seq_len * tc.accum;
   const int64_t L = cfg.num_hidden_layers + cfg.num_nextn_predict_layers;
   std::vector<int32_t> tokens(size_t(tc.batch * (tc.seq_len + 1)));
@@ -206,8 +210,8 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
     double s = 0;
     int64_t n = 0;
     for (int64_t b = 0; b < val_n; ++b) {
-      const StepLosses l = model.forward_backward(val_data.data() + b * tc.batch * (tc.seq_len + 1), false);
-      s += l.main * double(l.tokens);
+      const StepResult l = step.run_windows(val_data.data() + b * tc.batch * (tc.seq_len + 1), tc.batch, tc.seq_len, false);
+      s += l.mean_ce() * double(l.tokens);
       n += l.tokens;
     }
     return s / double(n);
@@ -235,11 +239,11 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   while (st.step < tc.steps) {
     Stopwatch sw;
     model.zero_grad();
-    StepLosses agg;
+    StepResult agg;
     agg.expert_load.assign(size_t(L), {});
     for (int64_t a = 0; a < tc.accum; ++a) {
       train.next(tokens.data());
-      const StepLosses l = model.forward_backward(tokens.data(), true, 1.0 / double(tc.accum));
+      const StepResult l = step.run_windows(tokens.data(), tc.batch, tc.seq_len, true, 1.0 / double(tc.accum));
       agg.objective += l.objective / double(tc.accum);
       agg.main += l.main / double(tc.accum);
       agg.mtp += l.mtp / double(tc.accum);
@@ -278,8 +282,7 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
       }
       load_json.push_back(fr);
       if (tc.bias_speed > 0 && cfg.topk_method == TopkMethod::NoauxTc) {
-        const std::string name = "model.layers." + std::to_string(i) + ".mlp.gate.e_score_correction_bias";
-        float* bias = model.param(name);
+        float* bias = model.block(i).ffn.bias;
         for (int64_t e = 0; e < E; ++e) {
           const double diff = mean - double(ld[e]);
           bias[e] += float(tc.bias_speed * (diff > 0 ? 1.0 : diff < 0 ? -1.0 : 0.0));
@@ -357,8 +360,8 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   sum.tokens_per_s = window_time > 0 ? window_tokens / window_time : 0;
   sum.mfu_amx = sum.tokens_per_s * flops_tok / (peak_bf16 * 1e9);
   sum.mfu_fma = sum.tokens_per_s * flops_tok / (peak_f32 * 1e9);
-  sum.arena_planned_bytes = model.arena_planned_bytes();
-  sum.arena_peak_bytes = model.arena_peak_bytes();
+  sum.arena_planned_bytes = step.arena_planned_bytes();
+  sum.arena_peak_bytes = step.arena_peak_bytes();
   if (g_interrupted && !tc.quiet) std::fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", (long long)st.step);
   return sum;
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qiusuo/model/config.h"
+#include "qiusuo/model/train_ops.h"
 #include "qiusuo/train/optimizer.h"
 
 namespace qs {
