@@ -81,6 +81,9 @@ TEST(Extract, UntaggedFallbackByKind) {
   EXPECT_EQ(extract_answer("<think>r</think>no digits", MatchKind::Numeric).source, AnswerSource::None);
   EXPECT_EQ(extract_answer("<think>r</think>\nSo: (3 + 5) * 2 = 16.\n", MatchKind::Countdown).text, "(3 + 5) * 2 = 16");
   EXPECT_EQ(extract_answer("<think>r</think>use 8 × 3", MatchKind::Countdown).text, "8 × 3");
+  EXPECT_EQ(extract_answer("<think>r</think>so 3 + 5 = 8 is it", MatchKind::Countdown).text, "3 + 5");
+  EXPECT_EQ(extract_answer("<think>r</think>3 + 5\nno digits here", MatchKind::Countdown).text, "3 + 5");
+  EXPECT_EQ(extract_answer("<think>r</think>nothing", MatchKind::Countdown).source, AnswerSource::None);
   EXPECT_EQ(extract_answer("<think>r</think>\n  Paris \n\n", MatchKind::Exact).text, "Paris");
   VerifyOptions strict;
   strict.allow_untagged = false;

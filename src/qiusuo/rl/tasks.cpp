@@ -214,7 +214,7 @@ TaskKind parse_task_kind(std::string_view name) {
 const char* task_kind_name(TaskKind k) { return k == TaskKind::Arithmetic ? "arithmetic" : "countdown"; }
 
 std::vector<Problem> generate_problems(const GenerateOptions& o) {
-  QS_CHECK(o.n >= 0 && o.n <= 10000000, "task-gen: the number of problems must be in 0..10,000,000, not ", o.n);
+  QS_CHECK(o.n >= 0 && o.n <= 1000000, "task-gen: the number of problems must be in 0..1,000,000, not ", o.n);
   // Train and test streams of one seed are independent of each other.
   Rng rng(o.seed * 0x9E3779B97F4A7C15ull + (o.split == Split::Test ? 0x7E57ull : 0x7A1Full) +
           (o.task == TaskKind::Countdown ? 0xC0DEull : 0));

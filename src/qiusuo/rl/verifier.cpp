@@ -292,19 +292,29 @@ std::string last_expression(std::string_view s) {
   if (le == std::string_view::npos) le = s.size();
   std::string_view line = trim(s.substr(lb, le - lb));
   while (!line.empty() && (line.back() == '.' || is_space(line.back()))) line.remove_suffix(1);
-  // The run of expression characters that ends the line (scanning forward: the start of the last
-  // run is just after the last byte that is not an expression character).
-  size_t start = 0;
-  for (size_t i = 0; i < line.size();) {
-    size_t len = 1;
-    if (is_expression_byte_at(line, i, len)) {
-      i += len;
-    } else {
-      i += 1;
-      start = i;
+  // The run of expression characters (scanning forward: the start of a run is just after the
+  // last byte that is not an expression character) that ends `text`, trimmed.
+  const auto run_at_end = [](std::string_view text) {
+    size_t start = 0;
+    for (size_t i = 0; i < text.size();) {
+      size_t len = 1;
+      if (is_expression_byte_at(text, i, len)) {
+        i += len;
+      } else {
+        i += 1;
+        start = i;
+      }
     }
+    return trim(text.substr(start));
+  };
+  const auto has_digit = [](std::string_view t) { return std::any_of(t.begin(), t.end(), is_digit); };
+  std::string_view run = run_at_end(line);
+  if (!has_digit(run)) {  // "so 3 + 5 = 8 is it": the run before the last '='
+    const size_t eq = line.rfind('=');
+    run = eq == std::string_view::npos ? std::string_view() : run_at_end(line.substr(0, eq));
+    if (!has_digit(run)) run = {};
   }
-  return std::string(trim(line.substr(start)));
+  return std::string(run);
 }
 
 std::string last_nonempty_line(std::string_view s) {

@@ -12,10 +12,12 @@
 //      "<answer>1 <answer>2</answer>" -> "2"; an unclosed trailing "<answer>" is ignored).
 //   3. With no complete pair and allow_untagged (the default), the response with any answer tags
 //      removed is searched by match kind: numeric -> the last decimal number in it ("1,234.5",
-//      "-7"; a '-' counts as a sign only when no digit or letter precedes it); countdown -> on the
-//      last line holding a digit, the run of expression characters (digits, spaces, operators,
-//      parentheses) that ends the line or stands right before its last '='; exact and regex ->
-//      the last non-empty line.
+//      "-7"; a '-' counts as a sign only when no digit or letter precedes it; the longest valid
+//      number ending at the last digit: "values 12,34" -> "34"); countdown -> on the last line
+//      holding a digit (trailing '.' removed), the run of expression characters (digits, spaces,
+//      + - * / = ( ) and the Unicode operators below) that ends the line, or else the run that
+//      ends right before the line's last '=' ("(3 + 5) * 2 = 16." -> "(3 + 5) * 2 = 16";
+//      "so 3 + 5 = 8 is it" -> "3 + 5"); exact and regex -> the last non-empty line.
 //   4. The answer is trimmed of ASCII whitespace; one longer than max_answer_bytes is rejected
 //      (not found).
 //
