@@ -86,48 +86,60 @@ struct TwoSamples {
   }
 };
 
-TEST(Grpo, LossByHandForEachAggregation) {
-  TwoSamples s;
-  s.adv = group_advantages(std::vector<double>{1.0, 0.0}, 2);  // [+a, -a]
-  const double a = s.adv[0];
-  ASSERT_GT(a, 0);
-  // Ratios: seq 0: e^0.1 = 1.105 and e^-0.2 = 0.819 (inside [0.8, 1.2]: unclipped, A > 0);
-  // seq 1 (A < 0): e^0.4 = 1.492 (above 1.2, but A < 0: min picks rho A, unclipped),
-  // 1 (inside), e^-0.3 = 0.741 (below 0.8 with A < 0: clipped to 0.8, no gradient).
-  const double r00 = std::exp(0.1), r01 = std::exp(-0.2), r10 = std::exp(0.4), r11 = 1.0, r12 = std::exp(-0.3);
-  const double l00 = -r00 * a, l01 = -r01 * a, l10 = r10 * a, l11 = r11 * a, l12 = 0.8 * a;
-  const double k3[5] = {std::exp(-0.2) + 0.2 - 1, 0.0, std::exp(-0.1) + 0.1 - 1, std::exp(0.5) - 0.5 - 1, 0.0};
-  const double beta = 0.04;
-  GrpoLossConfig c;
-  c.beta = beta;
-  c.max_completion_length = 4;
-  std::vector<double> coef(5);
-  const double sum1 = l10 + l11 + l12 + beta * (k3[2] + k3[3] + k3[4]);
-  const double sum0 = l00 + l01 + beta * (k3[0] + k3[1]);
+TEST(Grpo, LossByHandForEachAggregationAndScaling) {
+  // Rewards [1, 0]: mean 0.5; unbiased std sqrt(0.5); batch std = group std (one group).
+  const double group_a = 0.5 / (std::sqrt(0.5) + 1e-4);
+  for (const auto& [scale, a] : {std::pair{ScaleRewards::Group, group_a}, std::pair{ScaleRewards::Batch, group_a},
+                                 std::pair{ScaleRewards::None, 0.5}}) {
+    SCOPED_TRACE(scale_rewards_name(scale));
+    TwoSamples s;
+    s.adv = group_advantages(std::vector<double>{1.0, 0.0}, 2, scale);  // [+a, -a]
+    ASSERT_DOUBLE_EQ(s.adv[0], a);
+    ASSERT_DOUBLE_EQ(s.adv[1], -a);
+    // Ratios: seq 0: e^0.1 = 1.105 and e^-0.2 = 0.819 (inside [0.8, 1.2]: unclipped, A > 0);
+    // seq 1 (A < 0): e^0.4 = 1.492 (above 1.2, but A < 0: min picks rho A, unclipped),
+    // 1 (inside), e^-0.3 = 0.741 (below 0.8 with A < 0: clipped to 0.8, no gradient).
+    const double r00 = std::exp(0.1), r01 = std::exp(-0.2), r10 = std::exp(0.4), r11 = 1.0, r12 = std::exp(-0.3);
+    const double l00 = -r00 * a, l01 = -r01 * a, l10 = r10 * a, l11 = r11 * a, l12 = 0.8 * a;
+    const double k3[5] = {std::exp(-0.2) + 0.2 - 1, 0.0, std::exp(-0.1) + 0.1 - 1, std::exp(0.5) - 0.5 - 1, 0.0};
+    const double beta = 0.04;
+    GrpoLossConfig c;
+    c.beta = beta;
+    c.max_completion_length = 4;
+    std::vector<double> coef(5);
+    const double sum1 = l10 + l11 + l12 + beta * (k3[2] + k3[3] + k3[4]);
+    const double sum0 = l00 + l01 + beta * (k3[0] + k3[1]);
 
-  c.loss = LossAggregation::Grpo;
-  GrpoStats st = grpo_loss(s.batch(), c, std::span<double>(coef));
-  EXPECT_NEAR(st.loss, 0.5 * (sum0 / 2 + sum1 / 3), 1e-12);
-  EXPECT_NEAR(coef[0], (1.0 / 4) * (-a * r00 + beta * (1 - std::exp(-0.2))), 1e-12);
-  EXPECT_NEAR(coef[4], (1.0 / 6) * (0.0 + beta * (1 - 1)), 1e-12);  // clipped: only the KL part
-  EXPECT_NEAR(coef[2], (1.0 / 6) * (a * r10 + beta * (1 - std::exp(-0.1))), 1e-12);
+    c.loss = LossAggregation::Grpo;  // (1/2) (sum0 / 2 + sum1 / 3)
+    GrpoStats st = grpo_loss(s.batch(), c, std::span<double>(coef));
+    EXPECT_NEAR(st.loss, 0.5 * (sum0 / 2 + sum1 / 3), 1e-12);
+    EXPECT_NEAR(coef[0], (1.0 / 4) * (-a * r00 + beta * (1 - std::exp(-0.2))), 1e-12);
+    EXPECT_NEAR(coef[1], (1.0 / 4) * (-a * r01 + beta * (1 - std::exp(0.0))), 1e-12);
+    EXPECT_NEAR(coef[2], (1.0 / 6) * (a * r10 + beta * (1 - std::exp(-0.1))), 1e-12);
+    EXPECT_NEAR(coef[3], (1.0 / 6) * (a * r11 + beta * (1 - std::exp(0.5))), 1e-12);
+    EXPECT_NEAR(coef[4], (1.0 / 6) * (0.0 + beta * (1 - 1)), 1e-12);  // clipped: only the KL part
 
-  c.loss = LossAggregation::Dapo;
-  st = grpo_loss(s.batch(), c, std::span<double>(coef));
-  EXPECT_NEAR(st.loss, (sum0 + sum1) / 5, 1e-12);
-  EXPECT_NEAR(coef[1], (1.0 / 5) * (-a * r01 + beta * (1 - std::exp(0.0))), 1e-12);
+    c.loss = LossAggregation::Dapo;  // (sum0 + sum1) / 5
+    st = grpo_loss(s.batch(), c, std::span<double>(coef));
+    EXPECT_NEAR(st.loss, (sum0 + sum1) / 5, 1e-12);
+    EXPECT_NEAR(coef[1], (1.0 / 5) * (-a * r01 + beta * (1 - std::exp(0.0))), 1e-12);
+    EXPECT_NEAR(coef[2], (1.0 / 5) * (a * r10 + beta * (1 - std::exp(-0.1))), 1e-12);
 
-  c.loss = LossAggregation::DrGrpo;
-  st = grpo_loss(s.batch(), c, std::span<double>(coef));
-  EXPECT_NEAR(st.loss, (sum0 + sum1) / (2 * 4), 1e-12);
-  EXPECT_NEAR(coef[3], (1.0 / 8) * (a * r11 + beta * (1 - std::exp(0.5))), 1e-12);
+    c.loss = LossAggregation::DrGrpo;  // (sum0 + sum1) / (B * L_max) = / (2 * 4)
+    st = grpo_loss(s.batch(), c, std::span<double>(coef));
+    EXPECT_NEAR(st.loss, (sum0 + sum1) / (2 * 4), 1e-12);
+    EXPECT_NEAR(coef[0], (1.0 / 8) * (-a * r00 + beta * (1 - std::exp(-0.2))), 1e-12);
+    EXPECT_NEAR(coef[3], (1.0 / 8) * (a * r11 + beta * (1 - std::exp(0.5))), 1e-12);
+    EXPECT_NEAR(st.policy_loss, (l00 + l01 + l10 + l11 + l12) / 8, 1e-12);
+    EXPECT_NEAR(st.kl_loss, (k3[0] + k3[1] + k3[2] + k3[3] + k3[4]) / 8, 1e-12);
 
-  // Statistics: one clipped-low token of five, none clipped-high (A < 0 at rho 1.49 is not clipped).
-  EXPECT_DOUBLE_EQ(st.clip_low_fraction, 0.2);
-  EXPECT_DOUBLE_EQ(st.clip_high_fraction, 0.0);
-  EXPECT_NEAR(st.ratio_mean, (r00 + r01 + r10 + r11 + r12) / 5, 1e-12);
-  EXPECT_NEAR(st.kl_mean, (k3[0] + k3[1] + k3[2] + k3[3] + k3[4]) / 5, 1e-12);
-  EXPECT_EQ(st.tokens, 5);
+    // Statistics: one clipped-low token of five, none clipped-high (A < 0 at rho 1.49 is not clipped).
+    EXPECT_DOUBLE_EQ(st.clip_low_fraction, 0.2);
+    EXPECT_DOUBLE_EQ(st.clip_high_fraction, 0.0);
+    EXPECT_NEAR(st.ratio_mean, (r00 + r01 + r10 + r11 + r12) / 5, 1e-12);
+    EXPECT_NEAR(st.kl_mean, (k3[0] + k3[1] + k3[2] + k3[3] + k3[4]) / 5, 1e-12);
+    EXPECT_EQ(st.tokens, 5);
+  }
 }
 
 // Central differences of L with respect to each new log-prob, for every aggregation, reward
