@@ -50,6 +50,7 @@ constexpr int64_t kUnit = 64;       // columns per unit: two steps of 32
 constexpr int kMaxMR = 6;           // x rows per tile
 constexpr int kDirectMaxM = 3;      // weights read in place (FP8 widened in registers) up to this M
 constexpr size_t kPanelBytes = 256 << 10;  // converted panel (BF16) per thread
+constexpr int64_t kKc = 2048;       // K block (columns) for x tiles of many rows: 6 x 4 KB in L1
 
 inline __mmask32 mask32(int64_t n) {  // lanes < n, n may be <= 0
   return n >= 32 ? ~__mmask32(0) : n <= 0 ? __mmask32(0) : (__mmask32(1) << n) - 1;
@@ -167,8 +168,8 @@ struct Src<uint8_t> {
   static constexpr bool kFp8 = true;
 };
 
-// Weight rows per tile for MR rows of x: accumulators (x2 with block scales), x vectors and
-// widening temporaries within the 32 zmm registers.
+// Weight rows per tile for MR rows of x: accumulators (x2 with block scales in registers), x
+// vectors and widening temporaries within the 32 zmm registers.
 template <typename T, bool kScaled>
 constexpr int nr_for(int mr) {
   if constexpr (Src<T>::kFp8) return mr == 1 ? 8 : mr == 2 ? 4 : 2;
@@ -178,10 +179,13 @@ constexpr int nr_for(int mr) {
 
 struct Tile {
   const uint16_t* x[kMaxMR];   // x rows (BF16, padded to a multiple of kUnit)
-  const void* w[8];            // weight rows (T), ld apart
+  const void* w[8];            // weight rows (T)
   const float* s[8];           // FP8 scale rows (scale_inv + (row / 128) * scale_cols)
   float* y;                    // y[m * ldy + i] for m < mvalid, i < nvalid
   int64_t ldy, K, prefetch;    // prefetch: elements ahead (0: none)
+  int64_t u0, u1;              // units [u0, u1) of this call (a K block; kUnit columns each)
+  float* state;                // MR*NR accumulators (16 floats each) kept between K blocks
+  bool first, last;            // first: start from zero (else load state); last: reduce into y
   int mvalid, nvalid;
 };
 
@@ -190,19 +194,35 @@ void micro(const Tile& t) {
   constexpr int NR = nr_for<T, kScaled>(MR);
   constexpr bool kFp8 = Src<T>::kFp8;
   const int64_t K = t.K, nfull = K / kUnit, nunits = (K + kUnit - 1) / kUnit;
+  // Locals, not t's fields: the state stores below could alias them for the compiler.
   const T* w[NR];
+  const uint16_t* xr[MR];
+  const float* sr[kScaled ? NR : 1];
 #pragma GCC unroll 8
   for (int i = 0; i < NR; ++i) w[i] = static_cast<const T*>(t.w[i]);
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) xr[m] = t.x[m];
+  if constexpr (kScaled) {
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) sr[i] = t.s[i];
+  }
+  const int64_t pf = t.prefetch;
   __m512 acc[MR * NR], part[kScaled ? MR * NR : 1];
+  float* const state = t.state;
+  if (t.first) {
 #pragma GCC unroll 24
-  for (int i = 0; i < MR * NR; ++i) acc[i] = _mm512_setzero_ps();
+    for (int i = 0; i < MR * NR; ++i) acc[i] = _mm512_setzero_ps();
+  } else {
+#pragma GCC unroll 24
+    for (int i = 0; i < MR * NR; ++i) acc[i] = _mm512_load_ps(state + 16 * i);
+  }
   auto clear_part = [&] __attribute__((always_inline)) {
     if constexpr (kScaled) {
 #pragma GCC unroll 24
       for (int i = 0; i < MR * NR; ++i) part[i] = _mm512_setzero_ps();
     }
   };
-  clear_part();
+  clear_part();  // K blocks are whole 128-column blocks: partial sums never span two calls
   // The accumulator a step adds to: the block's partial sum when scaled.
   auto target = [&](int i) __attribute__((always_inline)) -> __m512& {
     if constexpr (kScaled) return part[i];
@@ -212,16 +232,16 @@ void micro(const Tile& t) {
   // One unit (64 columns = 2 steps) u; n < 64 valid weight columns when masked.
   auto unit = [&](int64_t u, auto masked, int64_t n) __attribute__((always_inline)) {
     const int64_t c = u * kUnit;
-    if (t.prefetch) {
+    if (pf) {
 #pragma GCC unroll 8
-      for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(w[i] + c + t.prefetch), _MM_HINT_T0);
+      for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(w[i] + c + pf), _MM_HINT_T0);
     }
     if constexpr (kFp8) {
       __m512i x0[MR], x1[MR];
 #pragma GCC unroll 8
       for (int m = 0; m < MR; ++m) {
-        x0[m] = _mm512_loadu_si512(t.x[m] + c);
-        x1[m] = _mm512_loadu_si512(t.x[m] + c + 32);
+        x0[m] = _mm512_loadu_si512(xr[m] + c);
+        x1[m] = _mm512_loadu_si512(xr[m] + c + 32);
       }
 #pragma GCC unroll 8
       for (int i = 0; i < NR; ++i) {
@@ -239,7 +259,7 @@ void micro(const Tile& t) {
       for (int s = 0; s < 2; ++s) {
         __m512i xv[MR];
 #pragma GCC unroll 8
-        for (int m = 0; m < MR; ++m) xv[m] = _mm512_loadu_si512(t.x[m] + c + 32 * s);
+        for (int m = 0; m < MR; ++m) xv[m] = _mm512_loadu_si512(xr[m] + c + 32 * s);
 #pragma GCC unroll 8
         for (int i = 0; i < NR; ++i) {
           __m512i wv;
@@ -254,7 +274,7 @@ void micro(const Tile& t) {
       if ((u & 1) || u + 1 == nunits) {
 #pragma GCC unroll 8
         for (int i = 0; i < NR; ++i) {
-          const __m512 s = _mm512_set1_ps(t.s[i][u / 2] * 256.0f);
+          const __m512 s = _mm512_set1_ps(sr[i][u / 2] * 256.0f);
 #pragma GCC unroll 8
           for (int m = 0; m < MR; ++m) acc[m * NR + i] = _mm512_fmadd_ps(part[m * NR + i], s, acc[m * NR + i]);
         }
@@ -262,9 +282,15 @@ void micro(const Tile& t) {
       }
     }
   };
-  for (int64_t u = 0; u < nfull; ++u) unit(u, std::false_type{}, kUnit);
-  if (nfull < nunits) unit(nfull, std::true_type{}, K - nfull * kUnit);
+  const int64_t ufull = std::min(t.u1, nfull);
+  for (int64_t u = t.u0; u < ufull; ++u) unit(u, std::false_type{}, kUnit);
+  if (ufull < t.u1) unit(ufull, std::true_type{}, K - ufull * kUnit);  // the row's partial last unit
 
+  if (!t.last) {
+#pragma GCC unroll 24
+    for (int i = 0; i < MR * NR; ++i) _mm512_store_ps(state + 16 * i, acc[i]);
+    return;
+  }
   alignas(64) float out[MR * NR + 16];
   for (int g = 0; g < MR * NR; g += 16) {
     __m512 a[16];
@@ -276,48 +302,58 @@ void micro(const Tile& t) {
     for (int i = 0; i < t.nvalid; ++i) t.y[m * t.ldy + i] = out[m * NR + i];
 }
 
-// One x tile (MR rows) against weight rows [r0, r1) of W, stored at w + (r - r0) * ldw (T).
-template <typename T, bool kScaled, int MR>
-void tile_rows(const uint16_t* xb, int64_t ldxb, int mvalid, const T* w, int64_t ldw, const WeightMatrix& W,
-               int64_t r0, int64_t r1, float* y, int64_t ldy, bool prefetch) {
-  constexpr int NR = nr_for<T, kScaled>(MR);
-  Tile t;
-  for (int m = 0; m < MR; ++m) t.x[m] = xb + std::min(m, mvalid - 1) * ldxb;
-  t.ldy = ldy;
-  t.K = W.cols;
-  t.prefetch = prefetch ? NR * ldw : 0;
-  t.mvalid = mvalid;
-  for (int64_t r = r0; r < r1; r += NR) {
-    t.nvalid = int(std::min<int64_t>(NR, r1 - r));
-    for (int i = 0; i < NR; ++i) {
-      const int64_t ri = std::min<int64_t>(r + i, r1 - 1);
-      t.w[i] = w + (ri - r0) * ldw;
-      if constexpr (kScaled) t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
-    }
-    t.y = y + r;
-    micro<T, kScaled, MR>(t);
-  }
-}
-
-// All M rows of x against weight rows [r0, r1) (stored as in tile_rows): x tiles of up to 4
-// rows, each sweeping the rows.
+// Weight rows [r0, r1) of W, stored at w + (r - r0) * ldw (T), for the M rows of x.
+//   stream: one x tile (M <= kDirectMaxM), weights in place and read once, whole rows per call;
+//   else: x tiles of up to kMaxMR rows each sweep the rows (held in L2) in K blocks of kKc
+//   columns, so that an x tile's block stays in L1; accumulators persist between blocks.
 template <typename T, bool kScaled>
 void run(const uint16_t* xb, int64_t ldxb, int64_t M, const T* w, int64_t ldw, const WeightMatrix& W,
          int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  const bool prefetch = true;
+  const int64_t K = W.cols, nunits = (K + kUnit - 1) / kUnit;
+  const bool stream = M <= kDirectMaxM;
+  const int64_t kb_units = stream ? nunits : kKc / kUnit;
+  thread_local IsaScratch<float> state_buf;
+  float* state = stream ? nullptr : state_buf.get(size_t(kMaxMR * 8 * ((r1 - r0) + 8) * 16));
   for (int64_t m0 = 0; m0 < M; m0 += kMaxMR) {
     const int mr = int(std::min<int64_t>(kMaxMR, M - m0));
-    const uint16_t* x = xb + m0 * ldxb;
-    float* yt = y + m0 * ldy;
+    auto sweep = [&](auto mr_const) {
+      constexpr int MR = decltype(mr_const)::value;
+      constexpr int NR = nr_for<T, kScaled>(MR);
+      Tile t;
+      for (int m = 0; m < MR; ++m) t.x[m] = xb + (m0 + std::min(m, mr - 1)) * ldxb;
+      t.ldy = ldy;
+      t.K = K;
+      // Streaming: the next tile's rows (from memory); panels: 512 bytes ahead in the same rows
+      // (from L2; measured best on Zen 5 among next-tile, L2-hint and near prefetches).
+      t.prefetch = stream ? NR * ldw : 256;
+      t.mvalid = mr;
+      for (int64_t u0 = 0; u0 < nunits; u0 += kb_units) {
+        t.u0 = u0;
+        t.u1 = std::min(nunits, u0 + kb_units);
+        t.first = u0 == 0;
+        t.last = t.u1 == nunits;
+        for (int64_t r = r0; r < r1; r += NR) {
+          t.nvalid = int(std::min<int64_t>(NR, r1 - r));
+          for (int i = 0; i < NR; ++i) {
+            const int64_t ri = std::min<int64_t>(r + i, r1 - 1);
+            t.w[i] = w + (ri - r0) * ldw;
+            if constexpr (kScaled) t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
+          }
+          t.y = y + m0 * ldy + r;
+          t.state = state ? state + (r - r0) * MR * 16 : nullptr;
+          micro<T, kScaled, MR>(t);
+        }
+      }
+    };
     switch (mr) {
-      case 1: tile_rows<T, kScaled, 1>(x, ldxb, 1, w, ldw, W, r0, r1, yt, ldy, prefetch); break;
-      case 2: tile_rows<T, kScaled, 2>(x, ldxb, 2, w, ldw, W, r0, r1, yt, ldy, prefetch); break;
-      case 3: tile_rows<T, kScaled, 3>(x, ldxb, 3, w, ldw, W, r0, r1, yt, ldy, prefetch); break;
+      case 1: sweep(std::integral_constant<int, 1>{}); break;
+      case 2: sweep(std::integral_constant<int, 2>{}); break;
+      case 3: sweep(std::integral_constant<int, 3>{}); break;
       default:
         if constexpr (!Src<T>::kFp8) {  // FP8 in place only for M <= kDirectMaxM
-          if (mr == 4) tile_rows<T, kScaled, 4>(x, ldxb, 4, w, ldw, W, r0, r1, yt, ldy, prefetch);
-          else if (mr == 5) tile_rows<T, kScaled, 5>(x, ldxb, 5, w, ldw, W, r0, r1, yt, ldy, prefetch);
-          else tile_rows<T, kScaled, 6>(x, ldxb, 6, w, ldw, W, r0, r1, yt, ldy, prefetch);
+          if (mr == 4) sweep(std::integral_constant<int, 4>{});
+          else if (mr == 5) sweep(std::integral_constant<int, 5>{});
+          else sweep(std::integral_constant<int, 6>{});
         }
         break;
     }
