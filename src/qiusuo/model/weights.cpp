@@ -99,8 +99,12 @@ class Builder {
     return m;
   }
   TensorView tensor(const std::string& name) { return *find_(name); }
+  // F32 vectors are used in place (a training buffer's norms, router and bias stay live);
+  // others get an F32 copy.
   const float* vec(const std::string& name) {
     const TensorView& t = *find_(name);
+    if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+      return static_cast<const float*>(t.data);
     Buffer<float> b(size_t(t.numel()), false);
     to_f32(t, b.data());
     return w_.keep(std::move(b));

@@ -95,8 +95,9 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 // `with_mtp`: also load the MTP modules (validated whenever present in the config).
 ModelWeights load_weights(const ModelConfig& cfg, const TensorStore& store, bool with_mtp = true);
 
-// Views of tensors held elsewhere (e.g. a flat F32 training buffer): `lookup(name)` returns the
-// F32 data for each expected name.
+// Views of F32 tensors held elsewhere — a training run's flat parameter buffer: `lookup(name)`
+// returns the data of each expected name. Nothing is copied (kv_b_proj, norms, router and
+// correction bias included), so a Model over these views sees every later update of the buffer.
 ModelWeights weights_from_f32(const ModelConfig& cfg,
                               const std::function<const float*(const std::string&)>& lookup,
                               bool with_mtp);
