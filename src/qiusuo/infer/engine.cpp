@@ -328,9 +328,13 @@ bool Engine::step() {
   sweep();
   Schedule sch = sched_->schedule();
   if (sch.work.empty()) {
+    // Cancelled or finished sequences may have released blocks without a step to report it.
     std::lock_guard<std::mutex> lk(mu_);
     stats_.waiting = int64_t(sched_->num_waiting());
     stats_.running = int64_t(sched_->num_running());
+    stats_.blocks_used = bm_->num_used();
+    stats_.blocks_cached = bm_->num_cached();
+    stats_.blocks_free = bm_->num_free();
     return !seqs_.empty();
   }
   // Logit rows: the last token of a sequence that then samples; every scored position.
