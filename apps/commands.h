@@ -11,6 +11,7 @@ void register_generate_commands(CLI::App& app);  // generate, chat
 void register_bench_command(CLI::App& app);      // bench
 void register_train_commands(CLI::App& app);     // train, eval
 void register_data_commands(CLI::App& app);      // tokenizer-train, prepare
+void register_serve_command(CLI::App& app);      // serve
 void register_rl_commands(CLI::App& app);        // task-gen
 
 int num_threads_for_cli();

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   qs::cli::register_bench_command(app);
   qs::cli::register_data_commands(app);
   qs::cli::register_train_commands(app);
+  qs::cli::register_serve_command(app);
   qs::cli::register_rl_commands(app);
   try {
     app.parse(argc, argv);

@@ -9,7 +9,14 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libpcre2-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      libdnnl-dev)
+      libdnnl-dev
+      libcpp-httplib-dev zlib1g-dev
+      chromium)
+# Node.js and npm run the server's client and browser tests (tests/serve/node): Debian's packages,
+# unless a node with npm is installed already (NodeSource's nodejs bundles npm and conflicts with Debian's).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  pkgs+=(nodejs npm)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp libjemalloc2 python3-tqdm python3-yaml)
 fi
