@@ -254,7 +254,8 @@ void register_model_commands(CLI::App& app) {
     c->add_option("--out,-o", o->out, "Output .safetensors file")->required();
     c->add_option("--precision", o->precision,
                   "f32 (default): exact float32 math from the stored weights (FP8/BF16 dequantized\n"
-                  "to f32); bf16: prefill GEMMs with BF16-rounded activations (faster, ~1e-2 relative)")
+                  "to f32); bf16: every matrix product with BF16-rounded activations and F32 accumulation,\n"
+                  "as generation runs it (faster; logits within ~1e-2 of the largest, docs/benchmarks.md)")
         ->capture_default_str();
     c->add_option("--attn", o->attn, "Attention form: auto (by cost), absorb or naive")->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
