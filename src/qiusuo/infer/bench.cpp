@@ -19,16 +19,6 @@ double peak_rss_mb() {
   return double(ru.ru_maxrss) / 1024.0;
 }
 
-double forward_flops_per_token(const ModelConfig& c, int64_t ctx) {
-  // Active matmul parameters (embedding lookup excluded, head included).
-  const double d = double(c.hidden_size);
-  double p = double(c.active_params()) - d - d * double(c.num_hidden_layers) * 2 - d;  // minus embedding row, norms
-  const double H = double(c.num_attention_heads);
-  // Attention per layer: scores (qk_head_dim) + weighted values (v_head_dim) over ctx keys.
-  const double attn = double(c.num_hidden_layers) * H * double(ctx) * double(c.qk_head_dim() + c.v_head_dim);
-  return 2.0 * (p + attn);
-}
-
 namespace {
 
 std::vector<int32_t> random_ids(int64_t n, int64_t vocab, Rng& rng) {
@@ -115,7 +105,7 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
       best = std::min(best, sw.elapsed());
       cache.remove_sequence(s);
     }
-    const double flops = forward_flops_per_token(c, o.prefill_tokens / 2) * double(o.prefill_tokens);
+    const double flops = forward_flops_per_token(c, double(o.prefill_tokens + 1) / 2.0) * double(o.prefill_tokens);
     j["prefill_tokens"] = o.prefill_tokens;
     j["prefill_tokens_per_s"] = double(o.prefill_tokens) / best;
     j["prefill_gflops"] = flops / best / 1e9;

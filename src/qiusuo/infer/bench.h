@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qiusuo/kernels/linear.h"
+#include "qiusuo/model/flops.h"  // forward_flops_per_token
 #include "qiusuo/model/transformer.h"
 
 namespace qs {
@@ -23,10 +24,6 @@ struct BenchOptions {
 
 // Returns the JSON object `qiusuo bench --json` prints (fields documented in docs/cli.md).
 nlohmann::json run_benchmark(const Model& model, const BenchOptions& opt);
-
-// Multiply-adds ×2 of one forward token at context length `ctx` (projections of the active
-// parameters, attention scores and values), for MFU figures.
-double forward_flops_per_token(const ModelConfig& c, int64_t ctx);
 
 // Peak resident set size of this process in MB.
 double peak_rss_mb();
