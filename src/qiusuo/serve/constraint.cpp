@@ -61,7 +61,7 @@ bool JsonMachine::start_value(uint8_t c) {
     case 'f': st_ = Lit; lit_ = 1; lit_pos_ = 1; return true;
     case 'n': st_ = Lit; lit_ = 2; lit_pos_ = 1; return true;
     default:
-      if (c >= '1' && c <= '9') { st_ = NumInt; return true; }
+      if (c >= '1' && c <= '9') { st_ = NumInt; digits_ = 1; return true; }
       return false;
   }
 }
@@ -187,13 +187,18 @@ bool JsonMachine::step(uint8_t c) {
     }
     case NumMinus:
       if (c == '0') { st_ = NumZero; return true; }
-      if (c >= '1' && c <= '9') { st_ = NumInt; return true; }
+      if (c >= '1' && c <= '9') { st_ = NumInt; digits_ = 1; return true; }
       return false;
     case NumZero:
     case NumInt:
     case NumFrac:
     case NumExp:
-      if (is_digit(c) && st_ != NumZero) return true;
+      if (is_digit(c) && st_ != NumZero) {
+        // Finite in every parser: at most 16 integer and 16 fraction digits, 2 exponent digits.
+        if (digits_ >= (st_ == NumExp ? kMaxExponentDigits : kMaxDigits)) return false;
+        ++digits_;
+        return true;
+      }
       if (c == '.' && (st_ == NumZero || st_ == NumInt)) { st_ = NumDot; return true; }
       if ((c == 'e' || c == 'E') && st_ != NumExp) { st_ = NumE; return true; }
       if (depth_ == 0) return false;  // a top-level number has no end: not allowed to continue
@@ -202,15 +207,18 @@ bool JsonMachine::step(uint8_t c) {
     case NumDot:
       if (!is_digit(c)) return false;
       st_ = NumFrac;
+      digits_ = 1;
       return true;
     case NumE:
       if (c == '+' || c == '-') { st_ = NumESign; return true; }
       if (!is_digit(c)) return false;
       st_ = NumExp;
+      digits_ = 1;
       return true;
     case NumESign:
       if (!is_digit(c)) return false;
       st_ = NumExp;
+      digits_ = 1;
       return true;
     case Lit:
       if (char(c) != kLits[lit_][lit_pos_]) return false;
@@ -419,10 +427,18 @@ void OutputConstraint::mask(int64_t left, std::vector<uint8_t>& allow) {
       const int64_t after = tokens_after_json();
       const std::string close = json_.closing();
       if (!close.empty() && left <= int64_t(close.size()) + after) {
-        // Budget: only the shortest completion, one byte token at a time.
-        const int32_t t = vb.single[uint8_t(close[0])];
-        if (t >= 0) {
-          allow[size_t(t)] = 1;
+        // Budget: only the shortest completion, by the longest token that begins it.
+        int32_t best = vb.single[uint8_t(close[0])];
+        size_t best_len = best >= 0 ? 1 : 0;
+        for (int32_t id : vb.by_first[uint8_t(close[0])]) {
+          const std::string_view b = vb.bytes[size_t(id)];
+          if (b.size() > best_len && b.size() <= close.size() && close.compare(0, b.size(), b) == 0) {
+            best = id;
+            best_len = b.size();
+          }
+        }
+        if (best >= 0) {
+          allow[size_t(best)] = 1;
           return;
         }
       }

@@ -5,9 +5,10 @@
 // when the bytes so far can still be completed into a valid document. Strings must be valid
 // UTF-8 (no overlongs, no surrogates encoded in UTF-8) with no raw control characters, and a
 // \u escape of a high surrogate must be followed by one of a low surrogate (so strict parsers
-// accept the result). Three limits keep a weak model from wandering: the document starts with
-// its value (no leading whitespace), nesting depth is at most 32, runs of whitespace at most 32
-// bytes.
+// accept the result). Limits keep a weak model from wandering and every parser reading the
+// result: the document starts with its value (no leading whitespace), nesting depth is at most
+// 32, runs of whitespace at most 32 bytes, numbers have at most 16 integer and 16 fraction
+// digits and 2 exponent digits (always a finite double).
 //
 // OutputConstraint is a LogitsProcessor (infer/sequence.h) that walks a list of phases:
 //   UntilText   free text until a marker has appeared (e.g. "</think>": reasoning stays free)
@@ -40,6 +41,8 @@ class JsonMachine {
  public:
   static constexpr int kMaxDepth = 32;
   static constexpr int kMaxWhitespace = 32;
+  static constexpr int kMaxDigits = 16;          // integer or fraction digits of a number
+  static constexpr int kMaxExponentDigits = 2;
 
   explicit JsonMachine(bool object_only = true) : object_only_(object_only) {}
   // Accepts byte c if the text stays a valid prefix (state unchanged otherwise).
@@ -75,6 +78,7 @@ class JsonMachine {
   uint8_t utf8_lo_ = 0x80, utf8_hi_ = 0xBF;  // range of the next continuation byte
   uint8_t lit_ = 0, lit_pos_ = 0;
   uint8_t ws_ = 0;
+  uint8_t digits_ = 0;  // digits in the current part of a number
   uint8_t depth_ = 0;
   std::array<char, kMaxDepth> stack_{};
 };
