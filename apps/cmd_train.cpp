@@ -9,6 +9,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/train/data.h"
+#include "qiusuo/train/prepare.h"
 #include "qiusuo/infer/bench.h"
 #include "qiusuo/train/trainer.h"
 
@@ -38,29 +39,55 @@ nlohmann::json load_config_arg(const std::string& arg) {
   return train_preset(arg);
 }
 
+// --data: a dataset directory from `qiusuo prepare`, or text files / folders, which are then
+// tokenized into OUT/data first (a tokenizer trained on them, then prepare).
+std::string dataset_for(const TrainOpts& o, int64_t vocab_size, int64_t seq_len, uint64_t seed) {
+  if (is_prepared_dataset(o.data)) return o.data;
+  if (!file_exists(o.data) && !is_directory(o.data))
+    fail(ErrorKind::NotFound, "--data ", o.data, " does not exist (give a dataset directory from `qiusuo prepare`, ",
+         "or text files / folders to train on)");
+  TextDatasetOptions t;
+  t.inputs = {o.data};
+  t.out_dir = path_join(o.out, "data");
+  t.vocab_size = int32_t(std::min<int64_t>(vocab_size, 1 << 20));
+  t.min_val_tokens = uint64_t(seq_len + 1);
+  t.seed = seed;
+  t.verbose = !o.quiet;
+  if (!o.quiet)
+    std::fprintf(stderr,
+                 "--data %s is not a prepared dataset (no meta.json / train.bin): treating it as text, training a "
+                 "%d-id tokenizer on it and preparing it into %s\n",
+                 o.data.c_str(), t.vocab_size, t.out_dir.c_str());
+  const TextDataset d = prepare_text_dataset(t);
+  if (!o.quiet && d.reused) std::fprintf(stderr, "%s already holds that dataset: reusing it\n", t.out_dir.c_str());
+  return d.dir;
+}
+
 void run_train(TrainOpts& o) {
   apply_threads(o.threads);
   nlohmann::json cj = load_config_arg(o.config);
   const bool preset = !(file_exists(o.config) || is_directory(o.config));
-  if (!is_directory(o.data)) fail(ErrorKind::NotFound, "--data ", o.data, " is not a dataset directory (make one with `qiusuo prepare`)");
-  const DatasetMeta meta = read_dataset_meta(o.data);
+  TrainConfig tc;
+  if (cj.contains("train")) apply_train_section(cj["train"], tc);
+  if (o.seq_len > 0) tc.seq_len = o.seq_len;
+  const int64_t vocab = cj.contains("vocab_size") && cj["vocab_size"].is_number_integer() ? cj["vocab_size"].get<int64_t>()
+                                                                                         : 8192;
+  const std::string data = dataset_for(o, vocab, tc.seq_len, o.seed);
+  const DatasetMeta meta = read_dataset_meta(data);
   if (preset) {
     // A preset takes the dataset's vocabulary (rounded up to a multiple of 64) and special ids.
     cj["vocab_size"] = (int64_t(meta.vocab_size) + 63) / 64 * 64;
     if (meta.eos_id >= 0) cj["eos_token_id"] = meta.eos_id;
     if (meta.bos_id >= 0) cj["bos_token_id"] = meta.bos_id;
   }
-  TrainConfig tc;
-  if (cj.contains("train")) apply_train_section(cj["train"], tc);
   nlohmann::json model_json = cj;
   model_json.erase("train");
   const ModelConfig cfg = parse_model_config(model_json, o.config);
   tc.out_dir = o.out;
-  tc.data_dir = o.data;
+  tc.data_dir = data;
   tc.tokenizer_dir = o.tokenizer;
   tc.steps = o.steps;
   if (o.batch > 0) tc.batch = o.batch;
-  if (o.seq_len > 0) tc.seq_len = o.seq_len;
   if (o.accum > 0) tc.accum = o.accum;
   if (o.lr > 0) tc.lr.peak = o.lr;
   if (o.warmup >= 0) tc.lr.warmup = o.warmup;
@@ -124,11 +151,15 @@ void register_train_commands(CLI::App& app) {
     auto* c = app.add_subcommand(
         "train",
         "Train a DeepSeek-style model (MLA, DeepSeekMoE with auxiliary-loss-free balancing, MTP) from a\n"
-        "prepared dataset. Writes OUT/config.json + model.safetensors (Hugging Face layout), resumable\n"
-        "checkpoints in OUT/checkpoints/, OUT/metrics.jsonl and OUT/plots/*.svg");
+        "prepared dataset, or straight from text files or folders (a tokenizer is trained on them and they\n"
+        "are prepared into OUT/data first). Writes OUT/config.json + model.safetensors (Hugging Face\n"
+        "layout), resumable checkpoints in OUT/checkpoints/, OUT/metrics.jsonl and OUT/plots/*.svg");
     c->add_option("--config,-c", o->config, "Model config.json (optionally with a \"train\" section) or preset: tiny, small, medium")
         ->required();
-    c->add_option("--data,-d", o->data, "Dataset directory from `qiusuo prepare`")->required();
+    c->add_option("--data,-d", o->data,
+                  "Dataset directory from `qiusuo prepare`, or a text file or folder: then a tokenizer of the\n"
+                  "config's vocab_size is trained on it and it is prepared into OUT/data (reused on --resume)")
+        ->required();
     c->add_option("--out,-o", o->out, "Output directory")->required();
     c->add_option("--steps", o->steps, "Optimizer steps in total")->capture_default_str();
     c->add_option("--precision", o->precision,
@@ -166,7 +197,10 @@ void register_train_commands(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand("eval", "Perplexity of a checkpoint on the validation split of a dataset");
     c->add_option("--model,-m", o->model, "Checkpoint directory")->required();
-    c->add_option("--data,-d", o->data, "Dataset directory from `qiusuo prepare`")->required();
+    c->add_option("--data,-d", o->data,
+                  "Dataset directory from `qiusuo prepare`, or a text file or folder: then a tokenizer of the\n"
+                  "config's vocab_size is trained on it and it is prepared into OUT/data (reused on --resume)")
+        ->required();
     c->add_option("--batch", o->batch, "Sequences per batch")->capture_default_str();
     c->add_option("--seq-len", o->seq_len, "Tokens per sequence")->capture_default_str();
     c->add_option("--batches", o->batches, "Batches to evaluate (fixed, unshuffled)")->capture_default_str();

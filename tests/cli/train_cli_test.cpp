@@ -136,7 +136,7 @@ TEST(TrainCli, BadArgumentsAreClearErrors) {
   const std::string cfg = make_config(d.path);
   CmdResult r = qiusuo("train --config " + cfg + " --data " + (d / "nope") + " --out " + (d / "o"));
   EXPECT_NE(r.code, 0);
-  EXPECT_THAT(r.err, HasSubstr("not a dataset directory"));
+  EXPECT_THAT(r.err, HasSubstr("does not exist"));
   r = qiusuo("train --config no-such-preset --data " + (d / "data") + " --out " + (d / "o"));
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("unknown training preset"));
@@ -152,6 +152,36 @@ TEST(TrainCli, BadArgumentsAreClearErrors) {
   r = qiusuo("train --config " + cfg + " --data " + (d / "data") + " --out " + (d / "fresh") + " --resume");
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("no checkpoint"));
+}
+
+// `--data` may be text: a tokenizer is trained on it and it is prepared into OUT/data, which a
+// resumed run reuses.
+TEST(TrainCli, RawTextDataIsTokenizedAndPreparedFirst) {
+  TempDir d("rawtext");
+  make_dirs(d / "corpus/sub");
+  Rng r(9);
+  const char* words[] = {"the", "model", "routes", "tokens", "to", "experts", "and", "attends", "over", "latents"};
+  for (int f = 0; f < 6; ++f) {
+    std::string text;
+    for (int i = 0; i < 900; ++i) text += std::string(words[r.below(10)]) + (i % 12 == 11 ? ".\n" : " ");
+    write_text_file_atomic(d / ("corpus/" + std::string(f < 3 ? "" : "sub/") + "doc" + std::to_string(f) + ".txt"), text);
+  }
+  const std::string args = "train --config tiny --data " + (d / "corpus") + " --out " + (d / "out") +
+                           " --batch 2 --seq-len 32 --save-every 1 --eval-batches 1 --threads 1";
+  CmdResult res = qiusuo(args + " --steps 2");
+  ASSERT_EQ(res.code, 0) << res.err;
+  EXPECT_THAT(res.err, HasSubstr("is not a prepared dataset"));
+  EXPECT_THAT(res.err, HasSubstr(d / "out/data"));
+  EXPECT_TRUE(file_exists(d / "out/data/meta.json"));
+  EXPECT_TRUE(file_exists(d / "out/data/tokenizer/tokenizer.json"));
+  EXPECT_TRUE(file_exists(d / "out/tokenizer.json")) << "the checkpoint ships the trained tokenizer";
+  EXPECT_EQ(metrics(d / "out").size(), 2u);
+  res = qiusuo(args + " --steps 3 --resume");
+  ASSERT_EQ(res.code, 0) << res.err;
+  EXPECT_THAT(res.err, HasSubstr("reusing it"));
+  EXPECT_EQ(metrics(d / "out").size(), 3u);
+  // The result generates text with its own tokenizer.
+  EXPECT_EQ(qiusuo("generate --model " + (d / "out") + " --prompt the --max-tokens 3 --temperature 0").code, 0);
 }
 
 }  // namespace

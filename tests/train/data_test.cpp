@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -392,6 +393,50 @@ TEST(Prepare, SplitsDocumentsDeterministicallyWithEos) {
   DataLoader dl(o.out_dir, "train", 2, 8, 0);
   std::vector<int32_t> batch(2 * 9);
   dl.next(batch.data());
+}
+
+// One input file has no document to spare for validation: the last val_fraction of its tokens
+// move to val.bin; min_val_tokens raises the floor for any corpus; too little text is an error.
+TEST(Prepare, ValidationTopUpFromTheTrainingStream) {
+  Corpus c;
+  TempDir out("topup");
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "line " + std::to_string(i) + " of one long document\n";
+  c.add("one.txt", text);
+  PrepareOptions o;
+  o.inputs = {c.dir / "one.txt"};
+  o.tokenizer_dir = kTokenizerDir;
+  o.out_dir = out / "one";
+  o.val_fraction = 0.01;
+  const PrepareStats st = prepare_dataset(o);
+  const Tokenizer tok = Tokenizer::load(kTokenizerDir);
+  std::vector<int32_t> all = tok.encode(text, true);
+  all.push_back(tok.eos_id());
+  const int64_t k = int64_t(std::ceil(0.01 * double(all.size())));
+  EXPECT_EQ(st.val_documents, 0);
+  EXPECT_EQ(st.val_tokens, k);
+  EXPECT_EQ(st.val_tokens_from_train, k);
+  const TokenShard tr = TokenShard::open(o.out_dir + "/train.bin"), va = TokenShard::open(o.out_dir + "/val.bin");
+  ASSERT_EQ(int64_t(tr.size()), int64_t(all.size()) - k + 1);
+  ASSERT_EQ(int64_t(va.size()), k);
+  for (int64_t i = 0; i + 1 < int64_t(tr.size()); ++i) ASSERT_EQ(int32_t(tr.tokens()[i]), all[i]);
+  EXPECT_EQ(int32_t(tr.tokens().back()), tok.eos_id()) << "the training shard ends with EOS after the cut";
+  for (int64_t i = 0; i < k; ++i) ASSERT_EQ(int32_t(va.tokens()[i]), all[all.size() - k + i]);
+  EXPECT_EQ(nlohmann::json::parse(read_text_file(o.out_dir + "/meta.json"))["val_tokens_from_train"], k);
+  DataLoader(o.out_dir, "val", 1, 8, 0);  // meta.json agrees with the shards
+  // A corpus of documents: validation documents first, then the top-up to min_val_tokens.
+  o.inputs = {c.dir / "src"};
+  o.include = {"*.py"};
+  o.out_dir = out / "docs";
+  o.val_fraction = 0.3;
+  const PrepareStats plain = prepare_dataset(o);
+  o.min_val_tokens = uint64_t(plain.val_tokens) + 25;
+  const PrepareStats topped = prepare_dataset(o);
+  EXPECT_EQ(topped.val_documents, plain.val_documents);
+  EXPECT_EQ(topped.val_tokens, plain.val_tokens + 25);
+  EXPECT_EQ(topped.train_tokens, plain.train_tokens - 25 + 1);
+  o.min_val_tokens = 100000;
+  EXPECT_THAT(error_of([&] { prepare_dataset(o); }), HasSubstr("too few for a validation split"));
 }
 
 TEST(Prepare, AtLeastOneValidationDocumentAndGlobs) {

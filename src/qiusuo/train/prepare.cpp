@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -87,6 +88,34 @@ bool readable_text(const InputFile& f) {
   } catch (const std::exception&) {
     return false;
   }
+}
+
+// Moves the last k tokens of the training shard to the end of the validation shard; the
+// training shard gets an EOS after the cut (its last document is split there).
+void move_training_tail(const std::string& train_path, const std::string& val_path, uint64_t k,
+                        const TokenShardInfo& info) {
+  const TokenShard old_train = TokenShard::open(train_path), old_val = TokenShard::open(val_path);
+  const uint64_t n = old_train.size();
+  std::vector<int32_t> buf;
+  auto copy = [&](const TokenShard& from, uint64_t begin, uint64_t count, TokenShardWriter& to) {
+    constexpr uint64_t kChunk = 1 << 20;
+    for (uint64_t i = begin; i < begin + count; i += kChunk) {
+      const uint64_t m = std::min(kChunk, begin + count - i);
+      buf.resize(size_t(m));
+      from.copy(i, m, buf.data());
+      to.append(buf);
+    }
+  };
+  // Both old shards stay mapped while the new ones replace them (rename keeps the old inodes).
+  TokenShardWriter val(val_path, info);
+  copy(old_val, 0, old_val.size(), val);
+  copy(old_train, n - k, k, val);
+  TokenShardWriter train(train_path, info);
+  copy(old_train, 0, n - k, train);
+  const int32_t eos = info.eos_id;
+  train.append(std::span<const int32_t>(&eos, 1));
+  val.finish();
+  train.finish();
 }
 
 }  // namespace
@@ -264,6 +293,21 @@ PrepareStats prepare_dataset(const PrepareOptions& o) {
          st.skipped_examples.empty() ? std::string("?") : st.skipped_examples[0], ")");
   train.finish();
   val.finish();
+  // Validation top-up (see prepare.h): the last k training tokens move to the end of val.bin.
+  uint64_t want_val = o.min_val_tokens;
+  if (o.val_fraction > 0 && st.val_tokens == 0)
+    want_val = std::max<uint64_t>(want_val, uint64_t(std::ceil(o.val_fraction * double(st.tokens))));
+  if (o.val_fraction > 0 && uint64_t(st.val_tokens) < want_val) {
+    const uint64_t k = want_val - uint64_t(st.val_tokens);
+    if (k > uint64_t(st.train_tokens) / 2)
+      fail("prepare: the corpus has ", st.tokens, " tokens, too few for a validation split of ", want_val,
+           " tokens and at least as many to train on; give more text");
+    move_training_tail(path_join(o.out_dir, "train.bin"), path_join(o.out_dir, "val.bin"), k, info);
+    st.train_tokens -= int64_t(k) - 1;  // + the EOS after the cut
+    st.val_tokens += int64_t(k);
+    st.tokens = st.train_tokens + st.val_tokens;
+    st.val_tokens_from_train = int64_t(k);
+  }
 
   std::vector<std::string> sources;
   for (const auto& in : o.inputs) sources.push_back(canonical_or_same(in));
@@ -282,6 +326,7 @@ PrepareStats prepare_dataset(const PrepareOptions& o) {
       {"seed", o.seed},
       {"bytes", st.bytes},
       {"skipped_files", st.skipped},
+      {"val_tokens_from_train", st.val_tokens_from_train},
       {"format", "qiusuo token shards v1 (docs/data.md)"},
   };
   write_text_file_atomic(path_join(o.out_dir, "meta.json"), meta.dump(2) + "\n");
@@ -382,6 +427,46 @@ TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& o) {
   st.vocab_size = tok.vocab_size();
   st.seconds = sw.elapsed();
   return st;
+}
+
+// ---- raw text straight into training ------------------------------------------------------------
+
+bool is_prepared_dataset(const std::string& path) {
+  return is_directory(path) && file_exists(path_join(path, "meta.json")) && file_exists(path_join(path, "train.bin"));
+}
+
+TextDataset prepare_text_dataset(const TextDatasetOptions& o) {
+  QS_CHECK(!o.inputs.empty(), "no text inputs given");
+  QS_CHECK(!o.out_dir.empty(), "no dataset directory given");
+  TextDataset out;
+  out.dir = o.out_dir;
+  const std::string tok_dir = path_join(o.out_dir, "tokenizer");
+  if (is_prepared_dataset(o.out_dir) && file_exists(path_join(o.out_dir, "val.bin")) &&
+      file_exists(path_join(tok_dir, "tokenizer.json"))) {
+    const DatasetMeta meta = read_dataset_meta(o.out_dir);
+    std::vector<std::string> sources;
+    for (const auto& in : o.inputs) sources.push_back(canonical_or_same(in));
+    if (meta.sources == sources && meta.tokenizer == canonical_or_same(tok_dir)) {
+      out.reused = true;
+      return out;
+    }
+  }
+  TokenizerTrainOptions t;
+  t.inputs = o.inputs;
+  t.vocab_size = o.vocab_size;
+  t.out_dir = tok_dir;
+  t.seed = o.seed;
+  t.verbose = o.verbose;
+  out.tokenizer = train_tokenizer(t);
+  PrepareOptions p;
+  p.inputs = o.inputs;
+  p.tokenizer_dir = tok_dir;
+  p.out_dir = o.out_dir;
+  p.min_val_tokens = o.min_val_tokens;
+  p.seed = o.seed;
+  p.verbose = o.verbose;
+  out.prepare = prepare_dataset(p);
+  return out;
 }
 
 }  // namespace qs

@@ -49,6 +49,7 @@ struct PrepareOptions {
   std::string tokenizer_dir;         // tokenizer.json (+ tokenizer_config.json with eos_token)
   std::string out_dir;               // created if missing
   double val_fraction = 0.005;       // in [0, 1); with >= 2 documents and > 0, at least one is val
+  uint64_t min_val_tokens = 0;       // validation top-up, see prepare_dataset()
   uint64_t seed = 0;
   bool verbose = false;              // progress and summary on stderr
 };
@@ -61,13 +62,21 @@ struct PrepareStats {
   int64_t train_tokens = 0, val_tokens = 0;
   int64_t bytes = 0;                     // bytes of the tokenized documents
   int64_t skipped = 0;                   // binary, invalid UTF-8 or unreadable files
+  int64_t val_tokens_from_train = 0;     // tokens the validation top-up moved
   std::vector<std::string> skipped_examples;  // "path: reason", the first few
   double seconds = 0;
 };
 
 // Tokenizes the inputs and writes out_dir/{train.bin, val.bin, meta.json}, each atomically.
 // Memory stays bounded (documents are processed in blocks and streamed to the shards).
+// Validation top-up (val_fraction > 0): when no document went to validation (a single input
+// file) the split wants ceil(val_fraction · tokens) tokens, and always at least min_val_tokens;
+// if the validation documents hold fewer, the last tokens of the training stream move to the end
+// of val.bin (the training shard then ends with an EOS after the cut). qs::Error when that would
+// take more than half of the training tokens.
 PrepareStats prepare_dataset(const PrepareOptions& options);
+
+
 
 // ---- tokenizer training ------------------------------------------------------------------------
 
@@ -103,5 +112,31 @@ struct TokenizerTrainStats {
 // add_bos_token, default_chat_template()) on the text files of the inputs (binary / invalid UTF-8
 // files skipped) and saves it to out_dir.
 TokenizerTrainStats train_tokenizer(const TokenizerTrainOptions& options);
+
+// ---- raw text straight into training (`qiusuo train --data TEXT`) -----------------------------
+
+// Whether `path` is a dataset directory written by prepare_dataset() (meta.json and train.bin).
+bool is_prepared_dataset(const std::string& path);
+
+struct TextDatasetOptions {
+  std::vector<std::string> inputs;  // text files and/or directories
+  std::string out_dir;              // receives tokenizer/ and the dataset (train.bin, val.bin, meta.json)
+  int32_t vocab_size = 8192;        // of the tokenizer trained on the inputs
+  uint64_t min_val_tokens = 0;      // see prepare_dataset()
+  uint64_t seed = 0;
+  bool verbose = false;
+};
+
+struct TextDataset {
+  std::string dir;        // the dataset directory (= out_dir)
+  bool reused = false;    // out_dir already held a dataset of the same inputs
+  TokenizerTrainStats tokenizer;
+  PrepareStats prepare;
+};
+
+// Trains a tokenizer on the inputs into out_dir/tokenizer and prepares the inputs with it into
+// out_dir — unless out_dir already holds a complete dataset prepared from the same inputs with
+// that tokenizer (a resumed run), which is reused as it is.
+TextDataset prepare_text_dataset(const TextDatasetOptions& options);
 
 }  // namespace qs
