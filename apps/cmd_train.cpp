@@ -124,6 +124,7 @@ void run_train(TrainOpts& o) {
   nlohmann::json j = {{"steps", s.steps_done}, {"loss", s.final_loss}, {"val_loss", s.final_val_loss},
                       {"tokens_per_s", s.tokens_per_s}, {"mfu_bf16_peak", s.mfu_amx}, {"mfu_f32_peak", s.mfu_fma},
                       {"gemm_peak_bf16_gflops", s.gemm_peak_bf16}, {"gemm_peak_f32_gflops", s.gemm_peak_f32},
+                      {"flops_per_token", s.flops_per_token},
                       {"arena_planned_mb", double(s.arena_planned_bytes) / 1e6},
                       {"arena_peak_mb", double(s.arena_peak_bytes) / 1e6}, {"peak_rss_mb", peak_rss_mb()},
                       {"checkpoint", s.checkpoint},

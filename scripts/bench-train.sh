@@ -276,18 +276,19 @@ summaries = {p: last_json(f"{work}/runs/qiusuo-{p}.summary.json") for p in preci
 peak_bf16 = max(s["gemm_peak_bf16_gflops"] for s in summaries.values())
 peak_f32 = max(s["gemm_peak_f32_gflops"] for s in summaries.values())
 report["gemm_peak_bf16_gflops"], report["gemm_peak_f32_gflops"] = peak_bf16, peak_f32
-report["mfu_rule"] = ("tokens_per_s x qiusuo's model FLOPs per token (6 x active matmul parameters incl. MTP and head, "
-                      "+ causal attention) / GEMM peak (BF16 = AMX, F32 = AVX-512 FMA, measured by qiusuo; the highest "
-                      "of its runs here)")
+report["mfu_rule"] = ("tokens_per_s x qiusuo's training FLOPs per token (PaLM convention, src/qiusuo/model/flops.h: "
+                      "6 x the matmul weights a token meets, LM head and MTP modules included, + causal attention) / "
+                      "GEMM peak (BF16 = AMX where present, else AVX-512 BF16; F32 = AVX-512 FMA; measured by qiusuo, "
+                      "the highest of its runs here)")
 for p in precisions:
     qdir, pdir = f"{work}/runs/qiusuo-{p}", f"{work}/runs/pytorch-{p}"
     qsum, psum = summaries[p], last_json(f"{pdir}.summary.json")
     q, t = stats(read_jsonl(f"{qdir}/metrics.jsonl"), tokens_per_step), stats(read_jsonl(f"{pdir}/metrics.jsonl"), tokens_per_step)
     if psum.get("tokens_per_step") != tokens_per_step:
         sys.exit(f"bench-train: error: the peer ran {psum.get('tokens_per_step')} tokens per step, qiusuo {tokens_per_step}")
-    # qiusuo's model FLOPs per token, recovered from its summary (MFU = tok/s x FLOPs/token / peak)
-    flops_tok = (qsum["mfu_bf16_peak"] * qsum["gemm_peak_bf16_gflops"] * 1e9 / qsum["tokens_per_s"]
-                 if qsum.get("tokens_per_s") else None)
+    # qiusuo's training FLOPs per token (its summary; older builds: recovered from MFU = tok/s x FLOPs/token / peak)
+    flops_tok = qsum.get("flops_per_token") or (qsum["mfu_bf16_peak"] * qsum["gemm_peak_bf16_gflops"] * 1e9 /
+                                                qsum["tokens_per_s"] if qsum.get("tokens_per_s") else None)
     for s in (q, t):
         if flops_tok:
             s["mfu_bf16_peak"] = s["tokens_per_s"] * flops_tok / (peak_bf16 * 1e9)

@@ -203,6 +203,7 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   sum.first_step = st.step;
   sum.gemm_peak_bf16 = mfu.peak_bf16_gflops;
   sum.gemm_peak_f32 = mfu.peak_f32_gflops;
+  sum.flops_per_token = mfu.flops_per_token;
   const int64_t tokens_per_step = tc.batch * tc.seq_len * tc.accum;
   std::vector<int32_t> windows(size_t(tc.batch * (tc.seq_len + 1)));
   InterruptFlag interrupt;

@@ -51,6 +51,7 @@ struct TrainSummary {
   double final_loss = 0, final_val_loss = 0;
   double tokens_per_s = 0;
   double mfu_amx = 0, mfu_fma = 0;  // vs the BF16 (AMX where present) and F32 GEMM peaks
+  double flops_per_token = 0;       // training FLOPs per token the MFU counts (model/flops.h)
   double gemm_peak_bf16 = 0, gemm_peak_f32 = 0;
   size_t arena_planned_bytes = 0, arena_peak_bytes = 0;
   bool stopped_early = false;
