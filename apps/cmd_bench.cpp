@@ -18,8 +18,9 @@ void register_bench_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* c = app.add_subcommand(
       "bench",
-      "Measure prefill and decode throughput (batch 1 and batch 8) against the machine's read\n"
-      "bandwidth and GEMM peak, both measured in the same run");
+      "Measure prefill and decode throughput (batch 1, 8 and 32) against the machine's read\n"
+      "bandwidth and GEMM peak, both measured in the same run, and the prefix cache's effect on the\n"
+      "time to first token");
   c->add_option("--model,-m", o->model, "Checkpoint directory")->required();
   c->add_flag("--json", o->json, "Print one JSON object");
   c->add_option("--threads", o->threads, "Threads (0 = all cores)");
@@ -53,8 +54,14 @@ void register_bench_command(CLI::App& app) {
                 j["decode_tokens_per_s"].get<double>(), j["decode_bytes_per_token"].get<double>() / 1e6,
                 j["decode_bandwidth_gb_s"].get<double>(), 100 * j["decode_bandwidth_fraction"].get<double>(),
                 j["measured_bandwidth_gb_s"].get<double>());
-    std::printf("decode batch %-3lld %.2f tokens/s\n", (long long)j["decode_batch"].get<int64_t>(),
-                j["decode_batch8_tokens_per_s"].get<double>());
+    std::printf("decode batch %-3lld %.2f tokens/s, %.1f MB read per step (the experts its tokens touch): %.1f%% of measured bandwidth\n",
+                (long long)j["decode_batch"].get<int64_t>(), j["decode_batch8_tokens_per_s"].get<double>(),
+                j["decode_batch8_bytes_per_step"].get<double>() / 1e6,
+                100 * j["decode_batch8_bandwidth_fraction"].get<double>());
+    std::printf("decode batch 32  %.2f tokens/s\n", j["decode_batch32_tokens_per_s"].get<double>());
+    std::printf("prefix cache     time to first token of a 1024-token prompt: %.3f s cold, %.3f s cached (%.1fx)\n",
+                j["prefix_cold_ttft_s"].get<double>(), j["prefix_hit_ttft_s"].get<double>(),
+                j["prefix_hit_ttft_speedup"].get<double>());
     std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, F32 copies %.0f MB, KV cache %.0f MB)\n",
                 j["peak_rss_mb"].get<double>(), j["weights_mb"].get<double>(), j["weight_f32_copies_mb"].get<double>(),
                 j["kv_cache_mb"].get<double>());

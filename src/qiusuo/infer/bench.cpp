@@ -9,6 +9,7 @@
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/rng.h"
 #include "qiusuo/core/timer.h"
+#include "qiusuo/infer/engine.h"
 #include "qiusuo/kernels/probe.h"
 
 namespace qs {
@@ -29,6 +30,39 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, Rng& rng) {
 
 }  // namespace
 
+// Weight bytes one decode step reads when its tokens were routed as `router` says: attention
+// and dense layers whole, per MoE layer the router, the shared experts and every routed expert
+// at least one token touched, the head. (The embedding rows are negligible.)
+double step_weight_bytes(const Model& model, const std::vector<RouterRecord>& router) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  double n = double(w.lm_head.bytes());
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const auto& lw = w.layers[l];
+    const auto& a = lw.attn;
+    n += double(c.q_lora_rank > 0 ? a.q_a_proj.bytes() + a.q_b_proj.bytes() : a.q_proj.bytes());
+    n += double(a.kv_a_proj.bytes() + a.o_proj.bytes());
+    n += double(a.kv_b_proj.rows * a.kv_b_proj.cols) * sizeof(float);  // F32 absorbed copy
+    if (!lw.moe) {
+      n += double(lw.mlp.gate.bytes() + lw.mlp.up.bytes() + lw.mlp.down.bytes());
+      continue;
+    }
+    const auto& f = lw.ffn;
+    if (f.has_shared) n += double(f.shared.gate.bytes() + f.shared.up.bytes() + f.shared.down.bytes());
+    n += double(c.n_routed_experts * c.hidden_size) * sizeof(float);
+    std::vector<char> touched(size_t(c.n_routed_experts), 0);
+    for (const auto& r : router)
+      if (r.layer == int64_t(l))
+        for (int32_t e : r.indices) touched[size_t(e)] = 1;
+    for (size_t e = 0; e < touched.size(); ++e)
+      if (touched[e]) {
+        const auto& x = f.experts[e];
+        n += double(x.gate.bytes() + x.up.bytes() + x.down.bytes());
+      }
+  }
+  return n;
+}
+
 nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   const ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
@@ -38,15 +72,18 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   j["threads"] = num_threads();
   j["cpu"] = cpu_summary();
 
-  // Decode batch 1: prefill a context, then time single-token steps. The first pass also
-  // pages the mmapped weights in.
-  log("decode batch 1");
-  KVCache cache(c, (o.decode_context + o.decode_steps + 8) * std::max<int64_t>(o.batch, 1) + o.prefill_tokens + 256,
-                std::max<int64_t>(o.batch, 1) + 1);
+  // Decode: prefill a context per sequence, then time steps of one token per sequence, with the
+  // absorbed attention the engine uses. The first pass also pages the mmapped weights in.
+  constexpr int64_t kBig = 32;
+  const int64_t maxb = std::max<int64_t>(o.batch, kBig);
+  KVCache cache(c, (o.decode_context + o.decode_steps + 8) * maxb + o.prefill_tokens + 256, maxb + 1);
+  const double kv_row_bytes = double(c.num_hidden_layers) * double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0;
   ForwardOptions fo;
   fo.compute = o.compute;
+  fo.attn = AttnImpl::Absorb;
   Arena arena;
-  std::vector<float> logits(size_t(std::max<int64_t>(o.batch, 1) * V));
+  std::vector<float> logits(size_t(maxb * V));
+  struct Run { double mean_s, best_s, bytes_per_step; };
   auto decode_run = [&](int64_t B, int64_t steps) {
     std::vector<int64_t> seqs;
     for (int64_t b = 0; b < B; ++b) {
@@ -60,7 +97,10 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
     }
     std::vector<int64_t> rows(B);
     for (int64_t b = 0; b < B; ++b) rows[b] = b;
-    double best = 1e30, total = 0;
+    double best = 1e30, total = 0, bytes = 0;
+    std::vector<RouterRecord> router;
+    ForwardOptions fr = fo;
+    fr.router = &router;
     for (int64_t step = 0; step < steps; ++step) {
       StepBatch db;
       std::vector<int32_t> toks(B);
@@ -68,28 +108,38 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
         toks[b] = int32_t(rng.below(uint64_t(V)));
         cache.append(db, seqs[b], &toks[b], 1);
       }
+      router.clear();
       Stopwatch sw;
-      model.forward(db, cache.pool(), rows, logits.data(), fo, arena);
+      model.forward(db, cache.pool(), rows, logits.data(), fr, arena);
       const double t = sw.elapsed();
-      if (step >= 2) { total += t; best = std::min(best, t); }  // first steps warm caches
+      if (step >= 2) {  // the first steps warm caches
+        total += t;
+        best = std::min(best, t);
+        double kv = 0;
+        for (int64_t s : seqs) kv += double(cache.length(s)) * kv_row_bytes;
+        bytes += step_weight_bytes(model, router) + kv;
+      }
     }
     for (int64_t s : seqs) cache.remove_sequence(s);
-    return std::pair<double, double>{total / double(steps - 2), best};
+    return Run{total / double(steps - 2), best, bytes / double(steps - 2)};
   };
+  log("decode batch 1");
   decode_run(1, 3);  // page the weights in
-  const auto [d1_mean, d1_best] = decode_run(1, o.decode_steps);
-  const double kv_bytes = double(c.num_hidden_layers) * double(o.decode_context + o.decode_steps / 2) *
-                          double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0;
-  const double bytes_per_token = double(model.decode_weight_bytes_per_token()) + kv_bytes;
-  j["decode_tokens_per_s"] = 1.0 / d1_mean;
-  j["decode_best_tokens_per_s"] = 1.0 / d1_best;
-  j["decode_bytes_per_token"] = bytes_per_token;
+  const Run d1 = decode_run(1, o.decode_steps);
+  j["decode_tokens_per_s"] = 1.0 / d1.mean_s;
+  j["decode_best_tokens_per_s"] = 1.0 / d1.best_s;
+  j["decode_bytes_per_token"] = d1.bytes_per_step;
   j["decode_weight_bytes_per_token"] = double(model.decode_weight_bytes_per_token());
 
   log("decode batch 8");
-  const auto [d8_mean, d8_best] = decode_run(o.batch, o.decode_steps);
-  j["decode_batch8_tokens_per_s"] = double(o.batch) / d8_mean;
+  const Run d8 = decode_run(o.batch, o.decode_steps);
+  j["decode_batch8_tokens_per_s"] = double(o.batch) / d8.mean_s;
   j["decode_batch"] = o.batch;
+  j["decode_batch8_bytes_per_step"] = d8.bytes_per_step;
+  log("decode batch 32");
+  const Run d32 = decode_run(kBig, std::max<int64_t>(6, o.decode_steps / 2));
+  j["decode_batch32_tokens_per_s"] = double(kBig) / d32.mean_s;
+  j["decode_batch32_bytes_per_step"] = d32.bytes_per_step;
 
   log("prefill");
   {
@@ -112,6 +162,28 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   }
   j["precision"] = o.compute == Compute::BF16 ? "bf16" : "f32";
 
+  log("prefix cache: time to first token of a 1024-token prompt, cold and fully cached");
+  {
+    EngineOptions eo;
+    eo.compute = o.compute;
+    eo.cache_tokens = 2048;
+    eo.max_step_tokens = 512;
+    Engine engine(model, nullptr, eo);
+    GenerationRequest r;
+    r.prompt = random_ids(1024, V, rng);
+    r.params.max_tokens = 1;
+    r.params.temperature = 0;
+    double cold = 1e30, warm = 1e30;
+    for (int rep = 0; rep < 2; ++rep) {
+      engine.clear_prefix_cache();
+      cold = std::min(cold, engine.generate({r})[0].ttft_s);
+      warm = std::min(warm, engine.generate({r})[0].ttft_s);
+    }
+    j["prefix_cold_ttft_s"] = cold;
+    j["prefix_hit_ttft_s"] = warm;
+    j["prefix_hit_ttft_speedup"] = cold / warm;
+  }
+
   // The engine's own peak, before the probes add their 1 GiB read buffer and GEMM operands.
   const double rss_engine = peak_rss_mb();
   log("bandwidth and GEMM peak probes");
@@ -119,8 +191,9 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   const double peak = measure_gemm_peak_gflops(o.compute, num_threads(), o.probe_seconds);
   const double peak_f32 = o.compute == Compute::F32 ? peak : measure_gemm_peak_gflops(Compute::F32, num_threads(), o.probe_seconds);
   j["measured_bandwidth_gb_s"] = bw;
-  j["decode_bandwidth_gb_s"] = bytes_per_token / d1_mean / 1e9;
-  j["decode_bandwidth_fraction"] = bytes_per_token / d1_mean / 1e9 / bw;
+  j["decode_bandwidth_gb_s"] = d1.bytes_per_step / d1.mean_s / 1e9;
+  j["decode_bandwidth_fraction"] = d1.bytes_per_step / d1.mean_s / 1e9 / bw;
+  j["decode_batch8_bandwidth_fraction"] = d8.bytes_per_step / d8.mean_s / 1e9 / bw;
   j["gemm_peak_gflops"] = peak;
   j["gemm_peak_f32_gflops"] = peak_f32;
   j["prefill_peak_fraction"] = j["prefill_gflops"].get<double>() / peak;
