@@ -96,6 +96,62 @@ TEST(Safetensors, CorruptHeaderAndBadEntries) {
   EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[2]}})", 8), HasSubstr("malformed header entry"));
 }
 
+TEST(Safetensors, SizesOffsetsAndOverlapsAreCheckedWithoutOverflow) {
+  TempDir d("st");
+  auto make = [&](const std::string& json, size_t data, uint64_t n = 0) {
+    std::string s(8, '\0');
+    if (n == 0) n = json.size();
+    std::memcpy(s.data(), &n, 8);
+    s += json + std::string(data, '\0');
+    write_bytes(d / "c.safetensors", s);
+    return error_of([&] { SafetensorsFile::open(d / "c.safetensors"); });
+  };
+  // 2^32 * 2^32 * 4 bytes wraps to 0 in 64 bits: must not pass as an empty tensor.
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0),
+              HasSubstr("overflows 64 bits"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0),
+              HasSubstr("overflows 64 bits"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8), HasSubstr("malformed shape"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", 4),
+              HasSubstr("at most 16"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,-8]}})", 8), HasSubstr("malformed data_offsets"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0.0,8]}})", 8), HasSubstr("malformed data_offsets"));
+  EXPECT_THAT(make(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[18446744073709551608,0]}})", 8),
+              HasSubstr("end < begin"));
+  EXPECT_THAT(make(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+              HasSubstr("tensors 'a' and 'b' overlap"));
+  EXPECT_THAT(make("{}", 0, uint64_t(1) << 40), HasSubstr("above the format's limit"));
+  EXPECT_THAT(make("{}", 0, ~uint64_t(0)), HasSubstr("above the format's limit"));
+  EXPECT_THAT(make(R"({"__metadata__": 5})", 0), HasSubstr("__metadata__"));
+  // Empty tensors may share an offset; adjacent ones touch.
+  EXPECT_EQ(make(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"c":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
+            "(no error)");
+}
+
+TEST(Safetensors, MisalignedDataIsReadFromAnAlignedCopy) {
+  // A header not padded to 8 bytes puts every tensor at an odd address in the map.
+  TempDir d("st");
+  const std::string json = R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[12,14]}})";
+  std::string s(8, '\0');
+  uint64_t n = json.size();
+  while ((8 + n) % 4 != 1) ++n;
+  std::memcpy(s.data(), &n, 8);
+  s += json + std::string(n - json.size(), ' ');
+  const float v[3] = {1.5f, -2.0f, 3.25f};
+  s.append(reinterpret_cast<const char*>(v), 12);
+  s += std::string("\x80\x3f", 2);
+  write_bytes(d / "m.safetensors", s);
+  auto f = SafetensorsFile::open(d / "m.safetensors");
+  const TensorView* a = f.find("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a->data) % 4, 0u);
+  EXPECT_EQ(a->as<float>()[0], 1.5f);
+  EXPECT_EQ(a->as<float>()[2], 3.25f);
+  EXPECT_EQ(f.find("b")->as<uint16_t>()[0], 0x3f80);
+  auto moved = std::move(f);  // views stay valid when the file object moves
+  EXPECT_EQ(moved.find("a")->as<float>()[1], -2.0f);
+}
+
 TEST(TensorStore, RequireNamesTensorAndBothShapes) {
   TempDir d("st");
   write_sample(d / "model.safetensors");
@@ -117,6 +173,14 @@ TEST(TensorStore, ShardedCheckpointsAndIndexErrors) {
   auto s = TensorStore::open_dir(d.path);
   EXPECT_EQ(s.get("c").as<float>()[0], 3.0f);
   EXPECT_EQ(s.names().size(), 3u);
+  {
+    const std::string idx = read_bytes(d / "model.safetensors.index.json");
+    std::string bad = idx;
+    bad.replace(bad.find("model-00001-of-00002"), 20, "../../../../etc/pass");
+    write_bytes(d / "model.safetensors.index.json", bad);
+    EXPECT_THAT(error_of([&] { TensorStore::open_dir(d.path); }), HasSubstr("is not a file name in the checkpoint directory"));
+    write_bytes(d / "model.safetensors.index.json", idx);
+  }
   std::filesystem::remove(d / "model-00002-of-00002.safetensors");
   EXPECT_THAT(error_of([&] { TensorStore::open_dir(d.path); }), HasSubstr("shard"));
   EXPECT_THAT(error_of([&] { TensorStore::open_dir(d / "nope"); }), HasSubstr("does not exist"));

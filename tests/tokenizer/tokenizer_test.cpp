@@ -295,6 +295,31 @@ void expect_error(const nlohmann::json& j, const std::string& needle) {
   }
 }
 
+TEST(BadTokenizerJson, IdsAreBounded) {
+  // Per-id tables are sized by the largest id: an id of 2^31 - 1 would mean gigabytes.
+  auto base = tiny_tokenizer();
+  {
+    auto j = base;
+    j["model"]["vocab"]["zz"] = 2147483647;
+    expect_error(j, "vocab entry \"zz\" has id 2147483647; ids are bounded by 16777215");
+  }
+  {
+    auto j = base;
+    j["added_tokens"][0]["id"] = 1 << 30;
+    expect_error(j, "added token id 1073741824 is above the bound 16777215");
+  }
+  {
+    auto j = base;
+    j["added_tokens"][0]["id"] = UINT64_MAX;
+    expect_error(j, "added token id must be a non-negative integer id");
+  }
+  {
+    auto j = base;
+    j["added_tokens"][0]["id"] = 3.0;
+    expect_error(j, "added token id must be a non-negative integer id, got 3.0");
+  }
+}
+
 TEST(BadTokenizerJson, ClearErrors) {
   auto base = tiny_tokenizer();
   ASSERT_NO_THROW(qs::Tokenizer::from_json(base));

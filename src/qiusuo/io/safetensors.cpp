@@ -5,8 +5,20 @@
 #include <filesystem>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/json_util.h"
 
 namespace qs {
+
+namespace {
+
+// a * b, or false when it does not fit in 64 bits.
+bool mul_ok(uint64_t a, uint64_t b, uint64_t* out) {
+  if (a != 0 && b > UINT64_MAX / a) return false;
+  *out = a * b;
+  return true;
+}
+
+}  // namespace
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile f;
@@ -16,20 +28,23 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (size < 8) fail(ErrorKind::Format, path, ": truncated safetensors file (", size, " bytes, no header)");
   uint64_t n = 0;
   std::memcpy(&n, base, 8);
+  if (n > kMaxSafetensorsHeaderBytes)
+    fail(ErrorKind::Format, path, ": corrupt safetensors file: header length ", n, " is above the format's limit of ",
+         kMaxSafetensorsHeaderBytes, " bytes");
   if (n > size - 8)
     fail(ErrorKind::Format, path, ": truncated safetensors file: header says ", n,
          " bytes of JSON but the file has only ", size - 8, " after the length");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(base + 8, base + 8 + n);
-  } catch (const std::exception& e) {
-    fail(ErrorKind::Format, path, ": corrupt safetensors header (", e.what(), ")");
-  }
+  const nlohmann::json header = parse_json_file_text<nlohmann::json>(
+      std::string_view(reinterpret_cast<const char*>(base) + 8, size_t(n)), path + ": corrupt safetensors header");
   if (!header.is_object()) fail(ErrorKind::Format, path, ": corrupt safetensors header (not a JSON object)");
-  const uint8_t* data = base + 8 + n;
-  const size_t data_size = size - 8 - n;
+  const size_t data_start = 8 + size_t(n);
+  const size_t data_size = size - data_start;
+  std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> spans;  // ((begin, end), name)
+  bool misaligned = false;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
+      if (!it.value().is_object() && !it.value().is_null())
+        fail(ErrorKind::Format, path, ": __metadata__ must be an object of strings");
       f.metadata_ = it.value();
       continue;
     }
@@ -40,30 +55,56 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     TensorView t;
     const auto& dt = v["dtype"];
     if (!dt.is_string() || !parse_dtype(dt.get<std::string>(), &t.dtype))
-      fail(ErrorKind::Format, path, ": tensor '", name, "' has unsupported dtype ", dt.dump());
+      fail(ErrorKind::Format, path, ": tensor '", name, "' has unsupported dtype ", json_excerpt(dt));
     const auto& sh = v["shape"];
-    if (!sh.is_array()) fail(ErrorKind::Format, path, ": tensor '", name, "' has a malformed shape");
+    if (!sh.is_array() || sh.size() > kMaxTensorRank)
+      fail(ErrorKind::Format, path, ": tensor '", name, "' has a malformed shape ", json_excerpt(sh),
+           " (an array of at most ", kMaxTensorRank, " sizes)");
+    uint64_t numel = 1;
     for (const auto& d : sh) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0)
-        fail(ErrorKind::Format, path, ": tensor '", name, "' has a malformed shape ", sh.dump());
+        fail(ErrorKind::Format, path, ": tensor '", name, "' has a malformed shape ", json_excerpt(sh));
       t.shape.push_back(d.get<int64_t>());
+      if (!mul_ok(numel, uint64_t(d.get<int64_t>()), &numel) || numel > uint64_t(INT64_MAX))
+        fail(ErrorKind::Format, path, ": tensor '", name, "' has shape ", json_excerpt(sh), " whose size overflows 64 bits");
     }
     const auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      fail(ErrorKind::Format, path, ": tensor '", name, "' has malformed data_offsets");
+      fail(ErrorKind::Format, path, ": tensor '", name, "' has malformed data_offsets ", json_excerpt(off),
+           " (two non-negative integers)");
     const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     if (b > e) fail(ErrorKind::Format, path, ": tensor '", name, "' has data_offsets end < begin");
-    const uint64_t want = uint64_t(t.numel()) * dtype_size(t.dtype);
+    uint64_t want = 0;
+    if (!mul_ok(numel, dtype_size(t.dtype), &want))
+      fail(ErrorKind::Format, path, ": tensor '", name, "' has shape ", json_excerpt(sh), " whose size overflows 64 bits");
     if (e - b != want)
       fail(ErrorKind::Format, path, ": tensor '", name, "' ", dtype_name(t.dtype), shape_str(t.shape),
            " needs ", want, " bytes but data_offsets span ", e - b);
     if (e > data_size)
       fail(ErrorKind::Format, path, ": truncated safetensors file: tensor '", name, "' needs bytes up to ",
            e, " of the data section but the file holds only ", data_size);
-    t.data = data + b;
+    if ((data_start + b) % dtype_size(t.dtype) != 0) misaligned = true;
+    t.data = reinterpret_cast<const uint8_t*>(b);  // offset for now; the base is set below
     t.nbytes = size_t(e - b);
+    if (e > b) spans.push_back({{b, e}, name});
     f.tensors_.emplace(name, std::move(t));
   }
+  // Tensors may not share bytes.
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].first.first < spans[i - 1].first.second)
+      fail(ErrorKind::Format, path, ": corrupt safetensors header: tensors '", spans[i - 1].second, "' and '",
+           spans[i].second, "' overlap (data_offsets [", spans[i - 1].first.first, ", ", spans[i - 1].first.second,
+           ") and [", spans[i].first.first, ", ", spans[i].first.second, "))");
+  // Kernels read elements at their natural alignment: a file whose tensors are not aligned (a
+  // header not padded to 8 bytes, as old writers left it) is read from an aligned copy.
+  const uint8_t* data = base + data_start;
+  if (misaligned) {
+    f.copy_.reset(static_cast<uint8_t*>(::operator new[](data_size + 1, std::align_val_t(64))));
+    std::memcpy(f.copy_.get(), data, data_size);
+    data = f.copy_.get();
+  }
+  for (auto& [name, t] : f.tensors_) t.data = data + reinterpret_cast<uintptr_t>(t.data);
   return f;
 }
 
@@ -91,16 +132,13 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   const std::string index_path = path_join(dir, "model.safetensors.index.json");
   std::map<std::string, std::string> weight_map;
   if (file_exists(index_path)) {
-    nlohmann::json idx;
-    try {
-      idx = nlohmann::json::parse(read_text_file(index_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail(ErrorKind::Format, index_path, ": invalid JSON (", e.what(), ")");
-    }
+    const nlohmann::json idx = parse_json_file_text<nlohmann::json>(read_text_file(index_path), index_path);
     if (!idx.contains("weight_map") || !idx["weight_map"].is_object())
       fail(ErrorKind::Format, index_path, ": missing \"weight_map\" object");
     for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) fail(ErrorKind::Format, index_path, ": weight_map entry '", it.key(), "' is not a file name");
+      if (!it.value().is_string() || it.value().get<std::string>().empty() ||
+          it.value().get<std::string>().find('/') != std::string::npos)
+        fail(ErrorKind::Format, index_path, ": weight_map entry '", it.key(), "' is not a file name in the checkpoint directory");
       weight_map[it.key()] = it.value().get<std::string>();
       if (std::find(files.begin(), files.end(), it.value().get<std::string>()) == files.end())
         files.push_back(it.value().get<std::string>());

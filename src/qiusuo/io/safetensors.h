@@ -1,12 +1,15 @@
 // safetensors: an 8-byte little-endian header length N, N bytes of JSON
 // {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
 // then the data buffer (offsets are relative to its start). Reading memory-maps the file and
-// validates everything before any tensor is used: a truncated or corrupt file is a clear error.
+// validates everything before any tensor is used: a truncated or corrupt file (header length,
+// dtype, shape and its size in bytes, data_offsets out of range or overlapping) is a clear error.
 //
 // TensorStore opens a Hugging Face checkpoint directory: model.safetensors, or the shards named
 // by model.safetensors.index.json ("weight_map": name -> file), or else every *.safetensors.
 #pragma once
+#include <cstdint>
 #include <map>
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +21,11 @@
 
 namespace qs {
 
+// The format's own limit on the JSON header (as the reference implementation enforces it), and
+// a bound on tensor rank far above any checkpoint's (DeepSeek's are at most 2).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+inline constexpr size_t kMaxTensorRank = 16;
+
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::string& path);
@@ -28,7 +36,11 @@ class SafetensorsFile {
   const TensorView* find(const std::string& name) const;
 
  private:
+  struct AlignedFree {
+    void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
   MappedFile file_;
+  std::unique_ptr<uint8_t[], AlignedFree> copy_;  // aligned copy of a misaligned data section
   std::map<std::string, TensorView> tensors_;
   nlohmann::json metadata_;
 };

@@ -1,8 +1,11 @@
 #include "qiusuo/model/config.h"
 
 #include <cmath>
+#include <cstdio>
+#include <limits>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/json_util.h"
 #include "qiusuo/io/file.h"
 
 namespace qs {
@@ -13,37 +16,55 @@ using json = nlohmann::json;
 struct Reader {
   const json& j;
   const std::string& src;
+  std::string prefix;  // "rope_scaling." for a nested object
 
   [[noreturn]] void bad(const std::string& key, const std::string& why) const {
-    fail(ErrorKind::Format, src, ": field '", key, "' ", why);
+    fail(ErrorKind::Format, src, ": field '", prefix, key, "' ", why);
   }
   bool has(const std::string& key) const { return j.contains(key) && !j[key].is_null(); }
-  int64_t integer(const std::string& key, std::optional<int64_t> def = std::nullopt) const {
+  // An integer field: a JSON integer (not 1e17, not 2.5, not "3") in [lo, hi].
+  int64_t integer(const std::string& key, std::optional<int64_t> def, int64_t lo, int64_t hi,
+                  const char* hint = nullptr) const {
     if (!has(key)) {
       if (def) return *def;
       bad(key, "is missing");
     }
     const auto& v = j[key];
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return int64_t(v.get<double>());
-    bad(key, "must be an integer, got " + v.dump());
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi))
+      bad(key, "is " + json_excerpt(v) + ", above the bound " + std::to_string(hi) + (hint ? std::string(" ") + hint : ""));
+    if (!v.is_number_integer()) bad(key, "must be an integer, got " + json_excerpt(v));
+    const int64_t x = v.get<int64_t>();
+    if (x < lo) {
+      if (lo == 1) bad(key, "must be positive, got " + std::to_string(x));
+      bad(key, "must be >= " + std::to_string(lo) + ", got " + std::to_string(x));
+    }
+    if (x > hi) bad(key, "is " + std::to_string(x) + ", above the bound " + std::to_string(hi) + (hint ? std::string(" ") + hint : ""));
+    return x;
   }
-  double number(const std::string& key, std::optional<double> def = std::nullopt) const {
+  // A real field: a finite JSON number in [lo, hi].
+  double number(const std::string& key, std::optional<double> def, double lo, double hi) const {
     if (!has(key)) {
       if (def) return *def;
       bad(key, "is missing");
     }
-    if (!j[key].is_number()) bad(key, "must be a number, got " + j[key].dump());
-    return j[key].get<double>();
+    if (!j[key].is_number()) bad(key, "must be a number, got " + json_excerpt(j[key]));
+    const double x = j[key].get<double>();
+    if (!(x >= lo && x <= hi)) bad(key, "is " + json_excerpt(j[key]) + ", outside [" + num(lo) + ", " + num(hi) + "]");
+    return x;
+  }
+  static std::string num(double x) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", x);
+    return b;
   }
   bool boolean(const std::string& key, bool def) const {
     if (!has(key)) return def;
-    if (!j[key].is_boolean()) bad(key, "must be true or false, got " + j[key].dump());
+    if (!j[key].is_boolean()) bad(key, "must be true or false, got " + json_excerpt(j[key]));
     return j[key].get<bool>();
   }
   std::string string(const std::string& key, const std::string& def) const {
     if (!has(key)) return def;
-    if (!j[key].is_string()) bad(key, "must be a string, got " + j[key].dump());
+    if (!j[key].is_string()) bad(key, "must be a string, got " + json_excerpt(j[key]));
     return j[key].get<std::string>();
   }
 };
@@ -72,49 +93,45 @@ double ModelConfig::rope_attention_factor() const {
 
 ModelConfig parse_model_config(const json& j, const std::string& src) {
   if (!j.is_object()) fail(ErrorKind::Format, src, ": not a JSON object");
-  Reader r{j, src};
+  using Lim = ConfigLimits;
+  Reader r{j, src, ""};
   ModelConfig c;
   c.model_type = r.string("model_type", "");
   if (c.model_type != "deepseek_v2" && c.model_type != "deepseek_v3")
     r.bad("model_type", "is '" + c.model_type + "'; supported: deepseek_v2, deepseek_v3");
-  auto positive = [&](const char* key, int64_t v) {
-    if (v <= 0) r.bad(key, "must be positive, got " + std::to_string(v));
-    return v;
+  // Integer fields within [lo, hi]; nullable ones (null = absent) take a default.
+  auto count = [&](const char* key, int64_t lo, int64_t hi, std::optional<int64_t> def = std::nullopt) {
+    return r.integer(key, def, lo, hi);
   };
-  c.vocab_size = positive("vocab_size", r.integer("vocab_size"));
-  c.hidden_size = positive("hidden_size", r.integer("hidden_size"));
-  c.intermediate_size = positive("intermediate_size", r.integer("intermediate_size"));
-  c.num_hidden_layers = positive("num_hidden_layers", r.integer("num_hidden_layers"));
-  c.num_attention_heads = positive("num_attention_heads", r.integer("num_attention_heads"));
-  c.num_key_value_heads = r.integer("num_key_value_heads", c.num_attention_heads);
+  c.vocab_size = count("vocab_size", 1, Lim::vocab_size);
+  c.hidden_size = count("hidden_size", 1, Lim::hidden_size);
+  c.intermediate_size = count("intermediate_size", 1, Lim::intermediate_size);
+  c.num_hidden_layers = count("num_hidden_layers", 1, Lim::num_hidden_layers);
+  c.num_attention_heads = count("num_attention_heads", 1, Lim::num_attention_heads);
+  c.num_key_value_heads = count("num_key_value_heads", 1, Lim::num_attention_heads, c.num_attention_heads);
   if (c.num_key_value_heads != c.num_attention_heads)
     r.bad("num_key_value_heads", "must equal num_attention_heads for MLA (got " +
                                      std::to_string(c.num_key_value_heads) + " vs " +
                                      std::to_string(c.num_attention_heads) + ")");
-  c.q_lora_rank = r.has("q_lora_rank") ? r.integer("q_lora_rank") : 0;
-  if (c.q_lora_rank < 0) r.bad("q_lora_rank", "must be null or positive");
-  c.kv_lora_rank = positive("kv_lora_rank", r.integer("kv_lora_rank"));
-  c.qk_nope_head_dim = positive("qk_nope_head_dim", r.integer("qk_nope_head_dim"));
-  c.qk_rope_head_dim = positive("qk_rope_head_dim", r.integer("qk_rope_head_dim"));
+  c.q_lora_rank = count("q_lora_rank", 0, Lim::lora_rank, 0);  // null or 0: direct q_proj
+  c.kv_lora_rank = count("kv_lora_rank", 1, Lim::lora_rank);
+  c.qk_nope_head_dim = count("qk_nope_head_dim", 1, Lim::head_dim);
+  c.qk_rope_head_dim = count("qk_rope_head_dim", 1, Lim::qk_rope_head_dim);
   if (c.qk_rope_head_dim % 2) r.bad("qk_rope_head_dim", "must be even (RoPE rotates pairs)");
-  c.v_head_dim = positive("v_head_dim", r.integer("v_head_dim"));
-  c.n_routed_experts = r.has("n_routed_experts") ? r.integer("n_routed_experts") : 0;
-  if (c.n_routed_experts < 0) r.bad("n_routed_experts", "must be null or >= 0");
-  c.n_shared_experts = r.has("n_shared_experts") ? r.integer("n_shared_experts") : 0;
-  if (c.n_shared_experts < 0) r.bad("n_shared_experts", "must be null or >= 0");
-  c.first_k_dense_replace = r.integer("first_k_dense_replace", 0);
-  if (c.first_k_dense_replace < 0) r.bad("first_k_dense_replace", "must be >= 0");
-  c.moe_layer_freq = r.integer("moe_layer_freq", 1);
-  if (c.moe_layer_freq <= 0) r.bad("moe_layer_freq", "must be positive");
+  c.v_head_dim = count("v_head_dim", 1, Lim::head_dim);
+  c.n_routed_experts = count("n_routed_experts", 0, Lim::n_routed_experts, 0);
+  c.n_shared_experts = count("n_shared_experts", 0, Lim::n_shared_experts, 0);
+  c.first_k_dense_replace = count("first_k_dense_replace", 0, Lim::layer_index, 0);
+  c.moe_layer_freq = count("moe_layer_freq", 1, Lim::layer_index, 1);
   if (c.n_routed_experts > 0) {
-    c.moe_intermediate_size = positive("moe_intermediate_size", r.integer("moe_intermediate_size"));
-    c.num_experts_per_tok = positive("num_experts_per_tok", r.integer("num_experts_per_tok"));
+    c.moe_intermediate_size = count("moe_intermediate_size", 1, Lim::moe_intermediate_size);
+    c.num_experts_per_tok = count("num_experts_per_tok", 1, Lim::n_routed_experts);
     if (c.num_experts_per_tok > c.n_routed_experts)
       r.bad("num_experts_per_tok", "(" + std::to_string(c.num_experts_per_tok) + ") exceeds n_routed_experts (" +
                                        std::to_string(c.n_routed_experts) + ")");
   }
-  c.n_group = r.integer("n_group", 1);
-  c.topk_group = r.integer("topk_group", 1);
+  c.n_group = count("n_group", 1, Lim::n_routed_experts, 1);
+  c.topk_group = count("topk_group", 1, Lim::n_routed_experts, 1);
   const std::string tm = r.string("topk_method", c.model_type == "deepseek_v3" ? "noaux_tc" : "greedy");
   if (tm == "greedy") c.topk_method = TopkMethod::Greedy;
   else if (tm == "group_limited_greedy") c.topk_method = TopkMethod::GroupLimitedGreedy;
@@ -125,10 +142,10 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   else if (sf == "sigmoid") c.scoring_func = ScoringFunc::Sigmoid;
   else r.bad("scoring_func", "is '" + sf + "'; supported: softmax, sigmoid");
   if (c.n_routed_experts > 0 && c.topk_method != TopkMethod::Greedy) {
-    if (c.n_group <= 0 || c.n_routed_experts % c.n_group)
+    if (c.n_routed_experts % c.n_group)
       r.bad("n_group", "(" + std::to_string(c.n_group) + ") must divide n_routed_experts (" +
                            std::to_string(c.n_routed_experts) + ")");
-    if (c.topk_group <= 0 || c.topk_group > c.n_group)
+    if (c.topk_group > c.n_group)
       r.bad("topk_group", "must be in 1..n_group, got " + std::to_string(c.topk_group));
     if (c.num_experts_per_tok > c.topk_group * (c.n_routed_experts / c.n_group))
       r.bad("num_experts_per_tok", "exceeds the experts in topk_group groups");
@@ -136,50 +153,55 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
       r.bad("n_group", "leaves fewer than 2 experts per group (noaux_tc scores groups by their top 2)");
   }
   c.norm_topk_prob = r.boolean("norm_topk_prob", false);
-  c.routed_scaling_factor = r.number("routed_scaling_factor", 1.0);
-  c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.routed_scaling_factor = r.number("routed_scaling_factor", 1.0, 1e-6, 1e6);
+  c.rms_norm_eps = r.number("rms_norm_eps", 1e-6, 1e-30, 1.0);
   if (!(c.rms_norm_eps > 0)) r.bad("rms_norm_eps", "must be positive");
-  c.rope_theta = r.number("rope_theta", 10000.0);
+  c.rope_theta = r.number("rope_theta", 10000.0, 1.0, 1e12);
   if (!(c.rope_theta > 1)) r.bad("rope_theta", "must be > 1");
-  c.max_position_embeddings = r.integer("max_position_embeddings", 4096);
+  c.max_position_embeddings = count("max_position_embeddings", 1, Lim::max_position_embeddings, 4096);
   if (r.has("rope_scaling")) {
     const json& rs = j["rope_scaling"];
     if (!rs.is_object()) r.bad("rope_scaling", "must be an object or null");
-    Reader rr{rs, src};
+    Reader rr{rs, src, "rope_scaling."};
     const std::string type = rr.string("type", rr.string("rope_type", ""));
     if (type != "yarn") r.bad("rope_scaling", "type '" + type + "' is not supported (DeepSeek uses yarn)");
     RopeScaling y;
-    y.factor = rr.number("factor");
-    if (!(y.factor >= 1.0)) r.bad("rope_scaling.factor", "must be >= 1");
-    y.original_max_position_embeddings = rr.integer("original_max_position_embeddings", 4096);
-    if (y.original_max_position_embeddings <= 0) r.bad("rope_scaling.original_max_position_embeddings", "must be positive");
-    y.beta_fast = rr.number("beta_fast", 32.0);
-    y.beta_slow = rr.number("beta_slow", 1.0);
-    y.mscale = rr.number("mscale", 1.0);
-    y.mscale_all_dim = rr.number("mscale_all_dim", 0.0);
+    y.factor = rr.number("factor", std::nullopt, 1.0, 1e4);
+    y.original_max_position_embeddings =
+        rr.integer("original_max_position_embeddings", 4096, 1, Lim::max_position_embeddings);
+    y.beta_fast = rr.number("beta_fast", 32.0, 1e-3, 1e6);
+    y.beta_slow = rr.number("beta_slow", 1.0, 1e-3, 1e6);
+    y.mscale = rr.number("mscale", 1.0, -1e3, 1e3);
+    y.mscale_all_dim = rr.number("mscale_all_dim", 0.0, -1e3, 1e3);
     c.rope_scaling = y;
   }
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
-  c.num_nextn_predict_layers = r.integer("num_nextn_predict_layers", 0);
-  if (c.num_nextn_predict_layers < 0) r.bad("num_nextn_predict_layers", "must be >= 0");
+  c.num_nextn_predict_layers = count("num_nextn_predict_layers", 0, Lim::num_nextn_predict_layers, 0);
   c.torch_dtype = r.string("torch_dtype", "bfloat16");
-  c.bos_token_id = r.integer("bos_token_id", 0);
+  c.bos_token_id = count("bos_token_id", 0, std::numeric_limits<int64_t>::max(), 0);
+  if (c.bos_token_id >= c.vocab_size) r.bad("bos_token_id", "is outside the vocabulary");
   if (r.has("eos_token_id")) {
     const auto& e = j["eos_token_id"];
-    if (e.is_number_integer()) c.eos_token_ids.push_back(e.get<int64_t>());
-    else if (e.is_array()) {
-      for (const auto& x : e) {
-        if (!x.is_number_integer()) r.bad("eos_token_id", "must be an integer or a list of integers");
-        c.eos_token_ids.push_back(x.get<int64_t>());
-      }
-    } else r.bad("eos_token_id", "must be an integer or a list of integers");
+    auto id = [&](const json& x) {
+      if (!x.is_number_integer()) r.bad("eos_token_id", "must be an integer or a list of integers, got " + json_excerpt(x));
+      if (x.is_number_unsigned() ? x.get<uint64_t>() >= uint64_t(c.vocab_size)
+                                 : (x.get<int64_t>() < 0 || x.get<int64_t>() >= c.vocab_size))
+        r.bad("eos_token_id", json_excerpt(x) + " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+      c.eos_token_ids.push_back(x.get<int64_t>());
+    };
+    if (e.is_array()) {
+      if (int64_t(e.size()) > Lim::eos_token_ids)
+        r.bad("eos_token_id", "lists " + std::to_string(e.size()) + " ids, above the bound " +
+                                  std::to_string(Lim::eos_token_ids));
+      for (const auto& x : e) id(x);
+    } else {
+      id(e);
+    }
   }
-  for (auto id : c.eos_token_ids)
-    if (id < 0 || id >= c.vocab_size) r.bad("eos_token_id", "is outside the vocabulary");
-  if (c.bos_token_id < 0 || c.bos_token_id >= c.vocab_size) r.bad("bos_token_id", "is outside the vocabulary");
   if (r.has("quantization_config")) {
     const json& q = j["quantization_config"];
-    Reader qr{q, src};
+    if (!q.is_object()) r.bad("quantization_config", "must be an object or null");
+    Reader qr{q, src, "quantization_config."};
     const std::string method = qr.string("quant_method", "");
     if (method != "fp8") r.bad("quantization_config.quant_method", "'" + method + "' is not supported (fp8 only)");
     const std::string fmt = qr.string("fmt", "e4m3");
@@ -187,26 +209,24 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
     c.fp8 = true;
     if (q.contains("weight_block_size")) {
       const auto& b = q["weight_block_size"];
-      if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer())
-        r.bad("quantization_config.weight_block_size", "must be [rows, cols]");
-      c.weight_block_rows = b[0].get<int64_t>();
-      c.weight_block_cols = b[1].get<int64_t>();
-      if (c.weight_block_rows != 128 || c.weight_block_cols != 128)
-        r.bad("quantization_config.weight_block_size", "must be [128, 128]");
+      if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
+          b[0].get<int64_t>() != 128 || b[1].get<int64_t>() != 128)
+        r.bad("quantization_config.weight_block_size", "must be [128, 128], got " + json_excerpt(b));
     }
   }
+  // Derived sizes. Within the bounds above every tensor's size and the int64 parameter counts stay
+  // below 2^62 (worst case about 4.3e18, nearly all routed experts: 1024 layers x 65536 experts x
+  // 3 x 65536 x 262144); the model as a whole is bounded here.
+  const double total = double(c.total_params()) + double(c.mtp_params());
+  if (!(total <= Lim::total_params))
+    fail(ErrorKind::Format, src, ": the sizes (hidden_size, num_hidden_layers, n_routed_experts, ...) describe ",
+         Reader::num(total), " parameters, above the bound ", Reader::num(Lim::total_params));
   return c;
 }
 
 ModelConfig load_model_config(const std::string& dir) {
   const std::string path = is_directory(dir) ? path_join(dir, "config.json") : dir;
-  json j;
-  try {
-    j = json::parse(read_text_file(path));
-  } catch (const json::exception& e) {
-    fail(ErrorKind::Format, path, ": invalid JSON (", e.what(), ")");
-  }
-  return parse_model_config(j, path);
+  return parse_model_config(parse_json_file_text<json>(read_text_file(path), path), path);
 }
 
 namespace {

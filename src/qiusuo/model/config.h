@@ -75,7 +75,31 @@ struct ModelConfig {
   int64_t mtp_params() const;
 };
 
+// Upper bounds on the counts and sizes read from config.json: far above any released DeepSeek
+// model (DeepSeek-V3's value in the comment), low enough that every derived size fits easily in
+// 64 bits and that a corrupt or hostile file fails at once with an error instead of allocating or
+// looping for minutes.
+struct ConfigLimits {
+  static constexpr int64_t vocab_size = int64_t(1) << 22;              // 4194304 (V3: 129280)
+  static constexpr int64_t hidden_size = 65536;                        // (7168)
+  static constexpr int64_t intermediate_size = int64_t(1) << 20;       // 1048576 (18432)
+  static constexpr int64_t moe_intermediate_size = int64_t(1) << 18;   // 262144 (2048)
+  static constexpr int64_t num_hidden_layers = 1024;                   // (61)
+  static constexpr int64_t num_attention_heads = 1024;                 // (128)
+  static constexpr int64_t lora_rank = 65536;                          // q_lora_rank, kv_lora_rank (1536, 512)
+  static constexpr int64_t head_dim = 4096;                            // qk_nope_head_dim, v_head_dim (128)
+  static constexpr int64_t qk_rope_head_dim = 512;                     // (64)
+  static constexpr int64_t n_routed_experts = 65536;                   // (256)
+  static constexpr int64_t n_shared_experts = 1024;                    // (1)
+  static constexpr int64_t layer_index = 1024;                         // first_k_dense_replace, moe_layer_freq (3, 1)
+  static constexpr int64_t max_position_embeddings = int64_t(1) << 24; // 16777216 (163840)
+  static constexpr int64_t num_nextn_predict_layers = 64;              // (1)
+  static constexpr int64_t eos_token_ids = 1024;                       // entries of an eos_token_id list (1)
+  static constexpr double total_params = 1e13;                         // weights the fields describe (6.7e11)
+};
+
 // Parses and validates; errors name the field ("config.json: field 'kv_lora_rank' ...").
+// Integer fields must be JSON integers (1e17 or 2.5 is an error) within ConfigLimits.
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source = "config.json");
 ModelConfig load_model_config(const std::string& dir);  // dir/config.json
 nlohmann::json model_config_to_json(const ModelConfig& c);  // Hugging Face keys, for writing

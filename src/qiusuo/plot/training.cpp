@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/json_util.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/plot/chart.h"
 
@@ -137,12 +138,7 @@ void write_training_plots(const std::string& metrics_jsonl_path, const std::stri
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(ErrorKind::Format, metrics_jsonl_path, ":", lineno, ": invalid JSON (", e.what(), ")");
-    }
+    const nlohmann::json j = parse_json_file_text<nlohmann::json>(line, str(metrics_jsonl_path, ":", lineno));
     if (!j.is_object()) fail(ErrorKind::Format, metrics_jsonl_path, ":", lineno, ": expected a JSON object");
     const double step = j.contains("step") && j["step"].is_number() ? j["step"].get<double>() : double(records);
     ++records;

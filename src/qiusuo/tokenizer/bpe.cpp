@@ -172,8 +172,9 @@ BpeModel BpeModel::build(const nlohmann::json& m, Parts parts, bool byte_level) 
   auto& vocab = parts.vocab;
   impl->vocab.reserve(vocab.size());
   for (const auto& [tok, id] : vocab) {
-    if (id < 0 || id > INT32_MAX)
-      fail(ErrorKind::Format, "tokenizer.json: vocab entry \"", short_token(tok), "\" must have a non-negative integer id");
+    if (id < 0 || id > kMaxTokenId)
+      fail(ErrorKind::Format, "tokenizer.json: vocab entry \"", short_token(tok), "\" has id ", id,
+           id < 0 ? "; ids must be non-negative integers" : str("; ids are bounded by ", kMaxTokenId));
     impl->vocab.insert(tok, static_cast<int32_t>(id));
     impl->max_id = std::max(impl->max_id, static_cast<int32_t>(id));
   }

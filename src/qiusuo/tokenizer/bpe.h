@@ -28,6 +28,11 @@ std::string encode(std::string_view bytes);
 bool decode(std::string_view token, std::string& out);
 }  // namespace byte_level
 
+// Largest token id a tokenizer.json may use (vocabulary or added token): per-id tables are sized
+// by the largest id, so a corrupt id of 2^31 would mean gigabytes. Far above any real vocabulary
+// (DeepSeek-V3: 128815 ids; the largest Hugging Face vocabularies have about 10^6).
+inline constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
+
 class BpeModel {
  public:
   enum class MergeAlgorithm { Auto, Quadratic, Heap };

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/json_util.h"
 #include "qiusuo/tokenizer/flat_map.h"
 #include "qiusuo/tokenizer/unicode.h"
 
@@ -33,11 +34,7 @@ std::string read_file(const std::string& path) {
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& what) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(ErrorKind::Format, what, ": invalid JSON: ", e.what());
-  }
+  return parse_json_file_text<nlohmann::json>(text, what);
 }
 
 // A special token in tokenizer_config.json: a string, an AddedToken dict {"content": ...}, or null.
@@ -193,6 +190,9 @@ class TokenizerJsonReader {
     return true;
   }
   bool open(json&& v) {
+    // Deeper values would be copied recursively later (the DOM has no depth limit of its own).
+    if (stack_.size() >= size_t(kMaxJsonDepth))
+      fail(ErrorKind::Format, "tokenizer.json: JSON nested deeper than ", kMaxJsonDepth, " levels");
     bool model = stack_.size() == 1 && stack_.back()->is_object() && key_ == "model";
     stack_.push_back(place(std::move(v)));
     is_model_.push_back(model);
@@ -234,8 +234,10 @@ bool parse_decoder(const nlohmann::json& d) {
 }
 
 int32_t json_id(const nlohmann::json& v, const char* what) {
-  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
-    fail(ErrorKind::Format, "tokenizer.json: ", what, " must be a non-negative integer id");
+  if (!v.is_number_integer() || v.get<int64_t>() < 0)
+    fail(ErrorKind::Format, "tokenizer.json: ", what, " must be a non-negative integer id, got ", json_excerpt(v));
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(kMaxTokenId) : v.get<int64_t>() > kMaxTokenId)
+    fail(ErrorKind::Format, "tokenizer.json: ", what, " ", json_excerpt(v), " is above the bound ", kMaxTokenId);
   return static_cast<int32_t>(v.get<int64_t>());
 }
 
@@ -275,7 +277,7 @@ void parse_post_processor(const nlohmann::json& p, std::vector<PostTemplate>& ou
         const auto& s = piece["Sequence"];
         if (s.contains("id") && s["id"] != "A")
           fail(ErrorKind::Unsupported, "tokenizer.json: TemplateProcessing single template uses sequence ",
-               s["id"].dump());
+               json_excerpt(s["id"]));
         t.push_back({true, {}});
       } else if (piece.contains("SpecialToken")) {
         const auto& s = piece["SpecialToken"];
