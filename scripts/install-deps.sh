@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages qiusuo needs to build and test. Idempotent: packages already
+# Installs the Debian packages qiusuo needs to build and test (Open MPI: data and expert
+# parallelism under mpirun, docs/dist.md; its tests run `mpirun -np 2` on loopback). Idempotent: packages already
 # present are skipped, and `apt-get update` runs only when something is missing.
 #   scripts/install-deps.sh          build + test dependencies
 #   scripts/install-deps.sh --bench  also the benchmark-only peers (PyTorch with OpenBLAS, jemalloc;
@@ -11,6 +12,7 @@ pkgs=(build-essential cmake pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev
       libdnnl-dev
       libcpp-httplib-dev zlib1g-dev
+      libopenmpi-dev openmpi-bin
       chromium)
 # Node.js and npm run the server's client and browser tests (tests/serve/node): Debian's packages,
 # unless a node with npm is installed already (NodeSource's nodejs bundles npm and conflicts with Debian's).
