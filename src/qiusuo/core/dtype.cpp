@@ -5,19 +5,20 @@
 namespace qs {
 namespace {
 struct Info { DType t; std::string_view name; size_t size; };
-constexpr std::array<Info, 12> kInfo{{{DType::F32, "F32", 4},   {DType::F16, "F16", 2},
+constexpr std::array<Info, 13> kInfo{{{DType::F32, "F32", 4},   {DType::F16, "F16", 2},
                                       {DType::BF16, "BF16", 2}, {DType::F8_E4M3, "F8_E4M3", 1},
                                       {DType::F64, "F64", 8},   {DType::I64, "I64", 8},
                                       {DType::I32, "I32", 4},   {DType::I16, "I16", 2},
                                       {DType::I8, "I8", 1},     {DType::U8, "U8", 1},
-                                      {DType::U32, "U32", 4},   {DType::BOOL, "BOOL", 1}}};
+                                      {DType::U32, "U32", 4},   {DType::BOOL, "BOOL", 1},
+                                      {DType::I4, "I4", 1}}};  // two per byte (see dtype.h)
 }  // namespace
 
 size_t dtype_size(DType t) { return kInfo[size_t(t)].size; }
 std::string_view dtype_name(DType t) { return kInfo[size_t(t)].name; }
 bool parse_dtype(std::string_view s, DType* out) {
   for (const auto& i : kInfo)
-    if (i.name == s) { *out = i.t; return true; }
+    if (i.name == s && i.t != DType::I4) { *out = i.t; return true; }
   return false;
 }
 

@@ -5,6 +5,9 @@
 //                      0x7F/0xFF are NaN, max finite 448. Real DeepSeek-V3 checkpoints store
 //                      projection weights this way with one F32 `weight_scale_inv` per
 //                      128x128 block: w = fp8 * scale_inv[row/128][col/128].
+//   I4                 packed signed 4-bit integers (group-wise weights, kernels/linear.h): two per
+//                      byte, so dtype_size(I4) is not meaningful; never a safetensors dtype
+//                      (parse_dtype does not accept it; GPTQ checkpoints store I32 words).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -14,7 +17,7 @@
 
 namespace qs {
 
-enum class DType : uint8_t { F32, F16, BF16, F8_E4M3, F64, I64, I32, I16, I8, U8, U32, BOOL };
+enum class DType : uint8_t { F32, F16, BF16, F8_E4M3, F64, I64, I32, I16, I8, U8, U32, BOOL, I4 };
 
 size_t dtype_size(DType t);
 std::string_view dtype_name(DType t);          // safetensors spelling: "F32", "BF16", "F8_E4M3", ...
