@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "qiusuo/core/dtype.h"
+#include "qiusuo/core/buffer.h"
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
+#include "qiusuo/kernels/int_weights.h"
 #include "qiusuo/kernels/linear.h"
 
 namespace qs::test {
@@ -20,14 +22,43 @@ inline std::vector<const cpu::Kernels*> runnable_kernels() {
   return out;
 }
 
+// GPTQ tensors (int_weights.h) with random values: u uniform in [0, 2^bits), F16 scales in
+// [2^-8, 2^-4), symmetric zeros in the "gptq" convention (z - 1).
+struct GptqData {
+  std::vector<uint32_t> qweight, qzeros;
+  std::vector<uint16_t> scales;
+  TensorView vqw, vsc, vqz;
+  GptqData(int bits, int64_t rows, int64_t cols, int64_t group, uint32_t seed) {
+    std::mt19937 rng(seed);
+    const int64_t per = 32 / bits;
+    qweight.resize(size_t(cols / per * rows));
+    for (auto& w : qweight) w = rng();
+    scales.resize(size_t(cols / group * rows));
+    std::uniform_real_distribution<float> e(-8.0f, -4.0f);
+    for (auto& v : scales) v = f32_to_f16(std::exp2(e(rng)));
+    qzeros.assign(size_t(cols / group * (rows / per)), bits == 4 ? 0x77777777u : 0x7F7F7F7Fu);
+    vqw = {DType::I32, {cols / per, rows}, qweight.data(), qweight.size() * 4};
+    vsc = {DType::F16, {cols / group, rows}, scales.data(), scales.size() * 2};
+    vqz = {DType::I32, {cols / group, rows / per}, qzeros.data(), qzeros.size() * 4};
+  }
+  GptqTensors tensors() const { return {&vqw, &vsc, &vqz, nullptr}; }
+};
+
 // A weight matrix with its own storage: random values in [-1, 1] rounded to the dtype; FP8
-// codes are random non-NaN bytes with random block scales in [2^-10, 2^-6).
+// codes are random non-NaN bytes with random block scales in [2^-10, 2^-6); I8/I4 random GPTQ
+// words repacked (group: `group`, or 64 when cols allows it, else 32).
 struct OwnedWeights {
   WeightMatrix W;
   std::vector<uint8_t> data;
   std::vector<float> scales;
+  Buffer<float> int_storage;
 
-  OwnedWeights(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
+  OwnedWeights(DType dt, int64_t rows, int64_t cols, uint32_t seed, int64_t group = 0) {
+    if (dt == DType::I8 || dt == DType::I4) {
+      const GptqData g(dt == DType::I8 ? 8 : 4, rows, cols, group ? group : cols % 64 == 0 ? 64 : 32, seed);
+      W = int_weights_from_gptq("test", g.tensors(), rows, cols, int_storage);
+      return;
+    }
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     W.dtype = dt;
@@ -61,6 +92,14 @@ struct OwnedWeights {
 
   // Exact value of W[r][c] (double; FP8: fp8 value times its block scale, unrounded).
   double at(int64_t r, int64_t c) const {
+    if (W.is_int()) {  // (u - z) * s, exact in F32
+      if (cached_row_ != r) {
+        cache_.resize(size_t(W.cols));
+        W.dequant_row(r, cache_.data());
+        cached_row_ = r;
+      }
+      return cache_[size_t(c)];
+    }
     const size_t i = size_t(r * W.cols + c);
     switch (W.dtype) {
       case DType::F32: return reinterpret_cast<const float*>(data.data())[i];
@@ -71,6 +110,10 @@ struct OwnedWeights {
       default: return 0;
     }
   }
+
+ private:
+  mutable int64_t cached_row_ = -1;
+  mutable std::vector<float> cache_;
 };
 
 inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {

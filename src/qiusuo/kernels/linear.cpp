@@ -35,12 +35,16 @@ constexpr size_t kBf16PanelBytes = 256 << 10;   // larger M: output rows per ite
 
 void check_weights(const WeightMatrix& W) {
   QS_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16 ||
-               W.dtype == DType::F8_E4M3,
-           "linear: weight dtype ", dtype_name(W.dtype), " is not F32/BF16/F16/F8_E4M3");
+               W.dtype == DType::F8_E4M3 || W.is_int(),
+           "linear: weight dtype ", dtype_name(W.dtype), " is not F32/BF16/F16/F8_E4M3/I8/I4");
   QS_CHECK(W.rows >= 0 && W.cols >= 0, "linear: negative weight shape [", W.rows, ", ", W.cols, "]");
   QS_CHECK(W.data || W.rows * W.cols == 0, "linear: weight data is null");
   QS_CHECK(W.dtype != DType::F8_E4M3 || W.scale_inv || W.rows * W.cols == 0,
            "linear: F8_E4M3 weight without scale_inv");
+  if (W.is_int())
+    QS_CHECK(W.group_scales && W.group > 0 && W.group % 32 == 0 && W.cols % W.group == 0,
+             "linear: ", dtype_name(W.dtype), " weight [", W.rows, ", ", W.cols, "] needs group scales and a group ",
+             "size that is a multiple of 32 dividing the columns (group ", W.group, ")");
 }
 
 // Output rows per panel so that a dequantized panel holds about kPanelBytes.
@@ -143,6 +147,10 @@ int64_t cpu::linear_bucket_rows(int64_t M) {
 }
 
 size_t WeightMatrix::bytes() const {
+  if (is_int()) {
+    const size_t padded = size_t(int_tiles() * kIntTile);
+    return padded * size_t(cols) / (dtype == DType::I8 ? 1 : 2) + padded * size_t(group ? cols / group : 0) * 2;
+  }
   size_t b = size_t(rows) * size_t(cols) * dtype_size(dtype);
   if (dtype == DType::F8_E4M3) b += size_t((rows + kBlock - 1) / kBlock) * size_t(scale_cols()) * sizeof(float);
   return b;
@@ -156,6 +164,7 @@ void WeightMatrix::dequant_row(int64_t r, float* out) const {
 
 void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
   check_weights(W);
+  QS_CHECK(!W.is_int(), "gemv: ", dtype_name(W.dtype), " weights go through linear()");
   QS_CHECK(M >= 0 && ldx >= W.cols && ldy >= W.rows, "gemv: bad strides ldx=", ldx, " ldy=", ldy,
            " for W [", W.rows, ", ", W.cols, "], M=", M);
   if (M == 0 || W.rows == 0) return;
@@ -188,6 +197,42 @@ void check_linear_args(int64_t M, int64_t ldx, const WeightMatrix& W, int64_t ld
            " for W [", W.rows, ", ", W.cols, "], M=", M);
 }
 
+// fn(m0, mc, n0, n1) for items of (block of x rows, chunk of output rows) covering [0, M) x
+// [0, N), handed out dynamically to the threads. `chunk`: output rows per item. Blocks of x
+// rows (multiples of 4, the kernels' x tile) only when there are too few chunks (many-row
+// products; `stream` is false).
+template <typename Fn>
+void split_work(int64_t M, int64_t N, int64_t chunk, bool stream, Fn&& fn) {
+  const int nt = omp_in_parallel() ? 1 : num_threads();
+  const int64_t nchunks = (N + chunk - 1) / chunk;
+  int64_t mblock = M;
+  if (!stream && nchunks < 4 * nt) {
+    const int64_t parts = (4 * nt + nchunks - 1) / nchunks;
+    mblock = std::max<int64_t>(4, ((M + parts - 1) / parts + 3) / 4 * 4);
+  }
+  const int64_t nmblocks = (M + mblock - 1) / mblock, items = nchunks * nmblocks;
+  auto item = [&](int64_t it) {
+    const int64_t c = it % nchunks, mb = it / nchunks;
+    const int64_t m0 = mb * mblock;
+    fn(m0, std::min(mblock, M - m0), c * chunk, std::min(N, (c + 1) * chunk));
+  };
+  if (nt <= 1 || items < 2) {
+    for (int64_t it = 0; it < items; ++it) item(it);
+    return;
+  }
+#pragma omp parallel for num_threads(int(std::min<int64_t>(nt, items))) schedule(dynamic, 1)
+  for (int64_t it = 0; it < items; ++it) item(it);
+}
+
+// Output rows per item for streaming (decode-sized M): as gemv, ~1/8 of a thread's share, 64 KB
+// .. 1 MB of weights, a multiple of `align` rows.
+int64_t stream_chunk(const WeightMatrix& W, int64_t align) {
+  const int nt = omp_in_parallel() ? 1 : num_threads();
+  const int64_t row_bytes = std::max<int64_t>(1, int64_t(W.bytes() / size_t(W.rows)));
+  const int64_t chunk_bytes = std::clamp<int64_t>(int64_t(W.bytes()) / (8 * nt), 64 << 10, 1 << 20);
+  return std::max<int64_t>(16, chunk_bytes / row_bytes) / align * align;
+}
+
 // y = x · Wᵀ in BF16 compute (see the top of this file).
 void linear_bf16(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
   const cpu::Kernels& k = cpu::kernels();
@@ -205,34 +250,58 @@ void linear_bf16(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, 
       std::fill(xb + m * ldxb + K, xb + (m + 1) * ldxb, uint16_t(0));
     }
   });
-  const int nt = omp_in_parallel() ? 1 : num_threads();
-  int64_t chunk;  // output rows per item
-  if (M <= kBf16StreamMaxM) {  // as gemv: ~1/8 of a thread's share, 64 KB .. 1 MB of weights
-    const int64_t row_bytes = std::max<int64_t>(1, int64_t(W.bytes() / size_t(N)));
-    const int64_t chunk_bytes = std::clamp<int64_t>(int64_t(W.bytes()) / (8 * nt), 64 << 10, 1 << 20);
-    chunk = std::max<int64_t>(16, chunk_bytes / row_bytes);
-  } else {
-    chunk = std::max<int64_t>(24, int64_t(kBf16PanelBytes / size_t(Kp * 2)) / 24 * 24);
-  }
-  const int64_t nchunks = (N + chunk - 1) / chunk;
-  // Blocks of x rows (multiples of 4, the kernels' x tile) when there are too few chunks.
-  int64_t mblock = M;
-  if (M > kBf16StreamMaxM && nchunks < 4 * nt) {
-    const int64_t parts = (4 * nt + nchunks - 1) / nchunks;
-    mblock = std::max<int64_t>(4, ((M + parts - 1) / parts + 3) / 4 * 4);
-  }
-  const int64_t nmblocks = (M + mblock - 1) / mblock, items = nchunks * nmblocks;
-  auto item = [&](int64_t it) {
-    const int64_t c = it % nchunks, mb = it / nchunks;
-    const int64_t m0 = mb * mblock, mc = std::min(mblock, M - m0);
-    k.linear_bf16(xb + m0 * ldxb, ldxb, mc, W, c * chunk, std::min(N, (c + 1) * chunk), y + m0 * ldy, ldy);
-  };
-  if (nt <= 1 || items < 2) {
-    for (int64_t it = 0; it < items; ++it) item(it);
-    return;
-  }
-#pragma omp parallel for num_threads(int(std::min<int64_t>(nt, items))) schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it) item(it);
+  const bool stream = M <= kBf16StreamMaxM;
+  const int64_t chunk = stream ? stream_chunk(W, 1)
+                               : std::max<int64_t>(24, int64_t(kBf16PanelBytes / size_t(Kp * 2)) / 24 * 24);
+  split_work(M, N, chunk, stream, [&](int64_t m0, int64_t mc, int64_t n0, int64_t n1) {
+    k.linear_bf16(xb + m0 * ldxb, ldxb, mc, W, n0, n1, y + m0 * ldy, ldy);
+  });
+}
+
+// I8 / I4 weights, Compute::BF16: x quantized per row and group (cpu::QuantizedX), then the
+// ISA's integer kernel on items as above (chunks of whole 16-row tiles).
+void linear_int(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
+  const cpu::Kernels& k = cpu::kernels();
+  const int64_t K = W.cols, N = W.rows, ngroups = K / W.group;
+  thread_local Buffer<int8_t> qbuf;
+  thread_local Buffer<float> sbuf;
+  thread_local Buffer<int32_t> zbuf;
+  qbuf.reserve(size_t(M * K));
+  sbuf.reserve(size_t(M * ngroups));
+  zbuf.reserve(size_t(M * ngroups));
+  // Pointers, not the thread_local buffers themselves: the workers below see their own.
+  int8_t* q = qbuf.data();
+  float* sc = sbuf.data();
+  int32_t* zs = zbuf.data();
+  const cpu::QuantizedX xq{q, K, sc, zs, ngroups};
+  parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m)
+      k.quantize_x(x + m * ldx, K, W.group, W.dtype, q + m * K, sc + m * ngroups, zs + m * ngroups);
+  });
+  const bool stream = M <= kBf16StreamMaxM;
+  const int64_t tile = WeightMatrix::kIntTile;
+  const int64_t chunk = stream ? stream_chunk(W, tile)
+                               : std::max<int64_t>(2 * tile, int64_t(kBf16PanelBytes / size_t(K)) / (2 * tile) * (2 * tile));
+  split_work(M, N, chunk, stream, [&](int64_t m0, int64_t mc, int64_t n0, int64_t n1) {
+    const cpu::QuantizedX xs{xq.q + m0 * xq.ldq, xq.ldq, xq.scale + m0 * xq.ldg, xq.zsum + m0 * xq.ldg, xq.ldg};
+    k.linear_int(xs, mc, W, n0, n1, y + m0 * ldy, ldy);
+  });
+}
+
+// I8 / I4 weights, Compute::F32: rows dequantized exactly into F32 panels, then the F32
+// streaming kernel on each (the same per-output arithmetic as F32 weights).
+void linear_int_exact(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
+  const cpu::Kernels& k = cpu::kernels();
+  const int64_t K = W.cols, N = W.rows;
+  const int64_t chunk = std::max<int64_t>(16, int64_t((256 << 10) / size_t(K * 4)));
+  split_work(1, N, chunk, true, [&](int64_t, int64_t, int64_t n0, int64_t n1) {
+    thread_local Buffer<float> panel;
+    panel.reserve(size_t((n1 - n0) * K));
+    cpu::dequant_rows_f32(k, W, n0, n1, panel.data(), K);
+    const WeightMatrix P{DType::F32, n1 - n0, K, panel.data(), nullptr};
+    for (int64_t m0 = 0; m0 < M; m0 += kF32BlockRows)
+      k.gemv_rows(x + m0 * ldx, ldx, std::min(kF32BlockRows, M - m0), P, 0, n1 - n0, y + m0 * ldy + n0, ldy);
+  });
 }
 
 }  // namespace
@@ -243,6 +312,11 @@ void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float
   if (M == 0 || W.rows == 0) return;
   if (W.cols == 0) {
     for (int64_t m = 0; m < M; ++m) std::fill_n(y + m * ldy, W.rows, 0.0f);
+    return;
+  }
+  if (W.is_int()) {
+    if (compute == Compute::BF16) linear_int(x, ldx, M, W, y, ldy);
+    else linear_int_exact(x, ldx, M, W, y, ldy);
     return;
   }
   if (compute == Compute::BF16) {

@@ -13,18 +13,34 @@
 
 namespace qs {
 
-// A weight matrix exactly as stored in the checkpoint: W[rows = out_features, cols = in_features]
-// row-major. For F8_E4M3, scale_inv[ceil(rows/128)][ceil(cols/128)] (F32, row-major) multiplies
-// every element of its 128x128 block: W[r][c] = fp8(data[r*cols + c]) * scale_inv[r/128][c/128]
-// (edge blocks may be partial). `data` may point into an mmapped file: kernels never write it.
+// A weight matrix as the kernels read it: W[rows = out_features, cols = in_features].
+//  F32, BF16, F16, F8_E4M3: as stored in the checkpoint, row-major. For F8_E4M3,
+//    scale_inv[ceil(rows/128)][ceil(cols/128)] (F32, row-major) multiplies every element of its
+//    128x128 block: W[r][c] = fp8(data[r*cols + c]) * scale_inv[r/128][c/128] (edge blocks may be
+//    partial).
+//  I8, I4: symmetric group-wise integers (GPTQ with sym = true and desc_act = false, repacked on
+//    load by int_weights_from_gptq, kernels/int_weights.h): W[r][c] = (u - z) * s[r][c / group]
+//    with u the stored unsigned value (8 or 4 bits), z = 128 (I8) or 8 (I4) and s an F16 scale.
+//    Layout (the VNNI kernels' order): tiles of 16 rows; in tile t, for each 32-bit word w (4
+//    columns for I8, 8 for I4) the 16 rows' words, data[(t * words + w) * 16 + i] = row 16t + i,
+//    columns [w * per, (w + 1) * per): byte j (I8) or bits 4j..4j+3 (I4) = column w * per + j, as
+//    GPTQ packs them. group_scales[(t * (cols / group) + g) * 16 + i] = s[16t + i][g]. Rows past
+//    `rows` in the last tile hold u = z and s = 0.
+// `data` may point into an mmapped file: kernels never write it.
 struct WeightMatrix {
-  DType dtype = DType::F32;  // F32, BF16, F16 or F8_E4M3
+  DType dtype = DType::F32;  // F32, BF16, F16, F8_E4M3, I8 or I4
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;
-  const float* scale_inv = nullptr;  // F8_E4M3 only
+  const float* scale_inv = nullptr;         // F8_E4M3 only
+  const uint16_t* group_scales = nullptr;   // I8 / I4 only (F16)
+  int64_t group = 0;                        // I8 / I4: columns per scale (32, 64 or 128)
   static constexpr int64_t kBlock = 128;
+  static constexpr int64_t kIntTile = 16;   // I8 / I4: rows per tile
 
   int64_t scale_cols() const { return (cols + kBlock - 1) / kBlock; }
+  bool is_int() const { return dtype == DType::I8 || dtype == DType::I4; }
+  int64_t int_tiles() const { return (rows + kIntTile - 1) / kIntTile; }
+  int64_t int_words() const { return cols / (dtype == DType::I8 ? 4 : 8); }  // words per row
   size_t bytes() const;  // bytes of `data` (+ scales) a full pass reads
   // Row r (0 <= r < rows), dequantized to F32 exactly (out[cols]).
   void dequant_row(int64_t r, float* out) const;
@@ -32,8 +48,9 @@ struct WeightMatrix {
 
 // The arithmetic of linear() (both modes are batch-invariant, for every weight dtype):
 //  F32  exact: F32 products of x with the exactly dequantized weights (FP8: fp8 * scale_inv,
-//       rounded once), F32 accumulation in a fixed per-output order (the streaming gemv kernels,
-//       run over blocks of 64 rows of x). The verification path: `qiusuo logits`, --precision f32.
+//       rounded once; I8/I4: (u - z) * s, exact), F32 accumulation in a fixed per-output order
+//       (the streaming gemv kernels, run over blocks of 64 rows of x). The verification path:
+//       `qiusuo logits`, --precision f32.
 //  BF16 each row of x rounded to BF16 once (nearest even); weights as BF16 (BF16 as stored, F32
 //       and F16 rounded to nearest even, FP8 E4M3 widened exactly with its 128x128 block scale
 //       applied to each block's partial sums); exact products accumulated in F32 in a fixed
@@ -41,6 +58,10 @@ struct WeightMatrix {
 //       reference (cpu/linear_bf16_scalar.cpp states the order). The default generation path,
 //       prefill and decode. Its cost in accuracy, measured with `qiusuo logits --mode decode`
 //       on every model fixture against F32: see docs/benchmarks.md ("BF16 compute").
+//       I8/I4 weights: x is quantized instead, per row and weight group, to int8 (symmetric,
+//       scale max|x| / 127, nearest even), the group's products summed exactly in integers
+//       (VNNI), then y += float(sum) * (scale_x * scale_w) once per group, in group order
+//       (cpu/linear_int_scalar.cpp). As llama.cpp's Q8 activations; cost in docs/quantization.md.
 enum class Compute { F32, BF16 };
 
 // y[M, W.rows] = x[M, W.cols] · Wᵀ. x and y are row-major with the given row strides

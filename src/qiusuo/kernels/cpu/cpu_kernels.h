@@ -35,6 +35,25 @@ using LinearBf16Fn = void (*)(const uint16_t* xb, int64_t ldxb, int64_t M, const
                               int64_t n0, int64_t n1, float* y, int64_t ldy);
 constexpr int64_t kBf16Pad = 64;
 
+// Rows of x quantized for I8/I4 weights (linear.h, Compute::BF16; quantize_x states how): per
+// row, the int8 values in the weight dtype's word order (I8: natural; I4: per 8 columns c0 c2 c4
+// c6 c1 c3 c5 c7, the even/odd nibbles of a GPTQ word), and per weight group g its scale and
+// zsum = z * sum(q) (z = 128 for I8, 8 for I4: the weights' zero point).
+struct QuantizedX {
+  const int8_t* q;  // [M][ldq]
+  int64_t ldq;
+  const float* scale;   // [M][ldg]
+  const int32_t* zsum;  // [M][ldg]
+  int64_t ldg;
+};
+// One row of x (K columns, K a multiple of `group`) quantized for weights of dtype `wdtype`.
+using QuantizeXFn = void (*)(const float* x, int64_t K, int64_t group, DType wdtype, int8_t* q,
+                             float* scale, int32_t* zsum);
+// y[m*ldy + n] for m < M, n in [n0, n1) (n0 a multiple of 16; n1 one too or W.rows) from I8/I4
+// weights: the arithmetic of linear_int_scalar.cpp, the same bits for every ISA, M and split.
+using LinearIntFn = void (*)(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0,
+                             int64_t n1, float* y, int64_t ldy);
+
 struct Kernels {
   Isa isa;
   GemvRowsFn gemv_rows;
@@ -53,6 +72,8 @@ struct Kernels {
   GemmMicroFn gemm_micro;
   int gemm_mr, gemm_nr;
   LinearBf16Fn linear_bf16;
+  QuantizeXFn quantize_x;
+  LinearIntFn linear_int;
   // Memory-bandwidth probe: sums `streams` arrays of n floats each, read in lockstep.
   float (*read_streams)(const float* const* p, int streams, int64_t n);
 };
@@ -75,7 +96,11 @@ struct Kernels {
                         float* C, int64_t ldc, int mr, int nr);                                  \
   float read_streams_##isa(const float* const* p, int streams, int64_t n);                     \
   void linear_bf16_##isa(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W,    \
-                         int64_t n0, int64_t n1, float* y, int64_t ldy);
+                         int64_t n0, int64_t n1, float* y, int64_t ldy);                         \
+  void quantize_x_##isa(const float* x, int64_t K, int64_t group, DType wdtype, int8_t* q,       \
+                        float* scale, int32_t* zsum);                                           \
+  void linear_int_##isa(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0,      \
+                        int64_t n1, float* y, int64_t ldy);
 QS_DECLARE_CPU_KERNELS(scalar)
 #ifdef QIUSUO_SIMD
 QS_DECLARE_CPU_KERNELS(avx2)

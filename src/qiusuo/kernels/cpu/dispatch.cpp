@@ -7,19 +7,16 @@
 
 namespace qs::cpu {
 namespace {
-#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR, bf16_isa)                                        \
+#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR)                                                  \
   Kernels{isa_enum,          gemv_rows_##isa,   gemv_xpack_floats_##isa, gemv_pack_x_##isa,      \
           gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
-          linear_bf16_##bf16_isa, read_streams_##isa}
+          linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa}
 
-const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar, scalar);
+const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
 #ifdef QIUSUO_SIMD
-const Kernels kAvx2 = QS_KERNEL_TABLE(Isa::Avx2, avx2, kGemmMrAvx2, kGemmNrAvx2, avx2);
-const Kernels kAvx512 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512, avx512);
-// AVX-512 without AVX512_BF16 (Skylake-X, Cascade Lake): the AVX2 BF16 linear, which computes
-// the same bits with FMAs.
-const Kernels kAvx512NoBf16 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512, avx2);
+const Kernels kAvx2 = QS_KERNEL_TABLE(Isa::Avx2, avx2, kGemmMrAvx2, kGemmNrAvx2);
+const Kernels kAvx512 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512);
 #endif
 #undef QS_KERNEL_TABLE
 }  // namespace
@@ -31,7 +28,21 @@ const Kernels* kernels_for(Isa isa) {
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
   if (isa == Isa::Avx2) return avx2 ? &kAvx2 : nullptr;
-  if (isa == Isa::Avx512) return avx512 ? (f.avx512bf16 ? &kAvx512 : &kAvx512NoBf16) : nullptr;
+  if (isa == Isa::Avx512) {
+    if (!avx512) return nullptr;
+    // AVX-512 without AVX512_BF16 (Skylake-X, Cascade Lake) or without VNNI (Skylake-X): those
+    // kernels from the AVX2 table, which compute the same bits.
+    static const Kernels table = [&] {
+      Kernels t = kAvx512;
+      if (!f.avx512bf16) t.linear_bf16 = linear_bf16_avx2;
+      if (!f.avx512vnni) {
+        t.quantize_x = quantize_x_avx2;
+        t.linear_int = linear_int_avx2;
+      }
+      return t;
+    }();
+    return &table;
+  }
 #endif
   return nullptr;
 }
@@ -57,7 +68,21 @@ void dequant_span(const Kernels& k, const WeightMatrix& W, int64_t r, int64_t c0
       k.fp8_to_f32(static_cast<const uint8_t*>(W.data) + off, out, n, s);
       break;
     }
-    default: fail(ErrorKind::Unsupported, "weight dtype ", dtype_name(W.dtype), " is not F32/BF16/F16/F8_E4M3");
+    case DType::I8:
+    case DType::I4: {  // (u - z) * s, exact in F32 (u - z: 8 bits, s: an F16)
+      const bool i8 = W.dtype == DType::I8;
+      const int64_t per = i8 ? 4 : 8, words = W.int_words(), ngroups = W.cols / W.group;
+      const int64_t t = r / WeightMatrix::kIntTile, i = r % WeightMatrix::kIntTile;
+      const auto* data = static_cast<const uint32_t*>(W.data);
+      for (int64_t c = c0; c < c0 + n; ++c) {
+        const uint32_t w = data[(t * words + c / per) * WeightMatrix::kIntTile + i];
+        const int j = int(c % per);
+        const int32_t q = i8 ? int32_t((w >> (8 * j)) & 0xFF) - 128 : int32_t((w >> (4 * j)) & 0xF) - 8;
+        out[c - c0] = float(q) * f16_to_f32(W.group_scales[(t * ngroups + c / W.group) * WeightMatrix::kIntTile + i]);
+      }
+      break;
+    }
+    default: fail(ErrorKind::Unsupported, "weight dtype ", dtype_name(W.dtype), " is not F32/BF16/F16/F8_E4M3/I8/I4");
   }
 }
 }  // namespace
@@ -66,7 +91,7 @@ void dequant_rows_f32(const Kernels& k, const WeightMatrix& W, int64_t r0, int64
                       int64_t ld) {
   for (int64_t r = r0; r < r1; ++r) {
     float* o = out + (r - r0) * ld;
-    if (W.dtype == DType::F8_E4M3) {
+    if (W.dtype == DType::F8_E4M3 || W.is_int()) {
       for (int64_t c = 0; c < W.cols; c += WeightMatrix::kBlock)
         dequant_span(k, W, r, c, std::min(WeightMatrix::kBlock, W.cols - c), o + c);
     } else {

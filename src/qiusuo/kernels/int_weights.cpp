@@ -1,0 +1,84 @@
+// int_weights_from_gptq (see int_weights.h).
+#include "qiusuo/kernels/int_weights.h"
+
+#include <cstring>
+
+#include "qiusuo/core/error.h"
+
+namespace qs {
+
+WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
+                                   Buffer<float>& storage) {
+  QS_CHECK(t.qweight && t.scales && t.qzeros, "GPTQ weight '", name, "': needs .qweight, .scales and .qzeros");
+  const TensorView &qw = *t.qweight, &sc = *t.scales, &qz = *t.qzeros;
+  auto shape_str = [](const Shape& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+  };
+  QS_CHECK(qw.dtype == DType::I32 && qw.shape.size() == 2 && qw.shape[1] == rows && qw.shape[0] > 0 &&
+               cols % qw.shape[0] == 0,
+           "GPTQ weight '", name, ".qweight': want I32 [in / (32 / bits), ", rows, "] for in = ", cols, ", got ",
+           dtype_name(qw.dtype), " ", shape_str(qw.shape));
+  const int64_t per = cols / qw.shape[0];
+  QS_CHECK(per == 8 || per == 4, "GPTQ weight '", name, ".qweight': ", per,
+           " values per word (", 32 / per, " bits); only 4 and 8 bits are supported");
+  const int bits = int(32 / per);
+  QS_CHECK(sc.dtype == DType::F16 && sc.shape.size() == 2 && sc.shape[1] == rows && sc.shape[0] > 0 &&
+               cols % sc.shape[0] == 0,
+           "GPTQ weight '", name, ".scales': want F16 [in / group, ", rows, "], got ", dtype_name(sc.dtype), " ",
+           shape_str(sc.shape));
+  const int64_t ngroups = sc.shape[0], group = cols / ngroups;
+  QS_CHECK(group % 32 == 0, "GPTQ weight '", name, "': group size ", group,
+           " is not a multiple of 32 (32, 64, 128 or the whole row are supported)");
+  QS_CHECK(qz.dtype == DType::I32 && qz.shape.size() == 2 && qz.shape[0] == ngroups && rows % per == 0 &&
+               qz.shape[1] == rows / per,
+           "GPTQ weight '", name, ".qzeros': want I32 [", ngroups, ", ", rows, " / ", per, "], got ",
+           dtype_name(qz.dtype), " ", shape_str(qz.shape));
+  // Symmetric: every packed zero is z - 1 ("gptq") or z ("gptq_v2"), the same one throughout.
+  const uint32_t z = bits == 4 ? 8 : 128;
+  const uint32_t v1 = bits == 4 ? 0x77777777u : 0x7F7F7F7Fu, v2 = bits == 4 ? 0x88888888u : 0x80808080u;
+  const auto* zw = qz.as<uint32_t>();
+  const int64_t nz = qz.numel();
+  QS_CHECK(nz > 0 && (zw[0] == v1 || zw[0] == v2), "GPTQ weight '", name,
+           ".qzeros': zero points are not the symmetric ", z, " (asymmetric GPTQ weights are not supported)");
+  for (int64_t i = 1; i < nz; ++i)
+    QS_CHECK(zw[i] == zw[0], "GPTQ weight '", name, ".qzeros': zero points differ (asymmetric GPTQ weights are not supported)");
+  if (t.g_idx) {
+    QS_CHECK(t.g_idx->dtype == DType::I32 && t.g_idx->numel() == cols, "GPTQ weight '", name,
+             ".g_idx': want I32 [", cols, "]");
+    const auto* g = t.g_idx->as<int32_t>();
+    for (int64_t c = 0; c < cols; ++c)
+      QS_CHECK(g[c] == c / group, "GPTQ weight '", name, ".g_idx': column ", c, " is in group ", g[c],
+               ", not ", c / group, " (act-order / desc_act GPTQ weights are not supported)");
+  }
+
+  WeightMatrix W;
+  W.dtype = bits == 8 ? DType::I8 : DType::I4;
+  W.rows = rows;
+  W.cols = cols;
+  W.group = group;
+  const int64_t tiles = W.int_tiles(), T = WeightMatrix::kIntTile, words = cols / per;
+  const size_t data_words = size_t(tiles * T * words), scale_halves = size_t(tiles * T * ngroups);
+  storage.resize((data_words * 4 + scale_halves * 2 + 63) / 4, false);
+  auto* data = reinterpret_cast<uint32_t*>(storage.data());
+  auto* scales = reinterpret_cast<uint16_t*>(data + data_words);
+  const auto* src = qw.as<uint32_t>();
+  const auto* ssrc = sc.as<uint16_t>();
+  const uint32_t zero_word = bits == 4 ? 0x88888888u : 0x80808080u;  // value 0 in padded rows
+  for (int64_t tt = 0; tt < tiles; ++tt)
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t n = tt * T + i;
+      for (int64_t w = 0; w < words; ++w)
+        data[(tt * words + w) * T + i] = n < rows ? src[w * rows + n] : zero_word;
+      for (int64_t g = 0; g < ngroups; ++g)
+        scales[(tt * ngroups + g) * T + i] = n < rows ? ssrc[g * rows + n] : uint16_t(0);
+    }
+  // "gptq_v2" stores u with zero z, as the kernels read it; "gptq" stores the same u (only the
+  // zeros are written minus one), so the words are used as they are in both.
+  W.data = data;
+  W.group_scales = scales;
+  return W;
+}
+
+}  // namespace qs

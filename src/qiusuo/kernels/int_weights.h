@@ -1,0 +1,38 @@
+// Group-wise integer weights in the GPTQ layout, as AutoGPTQ / transformers / vLLM write and read
+// them with quantization_config {"quant_method": "gptq", "bits": 4 or 8, "group_size": G,
+// "sym": true, "desc_act": false, "checkpoint_format": "gptq"}. For a linear layer `<name>`
+// with out_features N and in_features K (per = 32 / bits values per 32-bit word):
+//   <name>.qweight  I32 [K / per, N]   word (w, n) holds columns w*per .. w*per+per-1 of output n,
+//                                      value j at bits j*bits: u = q + z, unsigned
+//   <name>.scales   F16 [K / G, N]     the scale s of (group, output)
+//   <name>.qzeros   I32 [K / G, N / per]  the zero point z packed the same way along N; stored as
+//                                      z - 1 (format "gptq": 7 for 4 bits, 127 for 8) or as z
+//                                      ("gptq_v2": 8, 128). Symmetric only: every zero is z.
+//   <name>.g_idx    I32 [K]            optional; must be c / G for column c (no act-order)
+// so W[n][c] = (u - z) * s[c / G][n]. int_weights_from_gptq validates these tensors (shapes,
+// dtypes, symmetric zeros, no act-order: each a clear error naming the tensor) and repacks them
+// into the kernels' tiled layout (WeightMatrix I8 / I4, linear.h).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "qiusuo/core/buffer.h"
+#include "qiusuo/core/tensor.h"
+#include "qiusuo/kernels/linear.h"
+
+namespace qs {
+
+struct GptqTensors {
+  const TensorView* qweight = nullptr;
+  const TensorView* scales = nullptr;
+  const TensorView* qzeros = nullptr;
+  const TensorView* g_idx = nullptr;  // optional
+};
+
+// W for a layer of `rows` outputs and `cols` inputs; bits and group size are read from the
+// shapes. `storage` receives the repacked words and scales (one aligned allocation, kept alive
+// as long as the returned matrix); `name` is used in error messages.
+WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
+                                   Buffer<float>& storage);
+
+}  // namespace qs
