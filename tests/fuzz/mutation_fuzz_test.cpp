@@ -519,8 +519,8 @@ TEST(MutationFuzz, Checkpoints) {
   CrashHandlers handlers;
   const uint64_t seed = fuzz_seed();
   const long only = only_case();
-  constexpr long kCases = 200;
-  constexpr int kMaxForwards = 30;
+  constexpr long kCases = 160;
+  constexpr int kMaxForwards = 20;
   TempDir root("fuzz-ckpt");
   int loaded = 0, forwards = 0, errors = 0;
   for (long i = 0; i < kCases; ++i) {
@@ -747,9 +747,9 @@ void exercise_tokenizer(const Tokenizer& t, Rng& r, const std::vector<std::strin
     for (int k = 0; k < 1 + int(r.below(4)); ++k) {
       json m = {{"role", roles[r.below(5)]}, {"content", fuzz_text(r, specials).substr(0, 400)}};
       if (r.below(6) == 0) m["content"] = hostile_value(r);
-      if (r.below(20) == 0) {  // nested 20000 deep (built in place: no recursion here)
+      if (r.below(20) == 0) {  // nested 100000 deep (built in place: no recursion here)
         json d = json::array();
-        for (int k = 0; k < 20000; ++k) {
+        for (int k = 0; k < 100000; ++k) {
           json outer = json::array();
           outer.push_back(std::move(d));
           d = std::move(outer);
@@ -757,7 +757,7 @@ void exercise_tokenizer(const Tokenizer& t, Rng& r, const std::vector<std::strin
         m[r.below(2) ? "content" : "extra"] = std::move(d);
       }
       if (r.below(8) == 0) m["tool_calls"] = json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"arguments", hostile_value(r)}}}}});
-      msgs.push_back(m);
+      msgs.push_back(std::move(m));
     }
     (void)render_chat(t.chat_template(), msgs, r.below(2) == 1, json{{"bos_token", t.bos_token()}});
   }

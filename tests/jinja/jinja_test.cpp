@@ -1619,6 +1619,26 @@ TEST(Jinja, DeepNestingIsAnErrorNotACrash) {
   EXPECT_EQ(R("{{ " + std::string(40, '(') + "1" + std::string(40, ')') + " }}"), "1");
 }
 
+// A context nested 100000 deep (built in place) is an error, not a stack overflow while it is
+// converted; 200 levels still render.
+json nested(int depth) {
+  json d = 1;
+  for (int k = 0; k < depth; ++k) {
+    json o = json::array();
+    o.push_back(std::move(d));
+    d = std::move(o);
+  }
+  return d;
+}
+
+TEST(Jinja, DeepContextIsAnErrorNotACrash) {
+  json ctx = json::object();
+  ctx["x"] = nested(100000);
+  EXPECT_NE(error_of("{{ x|length }}", ctx).find("nested deeper than 200 levels"), std::string::npos);
+  ctx["x"] = nested(199);
+  EXPECT_EQ(R("{{ x|length }}", ctx), "1");
+}
+
 TEST(Jinja, RecursionIsBounded) {
   qs::ErrorKind kind;
   std::string msg = error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", nullptr, &kind);

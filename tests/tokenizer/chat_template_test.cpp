@@ -1588,6 +1588,23 @@ TEST(ChatTemplate, CompileErrorsAreQsErrors) {
   EXPECT_THROW(qs::render_chat("{% extends 'x' %}", json::array(), false, nullptr), qs::Error);
 }
 
+TEST(ChatTemplate, DeeplyNestedMessagesAreAnError) {
+  json deep = "x";
+  for (int k = 0; k < 100000; ++k) {  // built in place: nothing here recurses
+    json o = json::array();
+    o.push_back(std::move(deep));
+    deep = std::move(o);
+  }
+  json msgs = json::array({{{"role", "user"}, {"content", "hi"}}});
+  msgs[0]["content"] = std::move(deep);
+  try {
+    qs::render_chat(template_by_id("deepseek-v3"), msgs, true, special_tokens("deepseek-v3"));
+    ADD_FAILURE() << "no exception";
+  } catch (const qs::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nested deeper than 200 levels"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ChatTemplate, RenderChatIsThreadSafe) {
   const std::string v3 = template_by_id("deepseek-v3");
   const std::string r1 = template_by_id("deepseek-r1");

@@ -5,6 +5,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qiusuo/core/error.h"
@@ -26,6 +27,22 @@ Json parse_json_file_text(std::string_view text, const std::string& source) {
   } catch (const typename Json::exception& e) {
     fail(ErrorKind::Format, source, ": invalid JSON (", e.what(), ")");
   }
+}
+
+// True when `v` nests containers deeper than max_depth (a scalar has depth 0, [] depth 1). For
+// values built in memory (requests, messages) before anything copies or converts them
+// recursively. Iterative; stops at the first path that is too deep.
+template <class Json>
+bool json_deeper_than(const Json& v, int max_depth) {
+  std::vector<std::pair<const Json*, int>> stack{{&v, 0}};
+  while (!stack.empty()) {
+    const auto [j, d] = stack.back();
+    stack.pop_back();
+    if (!j->is_structured()) continue;
+    if (d + 1 > max_depth) return true;
+    for (auto it = j->cbegin(); it != j->cend(); ++it) stack.push_back({&*it, d + 1});
+  }
+  return false;
 }
 
 // A short excerpt of a JSON value: compact JSON text cut at about `max_chars` (then "…"). Unlike

@@ -5,6 +5,7 @@
 // `if` does not. `set` writes to the innermost scope, so a variable set inside a loop body is
 // gone at the next iteration and after the loop (use namespace() to carry state out). Lookups
 // walk the scope chain, then the globals; a miss is Undefined.
+#include "qiusuo/core/json_util.h"
 #include "qiusuo/jinja/internal.h"
 
 namespace qs::jinja::detail {
@@ -511,6 +512,8 @@ template <class J>
 std::string render_with(const detail::Program& program, const J& context) {
   using namespace detail;
   auto root = std::make_shared<Scope>();
+  if (json_deeper_than(context, kMaxJsonDepth))  // from_json() recurses as deep as the values nest
+    qs::fail("jinja: the render context is nested deeper than ", kMaxJsonDepth, " levels");
   if (context.is_object()) {
     for (auto it = context.begin(); it != context.end(); ++it) root->set(it.key(), from_json(*it));
   } else if (!context.is_null()) {

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/json_util.h"
 
 namespace qs {
 
@@ -22,6 +23,9 @@ J chat_context(const J& messages, bool add_generation_prompt, const J& extra_con
   if (!messages.is_array()) fail("chat template: messages must be a JSON array");
   if (!extra_context.is_null() && !extra_context.is_object())
     fail("chat template: extra context must be a JSON object");
+  // Checked before the copies below, which recurse as deep as the values nest.
+  if (json_deeper_than(messages, kMaxJsonDepth) || json_deeper_than(extra_context, kMaxJsonDepth))
+    fail("chat template: messages or context nested deeper than ", kMaxJsonDepth, " levels");
   // As transformers' render_jinja_template: render(messages=..., tools=..., documents=...,
   // add_generation_prompt=..., **special_tokens_map, **kwargs).
   J ctx = J::object();
