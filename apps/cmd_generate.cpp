@@ -19,7 +19,7 @@ namespace qs::cli {
 namespace {
 
 struct GenOpts {
-  std::string model, tokenizer, prompt, ids, jsonl, system, precision = "bf16";
+  std::string model, tokenizer, prompt, ids, jsonl, system, precision = "bf16", speculative = "none";
   bool chat_template = false, json = false, show_stats = true;
   int threads = 0;
   int64_t context = 4096, completions = 1, max_seqs = 64;
@@ -47,6 +47,17 @@ void add_sampling_options(CLI::App* c, GenOpts& o) {
                 "depend on what else is batched with it")
       ->capture_default_str();
   c->add_option("--threads", o.threads, "Threads (0 = all cores)");
+  c->add_option("--speculative", o.speculative,
+                "none, or mtp: the checkpoint's multi-token-prediction module drafts the token after next and\n"
+                "the model verifies both in one step. Greedy output is exactly the plain output; sampled\n"
+                "tokens keep their distribution (speculative sampling)")
+      ->capture_default_str();
+}
+
+bool speculative_of(const std::string& s) {
+  if (s == "none") return false;
+  if (s == "mtp") return true;
+  fail("--speculative must be none or mtp, got '", s, "'");
 }
 
 std::string tokenizer_dir(const GenOpts& o) {
@@ -178,7 +189,8 @@ void run_generate(const GenOpts& o) {
   apply_threads(o.threads);
   QS_CHECK(o.completions >= 1 && o.completions <= 4096, "--completions must be in [1, 4096]");
   QS_CHECK(o.top_logprobs >= 0, "--logprobs must be >= 0");
-  auto model = Model::load(o.model, /*with_mtp=*/false);
+  const bool spec = speculative_of(o.speculative);
+  auto model = Model::load(o.model, /*with_mtp=*/spec);
   std::unique_ptr<Tokenizer> tok;
   const std::string tdir = tokenizer_dir(o);
   if (!tdir.empty()) tok = std::make_unique<Tokenizer>(Tokenizer::load(tdir));
@@ -203,6 +215,7 @@ void run_generate(const GenOpts& o) {
   eo.max_model_len = std::max(o.context, longest);
   eo.cache_tokens = std::max(eo.max_model_len, std::min<int64_t>(total + 64 * int64_t(prompts.size()), 32768));
   eo.compute = precision_of(o.precision);
+  eo.speculative = spec;
   Engine engine(*model, tok.get(), eo);
 
   const bool stream = !o.json && prompts.size() == 1 && o.completions == 1;
@@ -253,6 +266,10 @@ void run_generate(const GenOpts& o) {
                           {"ttft_s", r.ttft_s},
                           {"decode_tokens_per_s", n > 1 ? (n - 1) / gen_s : 0.0}};
       if (r.reason == FinishReason::Error) j["error"] = r.error;
+      if (spec) {
+        j["draft_tokens"] = r.draft_tokens;
+        j["accepted_draft_tokens"] = r.accepted_draft_tokens;
+      }
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else if (stream) {
       std::printf("\n");
@@ -270,9 +287,13 @@ void run_generate(const GenOpts& o) {
   if (o.show_stats && results.size() == 1) {
     const auto& r = results[0];
     const double n = double(r.tokens.size());
-    std::fprintf(stderr, "[%lld prompt tokens, %.0f tok/s prefill | %zu generated, %.2f tok/s | %s]\n",
+    std::string extra;
+    if (spec && r.draft_tokens > 0)
+      extra = " | MTP drafts " + std::to_string(r.accepted_draft_tokens) + "/" + std::to_string(r.draft_tokens) +
+              " accepted";
+    std::fprintf(stderr, "[%lld prompt tokens, %.0f tok/s prefill | %zu generated, %.2f tok/s | %s%s]\n",
                  (long long)r.prompt_tokens, double(r.prompt_tokens) / std::max(r.ttft_s, 1e-9), r.tokens.size(),
-                 n > 1 ? (n - 1) / (r.total_s - r.ttft_s) : 0.0, finish_reason_name(r.reason));
+                 n > 1 ? (n - 1) / (r.total_s - r.ttft_s) : 0.0, finish_reason_name(r.reason), extra.c_str());
   } else if (o.show_stats) {
     const auto st = engine.stats();
     int64_t gen = 0;
@@ -285,7 +306,8 @@ void run_generate(const GenOpts& o) {
 
 void run_chat(const GenOpts& o) {
   apply_threads(o.threads);
-  auto model = Model::load(o.model, false);
+  const bool spec = speculative_of(o.speculative);
+  auto model = Model::load(o.model, spec);
   const std::string tdir = tokenizer_dir(o);
   if (tdir.empty()) fail(ErrorKind::NotFound, "no tokenizer.json in ", o.model, ": pass --tokenizer DIR");
   Tokenizer tok = Tokenizer::load(tdir);
@@ -294,6 +316,7 @@ void run_chat(const GenOpts& o) {
   eo.max_seqs = 1;
   eo.cache_tokens = o.context;
   eo.compute = precision_of(o.precision);
+  eo.speculative = spec;
   Engine engine(*model, &tok, eo);  // the prefix cache keeps earlier turns: each turn computes only what is new
   const bool tty_in = isatty(0), tty_out = isatty(1);
   nlohmann::json msgs = nlohmann::json::array();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -59,6 +60,54 @@ TEST(Sampler, FollowsTheSoftmaxDistribution) {
     const double want = pr[i] / z, got = double(n[i]) / N;
     EXPECT_NEAR(got, want, 5 * std::sqrt(want * (1 - want) / N)) << i;  // 5 sigma
   }
+}
+
+// Speculative verification of a point-mass draft: the draft is accepted with probability
+// p(draft) and the returned token is distributed exactly as sample()'s (here with top-k
+// truncation too); greedy accepts iff the draft is the argmax.
+TEST(Sampler, VerifiedDraftsKeepTheDistribution) {
+  const std::vector<float> base = {0.5f, 1.5f, -0.3f, 1.0f, 0.2f, -2.0f};
+  SamplingParams p;
+  p.temperature = 0.8f;
+  p.top_k = 5;
+  // The distribution sample() draws from.
+  std::vector<double> want(base.size(), 0.0);
+  {
+    std::vector<std::pair<float, int>> c;
+    for (size_t i = 0; i < base.size(); ++i) c.push_back({base[i] / p.temperature, int(i)});
+    std::sort(c.begin(), c.end(), [](auto a, auto b) { return a.first > b.first; });
+    c.resize(5);
+    double z = 0;
+    for (auto& x : c) z += std::exp(double(x.first));
+    for (auto& x : c) want[size_t(x.second)] = std::exp(double(x.first)) / z;
+  }
+  const int N = 40000;
+  for (int32_t draft : {1, 4, 5}) {  // likely, unlikely, truncated away
+    std::vector<double> got(base.size(), 0.0);
+    int accepted = 0;
+    for (int i = 0; i < N; ++i) {
+      p.seed = uint64_t(i) * 7919 + uint64_t(draft);
+      Sampler s(p, int64_t(base.size()));
+      auto l = base;
+      bool ok = false;
+      const int32_t t = s.verify_draft(l.data(), draft, &ok);
+      got[size_t(t)] += 1.0 / N;
+      accepted += ok;
+      if (ok) EXPECT_EQ(t, draft);
+    }
+    for (size_t v = 0; v < base.size(); ++v)
+      EXPECT_NEAR(got[v], want[v], 4 * std::sqrt(want[v] * (1 - want[v]) / N) + 1e-9) << "draft " << draft << " token " << v;
+    EXPECT_NEAR(double(accepted) / N, want[size_t(draft)], 4 * std::sqrt(0.25 / N) + 1e-9) << "draft " << draft;
+  }
+  p.temperature = 0;
+  Sampler g(p, int64_t(base.size()));
+  auto l = base;
+  bool ok = true;
+  EXPECT_EQ(g.verify_draft(l.data(), 3, &ok), 1);
+  EXPECT_FALSE(ok);
+  l = base;
+  EXPECT_EQ(g.verify_draft(l.data(), 1, &ok), 1);
+  EXPECT_TRUE(ok);
 }
 
 TEST(Sampler, TopPAndMinPTruncate) {

@@ -103,21 +103,22 @@ int64_t BlockManager::acquire_prefix(std::span<const int32_t> tokens, int64_t ma
 }
 
 int64_t BlockManager::blocks_needed(const std::vector<int32_t>& table, int64_t covered, int64_t n) const {
+  if (n <= covered) return 0;
   int64_t need = std::max<int64_t>(0, blocks_for(n) - int64_t(table.size()));
-  const int64_t at = covered / B_;
-  if (n > covered && at < int64_t(table.size()) && meta_[size_t(table[size_t(at)])].refs > 1) need++;
+  const int64_t last = std::min<int64_t>(int64_t(table.size()), blocks_for(n));
+  for (int64_t b = covered / B_; b < last; ++b) need += meta_[size_t(table[size_t(b)])].refs > 1;
   return need;
 }
 
 bool BlockManager::prepare_write(std::vector<int32_t>& table, int64_t covered, int64_t n) {
   if (n <= covered) return true;
   if (blocks_needed(table, covered, n) > num_free()) return false;
-  const int64_t at = covered / B_;
-  if (at < int64_t(table.size())) {
-    int32_t& b = table[size_t(at)];
-    if (meta_[size_t(b)].refs > 1) {  // copy on write
+  const int64_t last = std::min<int64_t>(int64_t(table.size()), blocks_for(n));
+  for (int64_t i = covered / B_; i < last; ++i) {
+    int32_t& b = table[size_t(i)];
+    if (meta_[size_t(b)].refs > 1) {  // copy on write: the rows before `covered` in this block
       const int32_t fresh = take_block();
-      pool_.copy_block(fresh, b, covered % B_);
+      pool_.copy_block(fresh, b, std::clamp<int64_t>(covered - i * B_, 0, B_));
       drop_ref(b);
       b = fresh;
     }

@@ -49,13 +49,14 @@ class BlockManager {
   int64_t acquire_prefix(std::span<const int32_t> tokens, int64_t max_tokens, std::vector<int32_t>& table,
                          std::vector<uint64_t>& hashes);
 
-  // Fresh blocks a table covering `covered` tokens needs to cover `n` tokens, plus one when the
-  // block that position `covered` falls into is shared (it must be copied before writing).
+  // Fresh blocks that writing positions [covered, n) needs: the blocks appended to cover n
+  // tokens, plus one for every shared block among those holding the positions (it must be
+  // copied before writing).
   int64_t blocks_needed(const std::vector<int32_t>& table, int64_t covered, int64_t n) const;
-  // Makes `table` ready for writing positions [covered, n): the block holding position
-  // `covered` becomes private (copied when shared: its first covered % B rows), and fresh
-  // blocks are appended up to n tokens. Returns false, with nothing changed, when the pool
-  // has too few free blocks (evicting cached blocks as needed otherwise).
+  // Makes `table` ready for writing positions [covered, n): every block holding one of them
+  // becomes private (a shared one is copied: its rows before `covered`), and fresh blocks are
+  // appended up to n tokens. Returns false, with nothing changed, when the pool has too few
+  // free blocks (evicting cached blocks as needed otherwise).
   bool prepare_write(std::vector<int32_t>& table, int64_t covered, int64_t n);
 
   // Publishes the full blocks among tokens[0, n_computed) that are not yet in `hashes`

@@ -29,9 +29,14 @@ Engine::Engine(const Model& model, const Tokenizer* tokenizer, EngineOptions opt
   QS_CHECK(opt.cache_tokens >= opt.block_size, "the KV cache (", opt.cache_tokens,
            " tokens) must hold at least one block of ", opt.block_size);
   const int64_t blocks = (opt.cache_tokens + opt.block_size - 1) / opt.block_size;
-  pool_ = std::make_unique<KVPool>(model.config(), blocks, opt.block_size);
+  if (opt.speculative)
+    QS_CHECK(model.has_mtp(), "speculative decoding needs the model's MTP module (num_nextn_predict_layers > 0 and its "
+                              "weights in the checkpoint; load it with MTP)");
+  // A speculative engine keeps the MTP module's latents as one more layer of every block.
+  pool_ = std::make_unique<KVPool>(model.config(), blocks, opt.block_size,
+                                   model.config().num_hidden_layers + (opt.speculative ? 1 : 0));
   bm_ = std::make_unique<BlockManager>(*pool_, opt.prefix_caching);
-  sched_ = std::make_unique<Scheduler>(*bm_, SchedulerOptions{opt.max_seqs, opt.max_step_tokens});
+  sched_ = std::make_unique<Scheduler>(*bm_, SchedulerOptions{opt.max_seqs, opt.max_step_tokens, opt.speculative});
   runner_ = std::make_unique<ModelRunner>(model, *pool_, opt.compute);
   max_len_ = pool_->capacity_tokens();
   if (model.config().max_position_embeddings > 0) max_len_ = std::min(max_len_, model.config().max_position_embeddings);
@@ -195,19 +200,22 @@ void Engine::finish(Sequence& s, FinishReason r, const std::string& error) {
     ev.reason = r;
     cb.on_event(ev);
   }
-  // Siblings that were never forked (the parent ended before sampling) end the same way.
-  for (int64_t k = 1; k <= s.forks; ++k) {
-    GenerationResult sib;
-    sib.request = s.id + k;
-    sib.reason = r;
-    sib.error = error;
-    sib.prompt_tokens = s.n_prompt;
-    auto it = callbacks_.find(s.id + k);
-    if (it == callbacks_.end()) continue;
-    Callbacks scb = std::move(it->second);
-    callbacks_.erase(it);
-    count_finished(sib.prompt_tokens, 0);
-    if (scb.on_finish) scb.on_finish(std::move(sib));
+  // Siblings that will never be forked (the parent ended before its first token) end the same way.
+  if (s.n_generated() == 0) {
+    for (int64_t k = 1; k <= s.forks; ++k) {
+      auto it = callbacks_.find(s.id + k);
+      if (it == callbacks_.end()) continue;
+      Callbacks scb = std::move(it->second);
+      callbacks_.erase(it);
+      GenerationResult sib;
+      sib.request = s.id + k;
+      sib.reason = r;
+      sib.error = error;
+      sib.prompt_tokens = s.n_prompt;
+      count_finished(sib.prompt_tokens, 0);
+      if (scb.on_finish) scb.on_finish(std::move(sib));
+    }
+    s.forks = 0;
   }
   GenerationResult res;
   res.request = s.id;
@@ -220,6 +228,8 @@ void Engine::finish(Sequence& s, FinishReason r, const std::string& error) {
   res.prompt_tokens = s.n_prompt;
   res.cached_tokens = std::max<int64_t>(0, s.cached_tokens);
   res.preemptions = s.preemptions;
+  res.draft_tokens = s.drafts;
+  res.accepted_draft_tokens = s.accepted;
   res.ttft_s = s.ttft_s;
   res.total_s = s.clock.elapsed();
   if (cb.on_finish) cb.on_finish(std::move(res));
@@ -274,17 +284,26 @@ void Engine::sample(Sequence& s, const float* logits) {
 
 void Engine::fork(Sequence& parent) {
   // The parent's prompt is computed: each sibling shares its blocks and samples its own first
-  // token from the same logits (prepare_write copies the shared partial block on first write).
+  // token from the same logits (prepare_write copies a shared block before anyone writes it).
+  // With speculative decoding every sample recomputes the prompt's last position, whose MTP
+  // latent depends on the sample's first token. A parent that already finished (its first
+  // token ended it) has released its blocks: the siblings then start from the prefix cache.
   const int64_t V = model_.config().vocab_size;
+  const bool alive = parent.reason == FinishReason::None;
+  const int64_t resume = !alive ? 0 : opt_.speculative ? parent.n_prompt - 1 : parent.n_computed;
   for (int64_t k = 1; k <= parent.forks; ++k) {
     auto c = std::make_unique<Sequence>();
     c->id = parent.id + k;
-    c->tokens = parent.tokens;
+    c->tokens.assign(parent.tokens.begin(), parent.tokens.begin() + parent.n_prompt);
     c->n_prompt = parent.n_prompt;
-    c->n_computed = parent.n_computed;
-    c->blocks = parent.blocks;
-    c->hashes = parent.hashes;
-    bm_->share(c->blocks);
+    if (alive) {
+      c->blocks = parent.blocks;
+      c->hashes = parent.hashes;
+      c->hashes.resize(std::min<size_t>(c->hashes.size(), size_t(resume / bm_->block_size())));
+      bm_->share(c->blocks);
+      c->n_computed = c->mtp_computed = resume;
+      c->cached_tokens = parent.n_prompt;  // the prompt was computed once, by the first sample
+    }
     c->params = parent.params;
     c->params.seed = parent.params.seed + uint64_t(k);
     c->top_logprobs = parent.top_logprobs;
@@ -292,12 +311,12 @@ void Engine::fork(Sequence& parent) {
     c->sampler.emplace(c->params, V);
     c->sampler->observe_prompt(c->tokens);
     c->detok.emplace(tok_, c->params.stop);
-    c->cached_tokens = parent.n_prompt;  // the whole prompt was computed once, by the first sample
     c->clock = parent.clock;
     sched_->add_front(c.get());
     seqs_.emplace(c->id, std::move(c));
   }
   parent.forks = 0;
+  if (alive && opt_.speculative) parent.n_computed = parent.mtp_computed = resume;
 }
 
 void Engine::score_rows(Sequence& s, int64_t first_pos, int64_t n, const float* logits) {
@@ -308,6 +327,12 @@ void Engine::score_rows(Sequence& s, int64_t first_pos, int64_t n, const float* 
     s.logprobs.push_back(Sampler::log_softmax_at(row, V, target));
     if (s.top_logprobs > 0) s.top.push_back(Sampler::top_log_softmax(row, V, s.top_logprobs));
   }
+}
+
+bool Engine::can_draft(const Sequence& s) const {
+  return opt_.speculative && !s.score && s.draft >= 0 && s.status == SeqStatus::Running && s.todo() == 1 &&
+         s.reason == FinishReason::None && !s.cancelled && s.forks == 0 &&
+         s.n_generated() + 2 <= s.params.max_tokens && s.n_tokens() + 1 <= max_len_;
 }
 
 bool Engine::step() {
@@ -325,76 +350,146 @@ bool Engine::step() {
       }
     }
   };
-  sweep();
-  Schedule sch = sched_->schedule();
-  if (sch.work.empty()) {
-    // Cancelled or finished sequences may have released blocks without a step to report it.
-    std::lock_guard<std::mutex> lk(mu_);
+  auto report_blocks = [&] {
     stats_.waiting = int64_t(sched_->num_waiting());
     stats_.running = int64_t(sched_->num_running());
     stats_.blocks_used = bm_->num_used();
     stats_.blocks_cached = bm_->num_cached();
     stats_.blocks_free = bm_->num_free();
+  };
+  sweep();
+  // Speculative decoding: a decoding sequence with a draft computes [its last token, the draft]
+  // in one step; the draft is verified against the logits of the last token.
+  std::vector<Sequence*> drafted;
+  for (auto& [id, s] : seqs_)
+    if (can_draft(*s)) {
+      s->tokens.push_back(s->draft);
+      drafted.push_back(s.get());
+    }
+  Schedule sch = sched_->schedule();
+  for (Sequence* s : drafted) {  // drafts not scheduled whole are taken back
+    int64_t n = 0;
+    for (const StepWork& w : sch.work)
+      if (w.seq == s) n = w.n;
+    if (n < 2) {
+      s->tokens.pop_back();
+      if (n == 1) s->draft = -1;  // stale once its position is computed
+    }
+  }
+  if (sch.work.empty()) {
+    // Cancelled or finished sequences may have released blocks without a computed step.
+    std::lock_guard<std::mutex> lk(mu_);
+    report_blocks();
     return !seqs_.empty();
   }
-  // Logit rows: the last token of a sequence that then samples; every scored position.
+  // Logit rows: the last token of a sequence that then samples (both tokens of a verified
+  // draft); every scored position.
+  enum class Kind { Score, Sample, Verify };
+  struct Use { Sequence* s; Kind kind; int64_t first_row, n_rows, first_pos; };
   std::vector<int64_t> rows;
-  struct Use { Sequence* s; int64_t first_row, n_rows, first_pos; };
   std::vector<Use> uses;
+  std::vector<int64_t> start(sch.work.size()), flat(sch.work.size());
   int64_t off = 0;
-  for (const StepWork& w : sch.work) {
+  for (size_t i = 0; i < sch.work.size(); ++i) {
+    const StepWork& w = sch.work[i];
     Sequence& s = *w.seq;
+    start[i] = s.n_computed;
+    flat[i] = off;
     if (s.score) {
       const int64_t next = s.n_prompt - 1 + int64_t(s.logprobs.size());  // first position not yet scored
       const int64_t p0 = std::max(s.n_computed, next), p1 = std::min(s.n_computed + w.n, s.n_tokens() - 1);
       if (p1 > p0) {
-        uses.push_back({&s, int64_t(rows.size()), p1 - p0, p0});
+        uses.push_back({&s, Kind::Score, int64_t(rows.size()), p1 - p0, p0});
         for (int64_t p = p0; p < p1; ++p) rows.push_back(off + p - s.n_computed);
       }
+    } else if (w.n == 2 && s.draft >= 0 && s.n_computed + 2 == s.n_tokens() && s.tokens.back() == s.draft &&
+               std::find(drafted.begin(), drafted.end(), &s) != drafted.end()) {
+      uses.push_back({&s, Kind::Verify, int64_t(rows.size()), 2, s.n_computed});
+      rows.push_back(off);
+      rows.push_back(off + 1);
     } else if (s.n_computed + w.n == s.n_tokens()) {
-      uses.push_back({&s, int64_t(rows.size()), 1, s.n_tokens() - 1});
+      uses.push_back({&s, Kind::Sample, int64_t(rows.size()), 1, s.n_tokens() - 1});
       rows.push_back(off + w.n - 1);
     }
     off += w.n;
   }
   const float* logits = nullptr;
   try {
-    logits = runner_->run(sch.work, rows);
+    logits = runner_->run(sch.work, rows, opt_.speculative);
   } catch (const std::exception& e) {
     // The step's sequences fail; the engine (and everything else queued) goes on.
-    for (const StepWork& w : sch.work) finish(*w.seq, FinishReason::Error, e.what());
+    for (const StepWork& w : sch.work) {
+      if (w.seq->draft >= 0 && w.n == 2) w.seq->tokens.pop_back();
+      finish(*w.seq, FinishReason::Error, e.what());
+    }
     sweep();
     return true;
   }
-  int64_t generated = 0;
-  for (const StepWork& w : sch.work) {
-    Sequence& s = *w.seq;
-    s.n_computed += w.n;
-    bm_->publish(s.tokens, s.n_computed, s.blocks, s.hashes);
-  }
+  for (const StepWork& w : sch.work) w.seq->n_computed += w.n;
+  int64_t generated = 0, drafts = 0, accepted = 0;
   const int64_t V = model_.config().vocab_size;
+  std::vector<std::pair<Sequence*, std::vector<float>>> to_fork;
   for (const Use& u : uses) {
     Sequence& s = *u.s;
     const float* row = logits + u.first_row * V;
-    if (s.score) {
+    if (u.kind == Kind::Score) {
       score_rows(s, u.first_pos, u.n_rows, row);
       continue;
     }
-    if (s.cancelled) continue;
-    if (s.forks > 0) {
-      const int64_t nf = s.forks;
-      fork(s);
-      for (int64_t k = 1; k <= nf; ++k) {
-        sample(*seqs_.at(s.id + k), row);
-        generated++;
+    if (u.kind == Kind::Verify) {
+      const int32_t draft = s.tokens.back();
+      s.tokens.pop_back();
+      s.draft = -1;
+      bool ok = false;
+      if (s.cancelled) {  // the draft's position is not kept
+        s.n_computed--;
+        continue;
       }
+      row_.assign(row, row + V);
+      if (s.processor) s.processor(s.generated(), row_.data(), V);
+      SampleInfo info;
+      const int32_t y1 = s.sampler->verify_draft(row_.data(), draft, &ok, &info, s.top_logprobs);
+      s.drafts++;
+      drafts++;
+      if (ok) {
+        s.accepted++;
+        accepted++;
+      }
+      emit(s, y1, info);
+      generated++;
+      if (s.reason != FinishReason::None) continue;  // finished: its blocks are gone
+      if (ok && !s.cancelled) {
+        sample(s, row + V);  // the token after the accepted draft
+        generated++;
+      } else {
+        // Rejected (or cancelled): the draft's position is not part of the sequence.
+        s.n_computed--;
+        bm_->truncate(s.blocks, s.hashes, s.n_computed);
+      }
+      continue;
     }
+    if (s.cancelled) continue;
+    if (s.forks > 0) to_fork.push_back({&s, std::vector<float>(row, row + V)});
     sample(s, row);
     generated++;
   }
+  if (opt_.speculative) mtp_pass(sch, start, flat);
   for (const StepWork& w : sch.work) {
     Sequence& s = *w.seq;
-    if (s.score && s.n_computed == s.n_tokens()) finish(s, FinishReason::Stop);
+    if (s.reason == FinishReason::None) bm_->publish(s.tokens, s.n_computed, s.blocks, s.hashes);
+    if (s.score && s.n_computed == s.n_tokens() && s.reason == FinishReason::None) finish(s, FinishReason::Stop);
+  }
+  // n samples of one prompt: the siblings share the computed prompt and sample their first
+  // token from the same logits.
+  for (auto& [parent, row] : to_fork) {
+    const int64_t nf = parent->forks, id = parent->id;
+    fork(*parent);
+    for (int64_t k = 1; k <= nf; ++k) {
+      auto it = seqs_.find(id + k);
+      if (it == seqs_.end()) continue;
+      sample(*it->second, row.data());
+      generated++;
+    }
   }
   sweep();
   {
@@ -402,14 +497,42 @@ bool Engine::step() {
     stats_.steps++;
     stats_.step_tokens += sch.tokens;
     stats_.generated_tokens += generated;
+    stats_.draft_tokens += drafts;
+    stats_.accepted_draft_tokens += accepted;
     stats_.preemptions = sched_->preemptions();
-    stats_.waiting = int64_t(sched_->num_waiting());
-    stats_.running = int64_t(sched_->num_running());
-    stats_.blocks_used = bm_->num_used();
-    stats_.blocks_cached = bm_->num_cached();
-    stats_.blocks_free = bm_->num_free();
+    report_blocks();
   }
   return true;
+}
+
+void Engine::mtp_pass(const Schedule& sch, const std::vector<int64_t>& start, const std::vector<int64_t>& flat) {
+  // The MTP module runs over the positions this step computed whose next token is now known
+  // (a speculative engine keeps mtp_computed == n_computed between steps, so these are exactly
+  // the step's positions, in blocks the main pass already made private); a sequence that
+  // just sampled gets a draft from its last one. A prompt about to be forked stops before its
+  // last position, whose MTP latent depends on each sample's own first token.
+  std::vector<ModelRunner::MtpWork> work;
+  std::vector<int64_t> rows;
+  std::vector<Sequence*> drafting;
+  int64_t off = 0;
+  for (size_t i = 0; i < sch.work.size(); ++i) {
+    Sequence& s = *sch.work[i].seq;
+    if (s.reason != FinishReason::None || s.mtp_computed != start[i]) continue;
+    int64_t end = std::min(s.n_computed, s.n_tokens() - 1);
+    if (s.forks > 0) end = std::min(end, s.n_prompt - 1);
+    if (end <= start[i]) continue;
+    work.push_back({&s, start[i], end - start[i], flat[i]});
+    if (end == s.n_computed && s.n_tokens() == s.n_computed + 1 && !s.score) {
+      rows.push_back(off + end - start[i] - 1);
+      drafting.push_back(&s);
+    }
+    off += end - start[i];
+  }
+  if (work.empty()) return;
+  const float* logits = runner_->run_mtp(work, rows);
+  for (const auto& w : work) const_cast<Sequence*>(w.seq)->mtp_computed = w.p0 + w.n;
+  const int64_t V = model_.config().vocab_size;
+  for (size_t i = 0; i < drafting.size(); ++i) drafting[i]->draft = Sampler::argmax(logits + int64_t(i) * V, V);
 }
 
 void Engine::run(const std::atomic<bool>& stop) {

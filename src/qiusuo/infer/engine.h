@@ -60,6 +60,7 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;     // prompt tokens whose latents came from the prefix cache (full blocks)
   int64_t preemptions = 0;
+  int64_t draft_tokens = 0, accepted_draft_tokens = 0;  // speculative decoding: drafts verified / accepted
   double ttft_s = 0;             // submit → first token
   double total_s = 0;            // submit → finished
 };
@@ -98,6 +99,10 @@ struct EngineOptions {
   int64_t max_model_len = 0;      // prompt + max_tokens limit (0: the pool capacity, capped by the model's positions)
   bool prefix_caching = true;
   Compute compute = Compute::BF16;  // matrix products: bf16 (activations rounded to BF16) or f32 (exact)
+  // MTP speculative decoding: the model's MTP module drafts the token after next; the main
+  // model verifies [next, draft] in one step. Greedy output is exactly the non-speculative
+  // output; sampled tokens have exactly the same distribution (speculative sampling).
+  bool speculative = false;
 };
 
 struct EngineStats {
@@ -106,6 +111,7 @@ struct EngineStats {
   // Since start.
   int64_t steps = 0, requests = 0, finished = 0, preemptions = 0;
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0, step_tokens = 0;
+  int64_t draft_tokens = 0, accepted_draft_tokens = 0;
 };
 
 class Engine {
@@ -161,6 +167,8 @@ class Engine {
   void fork(Sequence& parent);
   void score_rows(Sequence& s, int64_t first_pos, int64_t n, const float* logits);
   void count_finished(int64_t prompt_tokens, int64_t cached_tokens);
+  bool can_draft(const Sequence& s) const;
+  void mtp_pass(const Schedule& sch, const std::vector<int64_t>& start, const std::vector<int64_t>& flat);
 
   const Model& model_;
   const Tokenizer* tok_;

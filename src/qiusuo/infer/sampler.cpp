@@ -65,8 +65,7 @@ std::vector<TopLogprob> Sampler::top_log_softmax(const float* logits, int64_t n,
   return out;
 }
 
-int32_t Sampler::sample(float* l, SampleInfo* info, int top_logprobs) {
-  // Penalties.
+void Sampler::penalize(float* l) const {
   if (p_.repetition_penalty != 1.0f) {
     auto pen = [&](int32_t t) { l[t] = l[t] > 0 ? l[t] / p_.repetition_penalty : l[t] * p_.repetition_penalty; };
     for (const auto& [t, c] : seen_prompt_) pen(t);
@@ -75,59 +74,65 @@ int32_t Sampler::sample(float* l, SampleInfo* info, int top_logprobs) {
   }
   if (p_.presence_penalty != 0 || p_.frequency_penalty != 0)
     for (const auto& [t, c] : out_counts_) l[t] -= p_.presence_penalty + p_.frequency_penalty * float(c);
+}
 
-  int32_t tok;
-  const bool greedy = p_.temperature == 0.0f || p_.top_k == 1;
-  if (greedy) {
-    tok = argmax(l, vocab_);
+void Sampler::candidates(const float* l) {
+  // Candidates sorted by logit (top-k first when set: partial sort), as probabilities.
+  cand_.clear();
+  for (int64_t i = 0; i < vocab_; ++i)
+    if (std::isfinite(l[i])) cand_.push_back({l[i] / p_.temperature, int32_t(i)});
+  QS_CHECK(!cand_.empty(), "all logits are -inf or NaN");
+  auto cmp = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  size_t k = cand_.size();
+  if (p_.top_k > 0 && size_t(p_.top_k) < k) {
+    k = size_t(p_.top_k);
+    std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), cmp);
+    cand_.resize(k);
   } else {
-    // Candidates sorted by logit (top-k first when set: partial sort).
-    cand_.clear();
-    for (int64_t i = 0; i < vocab_; ++i)
-      if (std::isfinite(l[i])) cand_.push_back({l[i] / p_.temperature, int32_t(i)});
-    QS_CHECK(!cand_.empty(), "all logits are -inf or NaN");
-    auto cmp = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-    size_t k = cand_.size();
-    if (p_.top_k > 0 && size_t(p_.top_k) < k) {
-      k = size_t(p_.top_k);
-      std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), cmp);
-      cand_.resize(k);
-    } else {
-      std::sort(cand_.begin(), cand_.end(), cmp);
+    std::sort(cand_.begin(), cand_.end(), cmp);
+  }
+  const float mx = cand_[0].first;
+  double z = 0;
+  for (auto& c : cand_) z += (c.first = std::exp(c.first - mx));
+  for (auto& c : cand_) c.first = float(c.first / z);
+  if (p_.top_p < 1.0f) {
+    double cum = 0;
+    size_t keep = 0;
+    while (keep < cand_.size()) {
+      cum += cand_[keep].first;
+      ++keep;
+      if (cum >= p_.top_p) break;
     }
-    const float mx = cand_[0].first;
-    double z = 0;
-    for (auto& c : cand_) z += (c.first = std::exp(c.first - mx));
-    for (auto& c : cand_) c.first = float(c.first / z);
-    if (p_.top_p < 1.0f) {
-      double cum = 0;
-      size_t keep = 0;
-      while (keep < cand_.size()) {
-        cum += cand_[keep].first;
-        ++keep;
-        if (cum >= p_.top_p) break;
-      }
-      cand_.resize(keep);
-    }
-    if (p_.min_p > 0) {
-      const float thr = p_.min_p * cand_[0].first;
-      size_t keep = 1;
-      while (keep < cand_.size() && cand_[keep].first >= thr) ++keep;
-      cand_.resize(keep);
-    }
-    double total = 0;
-    for (const auto& c : cand_) total += c.first;
-    double u = rng_.uniform() * total;
-    tok = cand_.back().second;
-    for (const auto& c : cand_) {
-      u -= c.first;
-      if (u < 0) { tok = c.second; break; }
+    cand_.resize(keep);
+  }
+  if (p_.min_p > 0) {
+    const float thr = p_.min_p * cand_[0].first;
+    size_t keep = 1;
+    while (keep < cand_.size() && cand_[keep].first >= thr) ++keep;
+    cand_.resize(keep);
+  }
+}
+
+int32_t Sampler::draw() {
+  double total = 0;
+  for (const auto& c : cand_) total += c.first;
+  double u = rng_.uniform() * total;
+  int32_t tok = cand_.back().second;
+  for (const auto& c : cand_) {
+    u -= c.first;
+    if (u < 0) {
+      tok = c.second;
+      break;
     }
   }
+  return tok;
+}
+
+void Sampler::record(const float* l, int32_t tok, SampleInfo* info, int top_logprobs) {
   if (info) {
     // The distribution drawn from: penalized logits / temperature (greedy: / 1).
     const float* d = l;
-    if (!greedy && p_.temperature != 1.0f) {
+    if (!greedy() && p_.temperature != 1.0f) {
       scaled_.resize(size_t(vocab_));
       for (int64_t i = 0; i < vocab_; ++i) scaled_[size_t(i)] = l[i] / p_.temperature;
       d = scaled_.data();
@@ -136,6 +141,48 @@ int32_t Sampler::sample(float* l, SampleInfo* info, int top_logprobs) {
     info->top = top_log_softmax(d, vocab_, top_logprobs);
   }
   out_counts_[tok]++;
+}
+
+int32_t Sampler::sample(float* l, SampleInfo* info, int top_logprobs) {
+  penalize(l);
+  int32_t tok;
+  if (greedy()) {
+    tok = argmax(l, vocab_);
+  } else {
+    candidates(l);
+    tok = draw();
+  }
+  record(l, tok, info, top_logprobs);
+  return tok;
+}
+
+int32_t Sampler::verify_draft(float* l, int32_t draft, bool* accepted, SampleInfo* info, int top_logprobs) {
+  penalize(l);
+  int32_t tok;
+  if (greedy()) {
+    tok = argmax(l, vocab_);
+    *accepted = tok == draft;
+  } else {
+    // The draft came from a point mass q = δ_draft: accept it with probability min(1, p/q) =
+    // p(draft); otherwise draw from the residual max(0, p − q) ∝ p without the draft. The
+    // token is then distributed exactly as p (Leviathan et al. 2023, Chen et al. 2023).
+    candidates(l);
+    double total = 0, pd = 0;
+    for (const auto& c : cand_) {
+      total += c.first;
+      if (c.second == draft) pd = c.first;
+    }
+    const double u = rng_.uniform();
+    *accepted = pd > 0 && u * total < pd;
+    if (*accepted) {
+      tok = draft;
+    } else {
+      cand_.erase(std::remove_if(cand_.begin(), cand_.end(), [&](const auto& c) { return c.second == draft; }),
+                  cand_.end());
+      tok = cand_.empty() ? draft : draw();
+    }
+  }
+  record(l, tok, info, top_logprobs);
   return tok;
 }
 

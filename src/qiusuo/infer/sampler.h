@@ -54,6 +54,14 @@ class Sampler {
   // Picks a token from logits[vocab] (modified in place) and records it as output. With
   // `info`, also its log-probability and the `top_logprobs` most likely alternatives.
   int32_t sample(float* logits, SampleInfo* info = nullptr, int top_logprobs = 0);
+  // Speculative decoding: verifies a drafted token against these logits (modified in place).
+  // Greedy: the draft is accepted iff it is the argmax (which is returned either way).
+  // Sampling: accepted with probability p(draft) under the distribution sample() draws from,
+  // otherwise a token is drawn from that distribution without the draft — so the returned
+  // token is distributed exactly as sample()'s. *accepted tells which happened.
+  int32_t verify_draft(float* logits, int32_t draft, bool* accepted, SampleInfo* info = nullptr,
+                       int top_logprobs = 0);
+  bool greedy() const { return p_.temperature == 0.0f || p_.top_k == 1; }
   const SamplingParams& params() const { return p_; }
   // Greedy argmax (lowest id on ties).
   static int32_t argmax(const float* logits, int64_t n);
@@ -65,6 +73,11 @@ class Sampler {
   static std::vector<TopLogprob> top_log_softmax(const float* logits, int64_t n, int k);
 
  private:
+  void penalize(float* logits) const;
+  void candidates(const float* logits);  // cand_: the truncated distribution, most likely first
+  int32_t draw();                        // one token from cand_
+  void record(const float* logits, int32_t tok, SampleInfo* info, int top_logprobs);
+
   SamplingParams p_;
   int64_t vocab_;
   Rng rng_;

@@ -31,6 +31,8 @@ void Scheduler::preempt(Sequence* s) {
   running_.erase(std::remove(running_.begin(), running_.end(), s), running_.end());
   bm_.release(s->blocks, s->hashes);
   s->n_computed = 0;
+  s->mtp_computed = 0;
+  s->draft = -1;
   s->preemptions++;
   preemptions_++;
   add_front(s);
@@ -44,6 +46,10 @@ int64_t Scheduler::take_prefix(Sequence& s) {
   const int64_t hit = bm_.acquire_prefix(s.tokens, limit, s.blocks, s.hashes);
   s.n_computed = std::min(hit, s.n_tokens() - 1);
   if (s.n_computed < hit) s.hashes.resize(size_t(s.n_computed / bm_.block_size()));
+  // MTP latents depend on the token after their position: the last cached position's were
+  // computed for whatever followed it in the sequence that published the block.
+  s.mtp_computed = std::max<int64_t>(0, std::min(hit - 1, s.n_computed));
+  if (opt_.mtp) s.n_computed = s.mtp_computed;
   return hit;
 }
 
@@ -84,7 +90,8 @@ Schedule Scheduler::schedule() {
       for (Sequence* w : waiting_)
         if (w != s) {
           bm_.release(w->blocks, w->hashes);
-          w->n_computed = 0;
+          w->n_computed = w->mtp_computed = 0;
+          w->draft = -1;
         }
       ok = bm_.prepare_write(s->blocks, s->n_computed, s->n_computed + n);
       QS_CHECK(ok, "scheduler: sequence ", s->id, " needs ", bm_.blocks_for(s->n_computed + n),
@@ -93,7 +100,7 @@ Schedule Scheduler::schedule() {
     if (!ok) {
       if (fresh) {  // give the prefix back until it is admitted
         bm_.release(s->blocks, s->hashes);
-        s->n_computed = 0;
+        s->n_computed = s->mtp_computed = 0;
       }
       break;
     }

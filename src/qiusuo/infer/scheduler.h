@@ -23,6 +23,9 @@ namespace qs {
 struct SchedulerOptions {
   int64_t max_seqs = 64;          // sequences running at once
   int64_t max_step_tokens = 512;  // tokens computed per step (decode + prefill chunks)
+  // Speculative decoding keeps MTP latents (which depend on the next token): a prefix taken
+  // from the cache recomputes its last position.
+  bool mtp = false;
 };
 
 struct StepWork {

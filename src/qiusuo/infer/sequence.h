@@ -39,6 +39,12 @@ struct Sequence {
   std::optional<Sampler> sampler;
   int64_t forks = 0;                 // siblings to fork from this one when its prompt is done
 
+  // Speculative decoding (MTP): the MTP module's latents are computed for positions
+  // [0, mtp_computed); `draft` is its guess of the token after the next one (-1: none).
+  int64_t mtp_computed = 0;
+  int32_t draft = -1;
+  int64_t drafts = 0, accepted = 0;  // drafts verified / accepted
+
   // Produced.
   std::vector<float> logprobs;                   // one per generated / scored token
   std::vector<std::vector<TopLogprob>> top;      // top_logprobs alternatives per token

@@ -56,6 +56,9 @@ struct ForwardOptions {
   // ([L+1, T, d]), and the router's choices per MoE layer.
   std::vector<float>* hidden_states = nullptr;
   std::vector<RouterRecord>* router = nullptr;
+  // The residual stream after the last layer, before the final norm ([T, d]): the MTP module's
+  // input (speculative decoding).
+  std::vector<float>* last_hidden = nullptr;
 };
 
 // What the modules of one step share: the batch, the options and the caller's scratch.

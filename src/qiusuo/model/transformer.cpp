@@ -43,30 +43,70 @@ void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t>
       QS_CHECK(blk >= 0 && blk < kv.num_blocks(), "forward: block id ", blk, " outside the pool of ", kv.num_blocks());
     }
   }
+}
+
+void Model::block(const LayerWeights& lw, int64_t layer, KVPool& kv, float* h, StepContext& ctx) const {
+  const int64_t T = ctx.batch.size(), d = cfg_.hidden_size;
+  const float eps = float(cfg_.rms_norm_eps);
+  float* xn = ctx.arena.alloc(size_t(T * d));
+  float* y = ctx.arena.alloc(size_t(T * d));
+  for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.input_norm, eps, d, xn + t * d);
+  mla_forward(cfg_, lw.attn, rope_, layer, kv, xn, y, ctx);
+  axpy(1.0f, y, h, T * d);
+  for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.post_attn_norm, eps, d, xn + t * d);
+  if (lw.moe) moe_forward(cfg_, lw.ffn, layer, xn, y, ctx);
+  else mlp_forward(lw.mlp, xn, T, y, ctx.opt.compute, ctx.arena);
+  axpy(1.0f, y, h, T * d);
+}
+
+void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
+                    const ForwardOptions& opt, Arena& arena) const {
+  check_step(batch, kv, cfg_.num_hidden_layers, rows);
+  const int64_t T = batch.size(), d = cfg_.hidden_size;
   arena.reset();
   StepContext ctx{batch, opt, arena};
   const float eps = float(cfg_.rms_norm_eps);
   float* h = arena.alloc(size_t(T * d));  // residual stream [T, d]
-  float* xn = arena.alloc(size_t(T * d));
-  float* y = arena.alloc(size_t(T * d));
   for (int64_t t = 0; t < T; ++t) w_.embed_row(batch.tokens[size_t(t)], h + t * d);
   if (opt.hidden_states) opt.hidden_states->assign(h, h + T * d);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-    const LayerWeights& lw = w_.layers[size_t(l)];
-    for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.input_norm, eps, d, xn + t * d);
-    mla_forward(cfg_, lw.attn, rope_, l, kv, xn, y, ctx);
-    axpy(1.0f, y, h, T * d);
-    for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.post_attn_norm, eps, d, xn + t * d);
-    if (lw.moe) moe_forward(cfg_, lw.ffn, l, xn, y, ctx);
-    else mlp_forward(lw.mlp, xn, T, y, opt.compute, arena);
-    axpy(1.0f, y, h, T * d);
+    block(w_.layers[size_t(l)], l, kv, h, ctx);
     if (opt.hidden_states) opt.hidden_states->insert(opt.hidden_states->end(), h, h + T * d);
   }
+  if (opt.last_hidden) opt.last_hidden->assign(h, h + T * d);
   const int64_t R = int64_t(rows.size());
   if (R > 0) {
     float* hr = arena.alloc(size_t(R * d));
     for (int64_t i = 0; i < R; ++i) rmsnorm(h + rows[size_t(i)] * d, w_.final_norm, eps, d, hr + i * d);
     linear(hr, R, w_.lm_head, logits, opt.compute);
+  }
+}
+
+void Model::forward_mtp(const StepBatch& batch, const float* hprev, KVPool& kv, std::span<const int64_t> rows,
+                        float* logits, const ForwardOptions& opt, Arena& arena) const {
+  QS_CHECK(has_mtp(), "this model has no MTP module (num_nextn_predict_layers = 0, or loaded without it)");
+  check_step(batch, kv, cfg_.num_hidden_layers + 1, rows);
+  const MtpWeights& m = w_.mtp[0];
+  const int64_t T = batch.size(), d = cfg_.hidden_size;
+  const float eps = float(cfg_.rms_norm_eps);
+  arena.reset();
+  StepContext ctx{batch, opt, arena};
+  // h' = eh_proj([enorm(Emb(next)) ; hnorm(h_prev)])  (embedding first)
+  float* cat = arena.alloc(size_t(T * 2 * d));
+  float* e = arena.alloc(size_t(d));
+  for (int64_t t = 0; t < T; ++t) {
+    w_.embed_row(batch.tokens[size_t(t)], e);
+    rmsnorm(e, m.enorm, eps, d, cat + t * 2 * d);
+    rmsnorm(hprev + t * d, m.hnorm, eps, d, cat + t * 2 * d + d);
+  }
+  float* h = arena.alloc(size_t(T * d));
+  linear(cat, T, m.eh_proj, h, opt.compute);
+  block(m.block, cfg_.num_hidden_layers, kv, h, ctx);
+  const int64_t R = int64_t(rows.size());
+  if (R > 0) {
+    float* hr = arena.alloc(size_t(R * d));
+    for (int64_t i = 0; i < R; ++i) rmsnorm(h + rows[size_t(i)] * d, m.head_norm, eps, d, hr + i * d);
+    linear(hr, R, m.head, logits, opt.compute);
   }
 }
 

@@ -1,6 +1,6 @@
 // The whole model: embed → [RMSNorm → MLA → +residual → RMSNorm → MLP|MoE → +residual] × L
 // → RMSNorm → lm_head, plus the multi-token-prediction modules (loaded and validated here;
-// used by speculative decoding and training).
+// forward_mtp runs module 1 for speculative decoding; their training path is model/mtp.h).
 #pragma once
 #include <memory>
 #include <span>
@@ -39,11 +39,26 @@ class Model {
   void forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
                const ForwardOptions& opt = {}) const;
 
+  // Multi-token prediction, inference (DeepSeek-V3 §2.2; the training form is model/mtp.h):
+  // module 1 over a step whose token i is the token AFTER position positions[i] (its embedding
+  // enters the module) and whose hprev [T, d] is the main model's last hidden state at that
+  // position (ForwardOptions::last_hidden). The module's latents go to pool layer
+  // num_hidden_layers (the pool needs num_hidden_layers + 1 layers); logits [rows, vocab] are
+  // its prediction of the token two positions ahead — the draft of speculative decoding.
+  // Needs the MTP weights (Model::load(dir, true) of a checkpoint that has them).
+  void forward_mtp(const StepBatch& batch, const float* hprev, KVPool& kv, std::span<const int64_t> rows,
+                   float* logits, const ForwardOptions& opt, Arena& scratch) const;
+  bool has_mtp() const { return !w_.mtp.empty(); }
+
   // Bytes of weights one decode token reads (dense parts, k routed + shared experts per MoE
   // layer, head) — the numerator of decode bandwidth figures.
   size_t decode_weight_bytes_per_token() const;
 
  private:
+  void check_step(const StepBatch& batch, const KVPool& kv, int64_t layers, std::span<const int64_t> rows) const;
+  // One decoder block over the step: h [T, d] += attention and FFN of `lw` (pool layer `layer`).
+  void block(const LayerWeights& lw, int64_t layer, KVPool& kv, float* h, StepContext& ctx) const;
+
   ModelConfig cfg_;
   ModelWeights w_;
   Rope rope_;
