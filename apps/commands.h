@@ -13,6 +13,7 @@ void register_train_commands(CLI::App& app);     // train, eval
 void register_data_commands(CLI::App& app);      // tokenizer-train, prepare
 void register_serve_command(CLI::App& app);      // serve
 void register_rl_commands(CLI::App& app);        // task-gen
+void register_quantize_command(CLI::App& app);   // quantize
 
 int num_threads_for_cli();
 // Shared helpers.

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   qs::cli::register_train_commands(app);
   qs::cli::register_serve_command(app);
   qs::cli::register_rl_commands(app);
+  qs::cli::register_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

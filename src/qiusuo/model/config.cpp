@@ -203,11 +203,21 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
     if (!q.is_object()) r.bad("quantization_config", "must be an object or null");
     Reader qr{q, src, "quantization_config."};
     const std::string method = qr.string("quant_method", "");
-    if (method != "fp8") r.bad("quantization_config.quant_method", "'" + method + "' is not supported (fp8 only)");
-    const std::string fmt = qr.string("fmt", "e4m3");
+    if (method == "gptq") {  // group-wise INT4/INT8 weights (kernels/int_weights.h): symmetric, no act-order
+      const int64_t bits = qr.integer("bits", std::nullopt, 4, 8);
+      if (bits != 4 && bits != 8) qr.bad("bits", "must be 4 or 8, got " + std::to_string(bits));
+      if (!qr.boolean("sym", true)) qr.bad("sym", "must be true (asymmetric GPTQ weights are not supported)");
+      if (qr.boolean("desc_act", false)) qr.bad("desc_act", "must be false (act-order GPTQ weights are not supported)");
+      const std::string f = qr.string("checkpoint_format", "gptq");
+      if (f != "gptq" && f != "gptq_v2") qr.bad("checkpoint_format", "'" + f + "' is not supported (gptq, gptq_v2)");
+      c.gptq_bits = bits;
+    } else if (method != "fp8") {
+      r.bad("quantization_config.quant_method", "'" + method + "' is not supported (fp8 or gptq)");
+    }
+    const std::string fmt = method == "gptq" ? "e4m3" : qr.string("fmt", "e4m3");
     if (fmt != "e4m3") r.bad("quantization_config.fmt", "'" + fmt + "' is not supported (e4m3 only)");
-    c.fp8 = true;
-    if (q.contains("weight_block_size")) {
+    c.fp8 = method == "fp8";
+    if (c.fp8 && q.contains("weight_block_size")) {
       const auto& b = q["weight_block_size"];
       if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
           b[0].get<int64_t>() != 128 || b[1].get<int64_t>() != 128)

@@ -60,6 +60,8 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;  // eos_token_id may be an int or a list
   // quantization_config (FP8 checkpoints): weight_block_size, fmt
   bool fp8 = false;
+  // quantization_config (GPTQ checkpoints, quant_method "gptq"): bits (4 or 8; 0: none)
+  int64_t gptq_bits = 0;
   int64_t weight_block_rows = 128, weight_block_cols = 128;
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }

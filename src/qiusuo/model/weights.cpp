@@ -5,6 +5,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/io/safetensors.h"
 #include "qiusuo/kernels/convert.h"
+#include "qiusuo/kernels/int_weights.h"
 
 namespace qs {
 namespace {
@@ -88,7 +89,11 @@ class Builder {
   using Find = std::function<const TensorView*(const std::string&)>;
   Builder(const ModelConfig& c, ModelWeights& w, Find find) : c_(c), w_(w), find_(std::move(find)) {}
 
+  // GPTQ layers: the matrix `name`, if stored as GPTQ tensors, repacked (else false).
+  std::function<bool(const std::string& name, WeightMatrix* m)> gptq;
+
   WeightMatrix matrix(const std::string& name) {
+    if (WeightMatrix g; gptq && gptq(name, &g)) return g;
     const TensorView& t = *find_(name);
     WeightMatrix m;
     m.dtype = t.dtype;
@@ -196,6 +201,33 @@ class Builder {
 
 }  // namespace
 
+namespace {
+// "<base>.weight" -> "<base>": a GPTQ layer's tensors are <base>.qweight, .scales, .qzeros, .g_idx.
+std::string gptq_base(const std::string& name) {
+  const std::string suffix = ".weight";
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0
+             ? name.substr(0, name.size() - suffix.size())
+             : name;
+}
+
+// The GPTQ layer `name` (kernels/int_weights.h), repacked into storage the model keeps.
+bool gptq_matrix(const TensorStore& store, const std::map<std::string, Shape>& shapes, ModelWeights& w,
+                 const std::string& name, WeightMatrix* m) {
+  if (store.find(name)) return false;
+  const std::string base = gptq_base(name);
+  const TensorView* qweight = store.find(base + ".qweight");
+  if (!qweight) return false;
+  const auto it = shapes.find(name);
+  QS_CHECK(it != shapes.end() && it->second.size() == 2, "GPTQ tensors for '", name, "', which is not a matrix");
+  Buffer<float> storage;
+  *m = int_weights_from_gptq(base, {qweight, store.find(base + ".scales"), store.find(base + ".qzeros"),
+                                    store.find(base + ".g_idx")},
+                             it->second[0], it->second[1], storage);
+  w.keep(std::move(storage));  // the matrix points into it
+  return true;
+}
+}  // namespace
+
 ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, bool with_mtp) {
   // MTP modules are optional in a checkpoint (some conversions drop them): a module with none
   // of its tensors is skipped; one with some of them must have all.
@@ -224,6 +256,7 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
       store.require(e.name, e.shape, {DType::F32, DType::BF16, DType::F16});
       continue;
     }
+    if (!store.find(e.name) && store.find(gptq_base(e.name) + ".qweight")) continue;  // checked when repacked
     const TensorView& t = store.require(e.name, e.shape, {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3});
     if (t.dtype == DType::F8_E4M3) {
       const Shape s{(e.shape[0] + 127) / 128, (e.shape[1] + 127) / 128};
@@ -233,6 +266,9 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
   ModelWeights w;
   cfg.num_nextn_predict_layers = present;
   Builder b(cfg, w, [&](const std::string& n) { return &store.get(n); });
+  std::map<std::string, Shape> shapes;
+  for (const auto& e : expected_tensors(cfg)) shapes.emplace(e.name, e.shape);
+  b.gptq = [&](const std::string& n, WeightMatrix* m) { return gptq_matrix(store, shapes, w, n, m); };
   b.build(present > 0);
   return w;
 }

@@ -1,0 +1,62 @@
+// qiusuo quantize
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "qiusuo/core/error.h"
+#include "qiusuo/quant/quantize.h"
+
+namespace qs::cli {
+
+void register_quantize_command(CLI::App& app) {
+  struct Opts {
+    QuantizeOptions q;
+    std::string to;
+    int threads = 0;
+    bool json = false, quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = app.add_subcommand(
+      "quantize",
+      "Quantize a checkpoint's projection weights, tensor by tensor with bounded memory:\n"
+      "  fp8   DeepSeek-V3's FP8 release layout (E4M3 + weight_scale_inv per 128x128 block)\n"
+      "  int8, int4  group-wise symmetric integers in the GPTQ layout (qweight/scales/qzeros/g_idx,\n"
+      "        sym, no act-order; round to nearest), run with int8 activations (docs/quantization.md)\n"
+      "Embeddings, LM head, MoE router and norms stay as they are. The output directory appears\n"
+      "complete or not at all (an error or Ctrl-C leaves nothing behind)");
+  c->add_option("--model,-m", o->q.model_dir, "Checkpoint directory (BF16, F16, F32 or FP8 weights)")->required();
+  c->add_option("--to", o->to, "Format: fp8, int8 or int4")->required();
+  c->add_option("--out,-o", o->q.out_dir, "Output directory (must not exist)")->required();
+  c->add_option("--group", o->q.group, "int8/int4: columns per scale (32, 64 or 128)")->capture_default_str();
+  c->add_option("--keep", o->q.keep,
+                "Tensor-name pattern (* and ?) to leave unquantized, repeatable; e.g.\n"
+                "--keep 'model.layers.0.*' --keep '*.self_attn.kv_b_proj.weight'");
+  c->add_option("--shard-gb", o->q.shard_gb, "Output shard size in GB")->capture_default_str();
+  c->add_option("--threads", o->threads, "Threads (0 = all cores)");
+  c->add_flag("--json", o->json, "Print one JSON summary instead of progress");
+  c->callback([o] {
+    apply_threads(o->threads);
+    o->q.format = parse_quant_format(o->to);
+    if (!o->json)
+      o->q.progress = [](size_t done, size_t total, const std::string& name) {
+        std::fprintf(stderr, "\r[%zu/%zu] %-70.70s", done, total, name.c_str());
+        if (done == total) std::fprintf(stderr, "\n");
+      };
+    const QuantizeReport r = quantize_checkpoint(o->q);
+    if (o->json) {
+      const nlohmann::json j = {{"format", quant_format_name(o->q.format)}, {"group", o->q.group},
+                                {"tensors", r.tensors}, {"quantized", r.quantized}, {"kept", r.kept},
+                                {"input_bytes", r.input_bytes}, {"output_bytes", r.output_bytes},
+                                {"seconds", r.seconds}, {"peak_rss_mb", r.peak_rss_mb}, {"out", o->q.out_dir}};
+      std::printf("%s\n", j.dump().c_str());
+      return;
+    }
+    std::printf("quantized %zu of %zu tensors to %s (%zu kept): %s -> %s in %.1f s, peak RSS %.0f MB; wrote %s\n",
+                r.quantized, r.tensors, quant_format_name(o->q.format), r.kept, human_bytes(r.input_bytes).c_str(),
+                human_bytes(r.output_bytes).c_str(), r.seconds, r.peak_rss_mb, o->q.out_dir.c_str());
+  });
+}
+
+}  // namespace qs::cli
