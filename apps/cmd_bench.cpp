@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "dist_cli.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/infer/bench.h"
 
@@ -11,7 +12,7 @@ namespace qs::cli {
 void register_bench_command(CLI::App& app) {
   struct Opts {
     std::string model, precision = "bf16";
-    bool json = false;
+    bool json = false, expert_parallel = false;
     int threads = 0;
     BenchOptions b;
   };
@@ -29,6 +30,8 @@ void register_bench_command(CLI::App& app) {
   c->add_option("--steps", o->b.decode_steps, "Timed decode steps")->capture_default_str();
   c->add_option("--batch", o->b.batch, "Sequences in the batched decode figure")->capture_default_str();
   c->add_option("--precision", o->precision, "Prefill GEMM precision: bf16 or f32")->capture_default_str();
+  c->add_flag("--expert-parallel", o->expert_parallel,
+              "Under mpirun: the routed experts divided among the ranks, rank 0 measures (docs/dist.md)");
   c->callback([o] {
     apply_threads(o->threads);
     if (o->precision == "bf16") o->b.compute = Compute::BF16;
@@ -37,14 +40,19 @@ void register_bench_command(CLI::App& app) {
     QS_CHECK(o->b.decode_steps >= 4, "--steps must be at least 4");
     QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1, "bench sizes must be positive");
     o->b.verbose = !o->json;
-    auto model = Model::load(o->model, /*with_mtp=*/false);
-    const auto j = run_benchmark(*model, o->b);
+    InferenceModel model("bench", o->model, /*with_mtp=*/false, o->expert_parallel);
+    if (model.serving_done()) return;  // a rank that served its experts to rank 0
+    auto j = run_benchmark(*model, o->b);
+    j.update(model.fields());
     if (o->json) {
       std::printf("%s\n", j.dump().c_str());
       return;
     }
     std::printf("model            %s\n", o->model.c_str());
-    std::printf("cpu              %s, %d threads\n", j["cpu"].get<std::string>().c_str(), j["threads"].get<int>());
+    std::printf("cpu              %s, %d threads%s\n", j["cpu"].get<std::string>().c_str(), j["threads"].get<int>(),
+                model.expert_parallel()
+                    ? (", " + std::to_string(j["world_size"].get<int>()) + " ranks, expert parallel").c_str()
+                    : "");
     std::printf("prefill          %.1f tokens/s (%lld tokens, %s GEMMs): %.1f GFLOP/s = %.1f%% of the %s GEMM peak %.0f GFLOP/s (%.1f%% of F32 peak %.0f)\n",
                 j["prefill_tokens_per_s"].get<double>(), (long long)j["prefill_tokens"].get<int64_t>(),
                 o->precision.c_str(), j["prefill_gflops"].get<double>(), 100 * j["prefill_peak_fraction"].get<double>(),

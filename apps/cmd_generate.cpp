@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "dist_cli.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/infer/chat.h"
 #include "qiusuo/infer/engine.h"
@@ -20,7 +21,7 @@ namespace {
 
 struct GenOpts {
   std::string model, tokenizer, prompt, ids, jsonl, system, precision = "bf16", speculative = "none";
-  bool chat_template = false, json = false, show_stats = true;
+  bool chat_template = false, json = false, show_stats = true, expert_parallel = false;
   int threads = 0;
   int64_t context = 4096, completions = 1, max_seqs = 64;
   int top_logprobs = 0;
@@ -190,7 +191,8 @@ void run_generate(const GenOpts& o) {
   QS_CHECK(o.completions >= 1 && o.completions <= 4096, "--completions must be in [1, 4096]");
   QS_CHECK(o.top_logprobs >= 0, "--logprobs must be >= 0");
   const bool spec = speculative_of(o.speculative);
-  auto model = Model::load(o.model, /*with_mtp=*/spec);
+  InferenceModel model("generate", o.model, /*with_mtp=*/spec, o.expert_parallel);
+  if (model.serving_done()) return;  // a rank that served its experts to rank 0
   std::unique_ptr<Tokenizer> tok;
   const std::string tdir = tokenizer_dir(o);
   if (!tdir.empty()) tok = std::make_unique<Tokenizer>(Tokenizer::load(tdir));
@@ -266,6 +268,7 @@ void run_generate(const GenOpts& o) {
                           {"ttft_s", r.ttft_s},
                           {"decode_tokens_per_s", n > 1 ? (n - 1) / gen_s : 0.0}};
       if (r.reason == FinishReason::Error) j["error"] = r.error;
+      j.update(model.fields());
       if (spec) {
         j["draft_tokens"] = r.draft_tokens;
         j["accepted_draft_tokens"] = r.accepted_draft_tokens;
@@ -307,7 +310,8 @@ void run_generate(const GenOpts& o) {
 void run_chat(const GenOpts& o) {
   apply_threads(o.threads);
   const bool spec = speculative_of(o.speculative);
-  auto model = Model::load(o.model, spec);
+  InferenceModel model("chat", o.model, spec, o.expert_parallel);
+  if (model.serving_done()) return;
   const std::string tdir = tokenizer_dir(o);
   if (tdir.empty()) fail(ErrorKind::NotFound, "no tokenizer.json in ", o.model, ": pass --tokenizer DIR");
   Tokenizer tok = Tokenizer::load(tdir);
@@ -377,12 +381,14 @@ struct ScoreOpts {
   std::string model, jsonl, precision = "bf16";
   int top_logprobs = 0, threads = 0;
   int64_t context = 4096;
+  bool expert_parallel = false;
 };
 
 void run_score(const ScoreOpts& o) {
   apply_threads(o.threads);
   QS_CHECK(o.top_logprobs >= 0, "--top-logprobs must be >= 0");
-  auto model = Model::load(o.model, false);
+  InferenceModel model("score", o.model, false, o.expert_parallel);
+  if (model.serving_done()) return;
   std::ifstream in(o.jsonl);
   if (!in) fail(ErrorKind::NotFound, "--jsonl: cannot open ", o.jsonl);
   std::vector<ScoreRequest> reqs;
@@ -470,6 +476,9 @@ void register_generate_commands(CLI::App& app) {
                 "ttft_s, decode_tokens_per_s");
     c->add_option("--max-seqs", o->max_seqs, "Sequences decoding together at most")->capture_default_str();
     add_sampling_options(c, *o);
+    c->add_flag("--expert-parallel", o->expert_parallel,
+                "Under mpirun: each rank maps only its share of the routed experts; rank 0 runs the engine\n"
+                "and prints, the MoE rows go to the experts' ranks by all-to-all (docs/dist.md)");
     c->callback([o] {
       const int given = int(!o->prompt.empty()) + int(!o->ids.empty()) + int(!o->jsonl.empty());
       if (given == 0) fail("give --prompt, --ids or --jsonl");
@@ -490,6 +499,7 @@ void register_generate_commands(CLI::App& app) {
     c->add_option("--tokenizer", o->tokenizer, "Tokenizer directory (default: the model directory)");
     c->add_option("--system", o->system, "System message");
     add_sampling_options(c, *o);
+    c->add_flag("--expert-parallel", o->expert_parallel, "Under mpirun: experts divided among the ranks (docs/dist.md)");
     c->callback([o] { run_chat(*o); });
   }
   {
@@ -506,6 +516,7 @@ void register_generate_commands(CLI::App& app) {
     c->add_option("--top-logprobs", o->top_logprobs, "Alternatives per token")->capture_default_str();
     c->add_option("--context", o->context, "Longest prompt + completion")->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
+    c->add_flag("--expert-parallel", o->expert_parallel, "Under mpirun: experts divided among the ranks (docs/dist.md)");
     c->callback([o] { run_score(*o); });
   }
 }

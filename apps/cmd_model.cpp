@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "dist_cli.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/timer.h"
 #include "qiusuo/io/file.h"
@@ -136,8 +137,9 @@ void run_info(const std::string& dir, bool json_out) {
 }
 
 void run_logits(const std::string& dir, const std::string& ids_arg, const std::string& mode, const std::string& out,
-                const std::string& precision, const std::string& attn) {
-  auto m = Model::load(dir, /*with_mtp=*/false);
+                const std::string& precision, const std::string& attn, bool expert_parallel) {
+  InferenceModel m("logits", dir, /*with_mtp=*/false, expert_parallel);
+  if (m.serving_done()) return;  // a rank that served its experts to rank 0
   const int64_t V = m->config().vocab_size;
   const auto seqs = parse_id_lists(ids_arg, V);
   if (mode != "prefill" && mode != "decode") fail("--mode must be prefill or decode, got '", mode, "'");
@@ -184,7 +186,8 @@ void run_logits(const std::string& dir, const std::string& ids_arg, const std::s
   w.set_metadata("precision", precision);
   w.add("logits", DType::F32, {B, S, V}, logits.data());
   w.write(out);
-  std::fprintf(stderr, "wrote logits [%lld, %lld, %lld] to %s\n", (long long)B, (long long)S, (long long)V, out.c_str());
+  std::fprintf(stderr, "wrote logits [%lld, %lld, %lld] to %s (%s)\n", (long long)B, (long long)S, (long long)V,
+               out.c_str(), m.fields().dump().c_str());
 }
 
 void run_init(const std::string& config, const std::string& out, const std::string& dtype, int layers, uint64_t seed,
@@ -237,7 +240,7 @@ void register_model_commands(CLI::App& app) {
     c->callback([o] { apply_threads(o->threads); run_info(o->dir, o->json); });
   }
   {
-    struct Opts { std::string dir, ids, mode = "prefill", out, precision = "f32", attn = "auto"; int threads = 0; };
+    struct Opts { std::string dir, ids, mode = "prefill", out, precision = "f32", attn = "auto"; int threads = 0; bool ep = false; };
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand(
         "logits",
@@ -259,7 +262,13 @@ void register_model_commands(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--attn", o->attn, "Attention form: auto (by cost), absorb or naive")->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
-    c->callback([o] { apply_threads(o->threads); run_logits(o->dir, o->ids, o->mode, o->out, o->precision, o->attn); });
+    c->add_flag("--expert-parallel", o->ep,
+                "Under mpirun: each rank maps only its share of the routed experts, rank 0 runs the\n"
+                "model and exchanges the MoE rows with the others by all-to-all (docs/dist.md)");
+    c->callback([o] {
+      apply_threads(o->threads);
+      run_logits(o->dir, o->ids, o->mode, o->out, o->precision, o->attn, o->ep);
+    });
   }
   {
     struct Opts { std::string config, out, dtype = "bf16"; int layers = 0; uint64_t seed = 0; double shard_gb = 4.0; int threads = 0; };

@@ -8,6 +8,10 @@
 
 #include "commands.h"
 #include "qiusuo/core/error.h"
+#include "qiusuo/dist/comm.h"
+#include "qiusuo/dist/expert_parallel.h"
+#include "qiusuo/model/moe.h"
+#include "qiusuo/model/transformer.h"
 #include "qiusuo/serve/server.h"
 
 namespace qs::cli {
@@ -16,7 +20,7 @@ namespace {
 struct ServeOpts {
   serve::ServerOptions s;
   std::string precision = "bf16";
-  bool quiet = false;
+  bool quiet = false, expert_parallel = false;
 };
 
 void run_serve(ServeOpts o) {
@@ -25,6 +29,25 @@ void run_serve(ServeOpts o) {
   else fail("--precision must be bf16 or f32, got '", o.precision, "'");
   o.s.log_requests = !o.quiet;
   apply_threads(o.s.threads);
+  // Expert parallelism under mpirun: rank 0 serves HTTP and runs the engine; the other ranks map
+  // only their experts and serve rank 0's MoE layer calls until it stops.
+  Comm& w = world();
+  std::unique_ptr<ExpertParallel> ep;
+  if (w.size() > 1) {
+    QS_CHECK(o.expert_parallel, "qiusuo serve was started by mpirun as ", w.size(),
+             " ranks: it runs distributed only with --expert-parallel; or run it without mpirun");
+    const ModelConfig cfg = load_model_config(o.s.model_dir);
+    QS_CHECK(cfg.n_routed_experts >= w.size(), "--expert-parallel over ", w.size(), " ranks: the model has ",
+             cfg.n_routed_experts, " routed experts per MoE layer");
+    ep = std::make_unique<ExpertParallel>(w, cfg.n_routed_experts, /*leader_follower=*/true);
+    if (w.rank() != 0) {
+      auto m = Model::load(o.s.model_dir, false, {ep.get(), /*experts_only=*/true});
+      serve_experts(m->config(), m->weights(), *ep);
+      return;
+    }
+    o.s.placement = {ep.get(), false};
+    std::fprintf(stderr, "qiusuo serve: expert parallel over %d ranks (%s)\n", w.size(), world_description().c_str());
+  }
   // SIGTERM / SIGINT: stop accepting, let in-flight requests finish, exit 0. A second signal
   // exits at once. The signals are taken by a thread of their own (sigwait), so every other
   // thread blocks them; SIGPIPE (a client that went away) is ignored.
@@ -45,6 +68,7 @@ void run_serve(ServeOpts o) {
     std::_Exit(130);
   }).detach();
   server.run();
+  if (ep) announce_expert_call(*ep, {0, 0, 0});  // the serving ranks may go
 }
 
 }  // namespace
@@ -86,6 +110,9 @@ void register_serve_command(CLI::App& app) {
   c->add_option("--threads", o->s.threads, "Compute threads (0 = all cores)");
   c->add_option("--http-threads", o->s.http_threads, "HTTP connection threads (0 = batch + queue + 32)");
   c->add_flag("--quiet", o->quiet, "Do not log every request");
+  c->add_flag("--expert-parallel", o->expert_parallel,
+              "Under mpirun: rank 0 serves HTTP and runs the engine, every rank maps only its share of the\n"
+              "routed experts and computes them for rank 0's batches (all-to-all; docs/dist.md)");
   c->callback([o] { run_serve(*o); });
 }
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "commands.h"
+#include "dist_cli.h"
 #include "qiusuo/core/error.h"
 
 // libgomp reads its spin policy when it is loaded, before main(). Its default spins up to 300k
@@ -36,18 +37,30 @@ int main(int argc, char** argv) {
   qs::cli::register_serve_command(app);
   qs::cli::register_rl_commands(app);
   qs::cli::register_quantize_command(app);
+  // Under mpirun with several ranks an error on one rank ends the whole run (the others may be
+  // waiting for it in a collective).
+  auto failed = [](int code) {
+    if (qs::world().size() > 1) qs::world().abort(code);
+    return code;
+  };
   try {
+    qs::cli::init_distributed(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    return code ? failed(code) : 0;
   } catch (const qs::Error& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "qiusuo: error: %s\n", e.what());
-    return 1;
+    if (qs::world().size() > 1)
+      std::fprintf(stderr, "qiusuo: error (rank %d of %d): %s\n", qs::world().rank(), qs::world().size(), e.what());
+    else
+      std::fprintf(stderr, "qiusuo: error: %s\n", e.what());
+    return failed(1);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "qiusuo: error: %s\n", e.what());
-    return 1;
+    return failed(1);
   }
+  qs::finalize_world();
   return 0;
 }

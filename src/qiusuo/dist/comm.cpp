@@ -441,6 +441,8 @@ std::string world_description() {
   return str("rank ", w.rank(), " of ", w.size(), " (", g_version, ")");
 }
 
+bool mpi_thread_multiple() { return g_api && g_thread_level >= 3; }
+
 bool mpi_available() {
 #ifdef QIUSUO_MPI
   std::string tried;

@@ -126,5 +126,8 @@ void finalize_world();
 std::string world_description();
 // True when this binary can run under mpirun (built with QIUSUO_MPI and the plugin found).
 bool mpi_available();
+// True when MPI allows collectives from several threads at once (MPI_THREAD_MULTIPLE): a
+// communication thread may then run beside the main thread's collectives.
+bool mpi_thread_multiple();
 
 }  // namespace qs

@@ -85,6 +85,96 @@ void moe_route(const ModelConfig& c, const float* logits, const float* bias, int
   }
 }
 
+namespace {
+
+// Shared experts: out[t] += shared(x[t]).
+void add_shared_experts(const MoeWeights& w, const float* x, int64_t T, int64_t d, float* out, Compute cmp,
+                        Arena& a) {
+  if (!w.has_shared) return;
+  float* ys = a.alloc(size_t(T * d));
+  mlp_forward(w.shared, x, T, ys, cmp, a);
+  for (int64_t t = 0; t < T; ++t) axpy(1.0f, ys + t * d, out + t * d, d);
+}
+
+// This rank's experts over the rows an exchange delivered: rows [R, d] → ys [R, d].
+void run_local_experts(const MoeWeights& w, const ExpertExchange& ex, const float* rows, int64_t d, float* ys,
+                       Compute cmp, Arena& a) {
+  const int64_t first = w.ep->placement.local_begin();
+  for (int64_t j = 0; j < ex.local_experts(); ++j) {
+    const int64_t o = ex.offset(j), n = ex.real_rows(j);
+    if (n > 0) mlp_forward(w.experts[size_t(first + j)], rows + o * d, n, ys + o * d, cmp, a);
+  }
+}
+
+// Expert-parallel inference, the leader's side (model/moe.h): routed experts by exchange, then
+// out[t] = Σ over t's experts in ascending id (the order one process adds them) + shared.
+void moe_forward_ep(const ModelConfig& c, const MoeWeights& w, int64_t layer, const float* x,
+                    const std::vector<int32_t>& idx, const std::vector<float>& gw, float* out, StepContext& ctx) {
+  QS_PROFILE("moe.ep");
+  const int64_t T = ctx.batch.size(), d = c.hidden_size, K = c.num_experts_per_tok;
+  const ExpertParallel& ep = *w.ep;
+  Arena& a = ctx.arena;
+  announce_expert_call(ep, {1, int32_t(ctx.opt.compute), layer});
+  std::vector<int32_t> tok(size_t(T * K));
+  for (int64_t p = 0; p < T * K; ++p) tok[size_t(p)] = int32_t(p / K);
+  ExpertExchange ex;
+  ex.plan(ep, idx);
+  const int64_t R = ex.recv_rows();
+  float* rows = a.alloc(size_t(R * d));
+  float* ys = a.alloc(size_t(R * d));
+  ex.dispatch(x, tok, d, rows);
+  run_local_experts(w, ex, rows, d, ys, ctx.opt.compute, a);
+  float* yp = a.alloc(size_t(T * K * d));  // [T, K, d] each pair's expert output
+  ex.combine(ys, d, yp);
+  std::memset(out, 0, size_t(T * d) * sizeof(float));
+  for (int64_t t = 0; t < T; ++t) {
+    int32_t order[1024];
+    for (int64_t k = 0; k < K; ++k) order[k] = int32_t(k);
+    std::sort(order, order + K, [&](int32_t i, int32_t j) { return idx[size_t(t * K + i)] < idx[size_t(t * K + j)]; });
+    for (int64_t i = 0; i < K; ++i) {
+      const int64_t p = t * K + order[i];
+      axpy(gw[size_t(p)], yp + p * d, out + t * d, d);
+    }
+  }
+  add_shared_experts(w, x, T, d, out, ctx.opt.compute, a);
+}
+
+}  // namespace
+
+void moe_serve_call(const MoeWeights& w, int64_t moe_intermediate_size, const ExpertCall& call, Arena& a) {
+  QS_PROFILE("moe.ep_serve");
+  QS_CHECK(w.ep, "expert-parallel serving needs the MoE weights of an expert-parallel model");
+  const ExpertParallel& ep = *w.ep;
+  const int64_t first = ep.placement.local_begin();
+  QS_ASSERT(ep.placement.local_count() > 0 && w.experts[size_t(first)].gate.rows == moe_intermediate_size);
+  const int64_t d = w.experts[size_t(first)].gate.cols;
+  ExpertExchange ex;
+  ex.plan(ep, {});
+  const int64_t R = ex.recv_rows();
+  float* rows = a.alloc(size_t(R * d));
+  float* ys = a.alloc(size_t(R * d));
+  ex.dispatch<float>(nullptr, {}, d, rows);
+  run_local_experts(w, ex, rows, d, ys, Compute(call.compute), a);
+  ex.combine<float>(ys, d, nullptr);
+}
+
+void serve_experts(const ModelConfig& c, const ModelWeights& w, const ExpertParallel& ep) {
+  QS_CHECK(ep.comm->rank() != 0, "rank 0 leads expert-parallel inference; it does not serve");
+  const int64_t L = c.num_hidden_layers;
+  Arena arena;
+  for (;;) {
+    const ExpertCall call = next_expert_call(ep);
+    if (call.op == 0) return;
+    const int64_t l = call.layer;
+    const bool in_range = l >= 0 && (l < L || l - L < int64_t(w.mtp.size()));
+    const LayerWeights* lw = !in_range ? nullptr : l < L ? &w.layers[size_t(l)] : &w.mtp[size_t(l - L)].block;
+    QS_CHECK(lw && lw->moe && call.op == 1, "expert-parallel serving: the leader called layer ", l,
+             ", which is not an MoE layer of this model (op ", call.op, ")");
+    arena.reset();
+    moe_serve_call(lw->ffn, c.moe_intermediate_size, call, arena);
+  }
+}
+
 void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const float* x, float* out,
                  StepContext& ctx) {
   const int64_t T = ctx.batch.size(), d = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
@@ -98,6 +188,10 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
   std::vector<float> gw(T * K);
   moe_route(c, logits, w.score_bias, T, idx.data(), gw.data());
   if (ctx.opt.router) ctx.opt.router->push_back({layer, idx, gw});
+  if (w.ep && w.ep->comm->size() > 1) {
+    moe_forward_ep(c, w, layer, x, idx, gw, out, ctx);
+    return;
+  }
 
   // Dispatch: tokens of each expert, in token order.
   std::vector<std::vector<int32_t>> tok(E);
@@ -160,6 +254,84 @@ void moe_train_plan(const ModelConfig& c, const TrainShape& sh, TrainPrecision p
   plan.add(size_t(N * E));         // dlogits
 }
 
+namespace {
+
+// Expert parallelism, training (model/moe.h): the routed part of the forward by exchange. The
+// pair buffers take the place of the dispatch rows: row_of[t·K+k] = t·K+k, so the combine and
+// the backward's weighting read them like one process's rows; a.offset is all zero (no local
+// dispatch rows: the backward's own expert loop has nothing to do) and the experts' rows and
+// activations live in a.ep_fwd.
+template <typename T>
+void moe_routed_forward_ep(const ModelConfig& c, const MoeParamsT<T>& p, const TrainShape& sh, const T* x,
+                           MoeActs<T>& a, const MatmulPolicy& pol) {
+  QS_PROFILE("moe.ep_fwd");
+  const int64_t N = sh.N(), E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t d = c.hidden_size, I = c.moe_intermediate_size;
+  a.load.assign(size_t(E), 0);  // real tokens only
+  for (int64_t t = 0; t < N; ++t)
+    if (sh.real(t))
+      for (int64_t k = 0; k < K; ++k) a.load[size_t(a.idx[size_t(t * K + k)])]++;
+  a.offset.assign(size_t(E + 1), 0);
+  a.token_of.clear();
+  a.row_of.resize(size_t(N * K));
+  a.pair_token.resize(size_t(N * K));
+  for (int64_t q = 0; q < N * K; ++q) {
+    a.row_of[size_t(q)] = int32_t(q);
+    a.pair_token[size_t(q)] = int32_t(q / K);
+  }
+  a.ex.plan(*p.ep, a.idx, [&](int64_t n) { return moe_padded_rows(n, pol.precision); });
+  const int64_t R = a.ex.recv_rows();
+  a.ep_fwd.resize(size_t(R * (2 * d + 3 * I) + N * K * d));
+  T* xe = a.ep_fwd.data();
+  T* ye = xe + R * d;
+  T* gu = ye + R * d;
+  T* h = gu + R * 2 * I;
+  T* yp = h + R * I;
+  a.ex.dispatch(x, a.pair_token, d, xe);
+  const int64_t first = p.ep->placement.local_begin();
+  for (int64_t j = 0; j < a.ex.local_experts(); ++j) {
+    const int64_t o = a.ex.offset(j), n = a.ex.offset(j + 1) - o;
+    if (n == 0) continue;
+    MlpActs<T> ea{nullptr, gu + o * 2 * I, h + o * I};
+    mlp_train_forward<T>(p.experts[size_t(first + j)], n, d, I, xe + o * d, ye + o * d, ea, pol);
+  }
+  a.ex.combine(ye, d, yp);
+  a.xe = xe;
+  a.ye = yp;
+  a.routed = MlpActs<T>{xe, gu, h};
+}
+
+// The backward's routed part by exchange: dye [N·K, d] (pair order) to the owners, the experts'
+// backward there (their gradients accumulate on the owner only), dxe [N·K, d] back.
+template <typename T>
+void moe_routed_backward_ep(const ModelConfig& c, const MoeParamsT<T>& p, const MoeParamsT<T>& g, const MoeActs<T>& a,
+                            const T* dye_pairs, T* dxe_pairs, const MatmulPolicy& pol) {
+  QS_PROFILE("moe.ep_bwd");
+  const int64_t d = c.hidden_size, I = c.moe_intermediate_size, R = a.ex.recv_rows();
+  a.ep_bwd.resize(size_t(R * (2 * d + 3 * I)));
+  T* dye = a.ep_bwd.data();
+  T* dxe = dye + R * d;
+  T* dh = dxe + R * d;
+  T* dgu = dh + R * I;
+  a.ex.dispatch(dye_pairs, a.row_of, d, dye);
+  const T* xe = a.ep_fwd.data();
+  const T* gu = xe + 2 * R * d;
+  const T* h = gu + R * 2 * I;
+  const int64_t first = p.ep->placement.local_begin();
+  for (int64_t j = 0; j < a.ex.local_experts(); ++j) {
+    const int64_t o = a.ex.offset(j), n = a.ex.offset(j + 1) - o;
+    if (n == 0) continue;
+    std::fill(dxe + o * d, dxe + (o + n) * d, T(0));
+    MlpActs<T> ea{xe + o * d, const_cast<T*>(gu + o * 2 * I), const_cast<T*>(h + o * I)};
+    MlpScratch<T> es{dh + o * I, dgu + o * 2 * I};
+    const size_t e = size_t(first + j);
+    mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, ea, dye + o * d, dxe + o * d, es, pol);
+  }
+  a.ex.combine(dxe, d, dxe_pairs);
+}
+
+}  // namespace
+
 template <typename T>
 void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, const TrainShape& sh, const T* x, T* out,
                        MoeActs<T>& a, double aux_alpha, TrainArena<T>& arena, const MatmulPolicy& pol) {
@@ -179,45 +351,49 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, const Train
       moe_weights<T>(c, a.scores + t * E, a.idx.data() + t * K, a.w + t * K);
     }
   });
-  // Dispatch: rows sorted by expert, tokens in order within an expert.
-  std::vector<int64_t>& count = a.load;  // all routed rows first, real tokens only below
-  count.assign(size_t(E), 0);
-  for (int32_t e : a.idx) count[e]++;
-  a.offset.assign(size_t(E + 1), 0);
-  for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(count[e], pol.precision);
-  const int64_t rows = a.offset[E];
-  QS_ASSERT(rows <= moe_dispatch_capacity(c, N, pol.precision));
-  a.row_of.assign(size_t(N * K), 0);
-  a.token_of.assign(size_t(rows), -1);  // -1: padding row
-  std::vector<int64_t> fill(a.offset.begin(), a.offset.end() - 1);
-  for (int64_t t = 0; t < N; ++t)
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t row = fill[a.idx[t * K + k]]++;
-      a.row_of[t * K + k] = int32_t(row);
-      a.token_of[row] = int32_t(t);
-    }
-  if (sh.len) {  // the load counts real tokens only
+  if (p.ep && p.ep->comm->size() > 1) {
+    moe_routed_forward_ep<T>(c, p, sh, x, a, pol);
+  } else {
+    // Dispatch: rows sorted by expert, tokens in order within an expert.
+    std::vector<int64_t>& count = a.load;  // all routed rows first, real tokens only below
     count.assign(size_t(E), 0);
+    for (int32_t e : a.idx) count[e]++;
+    a.offset.assign(size_t(E + 1), 0);
+    for (int64_t e = 0; e < E; ++e) a.offset[e + 1] = a.offset[e] + moe_padded_rows(count[e], pol.precision);
+    const int64_t rows = a.offset[E];
+    QS_ASSERT(rows <= moe_dispatch_capacity(c, N, pol.precision));
+    a.row_of.assign(size_t(N * K), 0);
+    a.token_of.assign(size_t(rows), -1);  // -1: padding row
+    std::vector<int64_t> fill(a.offset.begin(), a.offset.end() - 1);
     for (int64_t t = 0; t < N; ++t)
-      if (sh.real(t))
-        for (int64_t k = 0; k < K; ++k) count[a.idx[t * K + k]]++;
-  }
-  const int64_t cap = moe_dispatch_capacity(c, N, pol.precision);
-  a.xe = arena.alloc(size_t(cap * d), false);
-  a.ye = arena.alloc(size_t(cap * d), false);
-  parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      if (a.token_of[r] >= 0) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
-      else std::fill(a.xe + r * d, a.xe + (r + 1) * d, T(0));
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t row = fill[a.idx[t * K + k]]++;
+        a.row_of[t * K + k] = int32_t(row);
+        a.token_of[row] = int32_t(t);
+      }
+    if (sh.len) {  // the load counts real tokens only
+      count.assign(size_t(E), 0);
+      for (int64_t t = 0; t < N; ++t)
+        if (sh.real(t))
+          for (int64_t k = 0; k < K; ++k) count[a.idx[t * K + k]]++;
     }
-  });
-  a.routed = mlp_alloc_acts<T>(arena, cap, I);
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t o = a.offset[e], n = a.offset[e + 1] - o;
-    MlpActs<T> ea{nullptr, a.routed.gu + o * 2 * I, a.routed.h + o * I};
-    mlp_train_forward<T>(p.experts[e], n, d, I, a.xe + o * d, a.ye + o * d, ea, pol);
+    const int64_t cap = moe_dispatch_capacity(c, N, pol.precision);
+    a.xe = arena.alloc(size_t(cap * d), false);
+    a.ye = arena.alloc(size_t(cap * d), false);
+    parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        if (a.token_of[r] >= 0) std::copy_n(x + int64_t(a.token_of[r]) * d, d, a.xe + r * d);
+        else std::fill(a.xe + r * d, a.xe + (r + 1) * d, T(0));
+      }
+    });
+    a.routed = mlp_alloc_acts<T>(arena, cap, I);
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t o = a.offset[e], n = a.offset[e + 1] - o;
+      MlpActs<T> ea{nullptr, a.routed.gu + o * 2 * I, a.routed.h + o * I};
+      mlp_train_forward<T>(p.experts[e], n, d, I, a.xe + o * d, a.ye + o * d, ea, pol);
+    }
+    a.routed.x = a.xe;
   }
-  a.routed.x = a.xe;
   // Combine (+ shared experts).
   if (p.has_shared) {
     a.shared = mlp_alloc_acts<T>(arena, N, c.n_shared_experts * I);
@@ -303,6 +479,7 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
     MlpScratch<T> es{rs.dh + o * I, rs.dgu + o * 2 * I};
     mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, ea, dye + o * d, dxe + o * d, es, pol);
   }
+  if (p.ep && p.ep->comm->size() > 1) moe_routed_backward_ep<T>(c, p, g, a, dye, dxe, pol);
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t k = 0; k < K; ++k) {

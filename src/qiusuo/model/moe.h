@@ -8,7 +8,15 @@
 //   top-k experts by s'; weights g = s at those experts, renormalised to sum 1 when
 //     norm_topk_prob, times routed_scaling_factor
 //   out = Σ_k g_k · Expert_k(x) + SharedExperts(x)
+//
+// Expert parallelism (dist/expert_parallel.h): when the weights carry an ExpertParallel with
+// several ranks (MoeWeights::ep, MoeParamsT::ep), this rank holds only its block of routed
+// experts; the (token, expert) pairs of every call go to the experts' owners and the results
+// come back by all-to-all, for the training forward, its backward and inference alike. Each
+// expert computes the same rows in the same order as on one process and every token sums its
+// experts in the same order, so results match one process (inference bitwise).
 #pragma once
+#include "qiusuo/dist/expert_parallel.h"
 #include "qiusuo/model/config.h"
 #include "qiusuo/model/mlp.h"
 #include "qiusuo/model/forward.h"
@@ -24,8 +32,17 @@ void moe_route(const ModelConfig& c, const float* logits, const float* bias, int
                float* weights);
 
 // x [T, d] (normalized) → out [T, d]. Records the routing in ctx.opt.router when set.
+// With expert parallelism in leader/follower mode this is rank 0's side of the layer call.
 void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const float* x, float* out,
                  StepContext& ctx);
+
+// A follower rank of expert-parallel inference: computes its experts of layer `layer` (the
+// weights of that layer, w.ep set) for the rows the leader's call sends, in the leader's
+// precision. Called once per ExpertCall the leader announces (serve_experts() loops over them).
+void moe_serve_call(const MoeWeights& w, int64_t moe_intermediate_size, const ExpertCall& call, Arena& arena);
+// A follower rank's whole part in expert-parallel inference: serves the leader's MoE layer calls
+// (decoder layers, then the MTP blocks) until it announces the end.
+void serve_experts(const ModelConfig& c, const ModelWeights& w, const ExpertParallel& ep);
 
 // ---- Training ----
 // Routing is the same function as inference (selection by s + bias, weights from s). Gradients
@@ -56,6 +73,13 @@ struct MoeActs {
   std::vector<T> f;              // [B, E] balance-loss load fractions
   T aux_loss = 0;                // balance loss (0 when α = 0)
   std::vector<int64_t> load;     // [E] real tokens routed to each expert in this call
+  // Expert parallelism: the call's exchange; xe, the routed activations and the experts'
+  // outputs are this rank's experts' rows from every rank (expert-major, ex's offsets), kept in
+  // ep_fwd; ye then points at the outputs back in pair order [N·K, d] (row_of[t·K+k] = t·K+k).
+  mutable ExpertExchange ex;
+  std::vector<T> ep_fwd;
+  mutable std::vector<T> ep_bwd;     // backward scratch
+  std::vector<int32_t> pair_token;   // [N·K] token of each pair
 };
 
 // Dispatch rows an expert with n tokens gets: n, rounded up in a BF16 run so that the expert

@@ -29,6 +29,8 @@ struct MlpParamsT {
   T* down = nullptr;  // [d, I]
 };
 
+struct ExpertParallel;
+
 template <typename T>
 struct MoeParamsT {
   T* router = nullptr;  // [E, d]
@@ -36,6 +38,9 @@ struct MoeParamsT {
   std::vector<MlpParamsT<T>> experts;
   bool has_shared = false;
   MlpParamsT<T> shared;
+  // Expert parallelism (dist/expert_parallel.h; null: every expert is computed here): this
+  // rank computes only the experts ep->placement gives it.
+  const ExpertParallel* ep = nullptr;
 };
 
 template <typename T>

@@ -12,10 +12,10 @@ namespace qs {
 
 Model::Model(ModelConfig cfg, ModelWeights w) : cfg_(std::move(cfg)), w_(std::move(w)), rope_(cfg_) {}
 
-std::unique_ptr<Model> Model::load(const std::string& dir, bool with_mtp) {
+std::unique_ptr<Model> Model::load(const std::string& dir, bool with_mtp, const WeightPlacement& place) {
   ModelConfig cfg = load_model_config(dir);
   auto store = std::make_unique<TensorStore>(TensorStore::open_dir(dir));
-  ModelWeights w = load_weights(cfg, *store, with_mtp);
+  ModelWeights w = load_weights(cfg, *store, with_mtp, place);
   auto m = std::make_unique<Model>(std::move(cfg), std::move(w));
   m->dir_ = dir;
   m->store_ = std::move(store);

@@ -17,8 +17,9 @@ namespace qs {
 
 class Model {
  public:
-  // Loads config.json and the safetensors checkpoint in `dir`, validating every tensor.
-  static std::unique_ptr<Model> load(const std::string& dir, bool with_mtp = true);
+  // Loads config.json and the safetensors checkpoint in `dir`, validating every tensor
+  // (`place`: only some experts mapped, expert parallelism — model/weights.h).
+  static std::unique_ptr<Model> load(const std::string& dir, bool with_mtp = true, const WeightPlacement& place = {});
   // A model over weights held elsewhere (training buffers).
   Model(ModelConfig cfg, ModelWeights w);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/dist/expert_parallel.h"
 #include "qiusuo/io/safetensors.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/int_weights.h"
@@ -87,7 +88,8 @@ namespace {
 class Builder {
  public:
   using Find = std::function<const TensorView*(const std::string&)>;
-  Builder(const ModelConfig& c, ModelWeights& w, Find find) : c_(c), w_(w), find_(std::move(find)) {}
+  Builder(const ModelConfig& c, ModelWeights& w, Find find, WeightPlacement place = {})
+      : c_(c), w_(w), find_(std::move(find)), place_(place) {}
 
   // GPTQ layers: the matrix `name`, if stored as GPTQ tensors, repacked (else false).
   std::function<bool(const std::string& name, WeightMatrix* m)> gptq;
@@ -122,7 +124,17 @@ class Builder {
   MlpWeights mlp(const std::string& p) {
     return {matrix(p + "gate_proj.weight"), matrix(p + "up_proj.weight"), matrix(p + "down_proj.weight")};
   }
+  // Shapes and dtype only (an expert of another rank: never mapped).
+  WeightMatrix shape_only(const std::string& name) {
+    const TensorView& t = *find_(name);
+    return WeightMatrix{t.dtype, t.shape[0], t.shape[1], nullptr, nullptr};
+  }
+  MlpWeights expert(const std::string& p, int64_t e) {
+    if (!place_.ep || place_.ep->placement.owns(e)) return mlp(p);
+    return {shape_only(p + "gate_proj.weight"), shape_only(p + "up_proj.weight"), shape_only(p + "down_proj.weight")};
+  }
   LayerWeights block(int64_t l, const std::string& p) {
+    if (place_.experts_only) return experts_of_block(l, p);
     LayerWeights lw;
     lw.input_norm = vec(p + "input_layernorm.weight");
     lw.post_attn_norm = vec(p + "post_attention_layernorm.weight");
@@ -146,17 +158,38 @@ class Builder {
       lw.ffn.router = vec(p + "mlp.gate.weight");
       if (c_.topk_method == TopkMethod::NoauxTc) lw.ffn.score_bias = vec(p + "mlp.gate.e_score_correction_bias");
       for (int64_t e = 0; e < c_.n_routed_experts; ++e)
-        lw.ffn.experts.push_back(mlp(p + "mlp.experts." + std::to_string(e) + "."));
+        lw.ffn.experts.push_back(expert(p + "mlp.experts." + std::to_string(e) + ".", e));
       if (c_.n_shared_experts > 0) {
         lw.ffn.has_shared = true;
         lw.ffn.shared = mlp(p + "mlp.shared_experts.");
       }
+      lw.ffn.ep = place_.ep;
     } else {
       lw.mlp = mlp(p + "mlp.");
     }
     return lw;
   }
+  // A follower rank's view of a block: its routed experts, nothing else.
+  LayerWeights experts_of_block(int64_t l, const std::string& p) {
+    LayerWeights lw;
+    lw.moe = c_.is_moe_layer(l);
+    if (!lw.moe) return lw;
+    for (int64_t e = 0; e < c_.n_routed_experts; ++e)
+      lw.ffn.experts.push_back(expert(p + "mlp.experts." + std::to_string(e) + ".", e));
+    lw.ffn.ep = place_.ep;
+    return lw;
+  }
   void build(bool with_mtp) {
+    if (place_.experts_only) {
+      const int64_t L = c_.num_hidden_layers, D = with_mtp ? c_.num_nextn_predict_layers : 0;
+      for (int64_t l = 0; l < L; ++l) w_.layers.push_back(block(l, layer_prefix(l)));
+      for (int64_t k = 0; k < D; ++k) {
+        MtpWeights m;
+        m.block = block(L + k, layer_prefix(L + k));
+        w_.mtp.push_back(std::move(m));
+      }
+      return;
+    }
     w_.embed = tensor("model.embed_tokens.weight");
     for (int64_t l = 0; l < c_.num_hidden_layers; ++l) w_.layers.push_back(block(l, layer_prefix(l)));
     w_.final_norm = vec("model.norm.weight");
@@ -197,6 +230,7 @@ class Builder {
   const ModelConfig& c_;
   ModelWeights& w_;
   Find find_;
+  WeightPlacement place_;
 };
 
 }  // namespace
@@ -228,7 +262,8 @@ bool gptq_matrix(const TensorStore& store, const std::map<std::string, Shape>& s
 }
 }  // namespace
 
-ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, bool with_mtp) {
+ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, bool with_mtp,
+                          const WeightPlacement& place) {
   // MTP modules are optional in a checkpoint (some conversions drop them): a module with none
   // of its tensors is skipped; one with some of them must have all.
   ModelConfig cfg = cfg_in;
@@ -265,7 +300,11 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
   }
   ModelWeights w;
   cfg.num_nextn_predict_layers = present;
-  Builder b(cfg, w, [&](const std::string& n) { return &store.get(n); });
+  if (place.ep)
+    QS_CHECK(cfg.n_routed_experts >= place.ep->placement.ranks, "expert parallelism over ",
+             place.ep->placement.ranks, " ranks needs at least as many routed experts (the model has ",
+             cfg.n_routed_experts, ")");
+  Builder b(cfg, w, [&](const std::string& n) { return &store.get(n); }, place);
   std::map<std::string, Shape> shapes;
   for (const auto& e : expected_tensors(cfg)) shapes.emplace(e.name, e.shape);
   b.gptq = [&](const std::string& n, WeightMatrix* m) { return gptq_matrix(store, shapes, w, n, m); };

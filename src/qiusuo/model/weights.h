@@ -37,12 +37,17 @@ struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
   WeightMatrix down;      // [d, inter]
 };
 
+struct ExpertParallel;
+
 struct MoeWeights {
   const float* router = nullptr;       // gate.weight [n_routed, d]
   const float* score_bias = nullptr;   // gate.e_score_correction_bias [n_routed] (noaux_tc)
   std::vector<MlpWeights> experts;     // n_routed, each of width moe_intermediate_size
   bool has_shared = false;
   MlpWeights shared;                   // width n_shared * moe_intermediate_size
+  // Expert parallelism (dist/expert_parallel.h; null: all experts here): the experts of other
+  // ranks keep their shapes but no data (never mapped).
+  const ExpertParallel* ep = nullptr;
 };
 
 struct LayerWeights {
@@ -91,9 +96,19 @@ struct ExpectedTensor {
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 
+// Which parts of a checkpoint this process maps (expert parallelism, dist/expert_parallel.h):
+// with `ep`, only this rank's routed experts of every MoE layer get views (the others keep
+// their shapes, no data: their pages are never touched); `experts_only` (a follower rank of
+// expert-parallel inference) maps nothing but those experts.
+struct WeightPlacement {
+  const ExpertParallel* ep = nullptr;
+  bool experts_only = false;
+};
+
 // Validates every expected tensor (presence, dtype, shape, FP8 scales) and builds the views.
 // `with_mtp`: also load the MTP modules (validated whenever present in the config).
-ModelWeights load_weights(const ModelConfig& cfg, const TensorStore& store, bool with_mtp = true);
+ModelWeights load_weights(const ModelConfig& cfg, const TensorStore& store, bool with_mtp = true,
+                          const WeightPlacement& place = {});
 
 // Views of F32 tensors held elsewhere — a training run's flat parameter buffer: `lookup(name)`
 // returns the data of each expected name. Nothing is copied (kv_b_proj, norms, router and

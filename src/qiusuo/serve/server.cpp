@@ -349,7 +349,7 @@ void Server::Impl::setup_http() {
 
 void Server::Impl::load() {
   Stopwatch sw;
-  model = Model::load(opt.model_dir, /*with_mtp=*/false);
+  model = Model::load(opt.model_dir, /*with_mtp=*/false, opt.placement);
   if (file_exists(path_join(opt.model_dir, "tokenizer.json"))) {
     tok = std::make_unique<Tokenizer>(Tokenizer::load(opt.model_dir));
     if (!tok->chat_template().empty()) {

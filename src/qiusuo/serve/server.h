@@ -22,6 +22,7 @@
 #include <string>
 
 #include "qiusuo/kernels/linear.h"
+#include "qiusuo/model/weights.h"
 
 namespace qs::serve {
 
@@ -42,6 +43,7 @@ struct ServerOptions {
   int http_threads = 0;             // 0: queue limit + 32
   Compute compute = Compute::BF16;
   bool log_requests = true;
+  WeightPlacement placement;        // expert parallelism: rank 0's share of the experts (docs/dist.md)
 };
 
 class Server {

@@ -106,6 +106,14 @@ void TrainModel<T>::init_random(uint64_t seed, double std) {
 }
 
 template <typename T>
+void TrainModel<T>::set_expert_parallel(const ExpertParallel* ep) {
+  for (ModelParamsT<T>* v : {&P_, &G_}) {
+    for (auto& l : v->layers) l.ffn.ep = ep;
+    for (auto& m : v->mtp) m.block.ffn.ep = ep;
+  }
+}
+
+template <typename T>
 void TrainModel<T>::zero_grad() {
   std::fill(grads_.begin(), grads_.end(), T(0));
 }

@@ -51,6 +51,10 @@ class TrainModel {
   // GPT-style init: N(0, std) matrices (output projections / √(2·layers)), norms 1, biases 0.
   void init_random(uint64_t seed, double std = 0.02);
   void zero_grad();
+  // Expert parallelism (dist/expert_parallel.h): the MoE views of the parameters and gradients
+  // carry `ep`, so a training step computes only this rank's routed experts and exchanges the
+  // rest by all-to-all; null: every expert here. `ep` must outlive the steps that use it.
+  void set_expert_parallel(const ExpertParallel* ep);
 
  private:
   ModelConfig cfg_;
