@@ -22,12 +22,13 @@ std::unique_ptr<Model> Model::load(const std::string& dir, bool with_mtp, const 
   return m;
 }
 
-void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t> rows, float* logits,
-                    const ForwardOptions& opt, Arena& arena) const {
-  const int64_t T = batch.size(), d = cfg_.hidden_size, V = cfg_.vocab_size;
+void Model::check_step(const StepBatch& batch, const KVPool& kv, int64_t layers, std::span<const int64_t> rows) const {
+  const int64_t T = batch.size(), V = cfg_.vocab_size;
   QS_CHECK(T > 0, "forward: empty batch");
-  QS_CHECK(kv.num_layers() >= cfg_.num_hidden_layers && kv.row_width() == cfg_.kv_lora_rank + cfg_.qk_rope_head_dim,
-           "forward: the KV pool is shaped for another model");
+  QS_CHECK(kv.num_layers() >= layers && kv.row_width() == cfg_.kv_lora_rank + cfg_.qk_rope_head_dim,
+           "forward: the KV pool (", kv.num_layers(), " layers of width ", kv.row_width(),
+           ") is shaped for another model (", layers, " layers of width ", cfg_.kv_lora_rank + cfg_.qk_rope_head_dim,
+           ")");
   for (int32_t t : batch.tokens)
     QS_CHECK(t >= 0 && t < V, "token id ", t, " is outside the vocabulary [0, ", V, ")");
   for (int64_t r : rows) QS_CHECK(r >= 0 && r < T, "logit row ", r, " outside the step's ", T, " tokens");
