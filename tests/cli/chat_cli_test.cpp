@@ -47,7 +47,10 @@ TEST_F(ChatModel, StopStringsEndTheTextBeforeThem) {
   sp.max_tokens = 40;
   sp.ignore_eos = true;
   const auto prompt = tok.encode("Hello, world", true);
-  const GenerationResult full = e.generate({{prompt, sp, nullptr}})[0];
+  GenerationRequest plain;
+  plain.prompt = prompt;
+  plain.params = sp;
+  const GenerationResult full = e.generate({std::move(plain)})[0];
   ASSERT_GT(full.text.size(), 12u);
   // The full text decodes from the tokens, and streamed pieces add up to it.
   EXPECT_EQ(full.text, tok.decode(full.tokens));
@@ -55,7 +58,13 @@ TEST_F(ChatModel, StopStringsEndTheTextBeforeThem) {
   const std::string stop = full.text.substr(full.text.size() / 2, 3);
   sp.stop = {stop};
   std::string streamed;
-  GenerationRequest req{prompt, sp, [&](const TokenEvent& ev) { streamed += ev.text; return true; }};
+  GenerationRequest req;
+  req.prompt = prompt;
+  req.params = sp;
+  req.on_event = [&](const TokenEvent& ev) {
+    streamed += ev.text;
+    return true;
+  };
   const GenerationResult cut = e.generate({std::move(req)})[0];
   EXPECT_EQ(cut.reason, FinishReason::Stop);
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
