@@ -1,6 +1,9 @@
-// qiusuo task-gen: verifiable RL tasks (arithmetic, countdown) as task JSONL or SFT examples.
+// qiusuo task-gen | evaluate | sample: verifiable RL tasks (arithmetic, countdown) as task JSONL or
+// SFT examples; a model's accuracy on them; rejection sampling into an SFT dataset. The training
+// commands (sft, grpo, distill, r1) are in cmd_rl_train.cpp.
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,8 +13,13 @@
 
 #include "commands.h"
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/timer.h"
 #include "qiusuo/io/file.h"
+#include "qiusuo/rl/evaluate.h"
+#include "qiusuo/rl/policy.h"
+#include "qiusuo/rl/sample.h"
 #include "qiusuo/rl/tasks.h"
+#include "qiusuo/train/progress.h"
 
 namespace qs::cli {
 namespace {
@@ -41,9 +49,198 @@ std::pair<int64_t, int64_t> parse_range(const std::string& flag, const std::stri
   return r;
 }
 
+// A progress callback for `what` that redraws at most 5 times a second (and prints 10 milestones
+// when stderr is not a terminal).
+std::function<void(int64_t, int64_t)> progress_callback(ProgressLine& line, const std::string& what) {
+  auto last = std::make_shared<double>(-1);
+  auto sw = std::make_shared<Stopwatch>();
+  return [&line, what, last, sw](int64_t done, int64_t total) {
+    const double t = sw->elapsed();
+    const bool milestone = done == total || (total >= 10 && done % (total / 10) == 0);
+    if (!milestone && t - *last < 0.2) return;
+    *last = t;
+    const double eta = done > 0 ? t * double(total - done) / double(done) : 0;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s: %lld/%lld completions | %s elapsed | ETA %s", what.c_str(), (long long)done,
+                  (long long)total, format_duration(t).c_str(), format_duration(eta).c_str());
+    line.update(buf, milestone);
+  };
+}
+
+struct GenerateFlags {
+  std::string model, tasks, precision = "f32";
+  int64_t max_tokens = 512, max_seqs = 64;
+  double temperature = 1.0, top_p = 1.0;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool json = false, quiet = false, resume = false;
+};
+
+void add_generate_flags(CLI::App* c, GenerateFlags& o) {
+  c->add_option("--model,-m", o.model, "Model directory (Hugging Face layout with tokenizer.json and a chat template)")
+      ->required();
+  c->add_option("--tasks", o.tasks, "Task JSONL: {\"prompt\",\"answer\",\"match\"} per line (`qiusuo task-gen`, docs/rl.md)")
+      ->required();
+  c->add_option("--max-tokens", o.max_tokens, "Tokens per completion at most (capped by the model's context)")
+      ->capture_default_str();
+  c->add_option("--top-p", o.top_p, "Nucleus sampling mass when sampling (1 = off)")->capture_default_str();
+  c->add_option("--seed", o.seed, "Seed: problem i's sample j is drawn with a seed derived from (seed, i) plus j")
+      ->capture_default_str();
+  c->add_option("--precision", o.precision,
+                "Matrix products: f32 (exact; the numbers GRPO's importance ratio uses) or bf16")
+      ->capture_default_str();
+  c->add_option("--max-seqs", o.max_seqs, "Sequences generated together at most")->capture_default_str();
+  c->add_option("--threads", o.threads, "Threads (0 = all cores)");
+  c->add_flag("--quiet,-q", o.quiet, "No progress line");
+}
+
+void register_evaluate_and_sample(CLI::App& app) {
+  {
+    struct Opts : GenerateFlags {
+      int64_t samples = 0;
+      std::string out;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = app.add_subcommand(
+        "evaluate",
+        "Accuracy of a model on task problems. Each problem's prompt goes through the model's chat template;\n"
+        "all completions are generated in one batch and judged by the verifier (docs/rl.md).\n"
+        "  accuracy: greedy pass@1 (one completion per problem at temperature 0), or with --samples K the\n"
+        "            mean per-sample accuracy of K samples per problem at --temperature\n"
+        "  pass_at_k: mean unbiased pass@K over the problems (= accuracy when greedy)\n"
+        "  format_rate: share of completions in the <think>...</think><answer>...</answer> layout\n"
+        "  mean_response_tokens: generated tokens per completion\n"
+        "--json prints {\"n\",\"accuracy\",\"pass_at_k\",\"format_rate\",\"mean_response_tokens\", ...}.");
+    add_generate_flags(c, *o);
+    c->add_option("--samples", o->samples, "Sample K completions per problem instead of one greedy completion")
+        ->capture_default_str();
+    c->add_option("--temperature", o->temperature, "Sampling temperature with --samples")->capture_default_str();
+    c->add_option("--out,-o", o->out,
+                  "Also write per-problem results (prompt, answer, completions, correct) as JSONL, atomically");
+    c->add_flag("--resume", o->resume,
+                "Continue an interrupted evaluation from OUT.partial (needs --out): finished problems are kept");
+    c->add_flag("--json", o->json, "Print one JSON summary object on stdout");
+    c->callback([o] {
+      apply_threads(o->threads);
+      if (o->resume && o->out.empty()) fail("--resume needs --out (the journal of finished problems is OUT.partial)");
+      const std::vector<rl::Problem> problems = rl::load_task_jsonl(o->tasks);
+      if (problems.empty()) fail(o->tasks, " holds no problems");
+      rl::EvalOptions eo;
+      eo.samples = o->samples;
+      eo.temperature = o->temperature;
+      eo.top_p = o->top_p;
+      eo.max_tokens = o->max_tokens;
+      eo.seed = o->seed;
+      eo.keep_completions = !o->out.empty();
+      if (!o->out.empty()) {
+        eo.journal = o->out + ".partial";
+        eo.resume = o->resume;
+      }
+      ProgressLine line(!o->quiet);
+      eo.on_progress = progress_callback(line, "evaluate");
+      const rl::EvalResult r = rl::evaluate_model(o->model, problems, eo, rl::parse_compute(o->precision), o->max_seqs);
+      line.finish();
+      if (!o->out.empty()) {
+        std::vector<nlohmann::ordered_json> lines;
+        for (size_t i = 0; i < problems.size(); ++i) {
+          const rl::ProblemResult& pr = r.problems[i];
+          lines.push_back({{"prompt", problems[i].prompt}, {"answer", problems[i].answer},
+                           {"correct", pr.correct}, {"samples", pr.samples}, {"completions", pr.completions},
+                           {"correct_flags", pr.correct_flags}});
+        }
+        rl::write_jsonl(o->out, lines);
+        std::remove((o->out + ".partial").c_str());
+      }
+      nlohmann::ordered_json j = r.to_json();
+      j["temperature"] = o->samples > 0 ? o->temperature : 0.0;
+      j["model"] = o->model;
+      j["tasks"] = o->tasks;
+      if (o->json) {
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%lld problems, %lld completion%s each: accuracy %.4f, pass@%lld %.4f, format %.4f, %.1f tokens "
+                    "per response (%.1f s)\n",
+                    (long long)r.n, (long long)r.k, r.k == 1 ? "" : "s", r.accuracy, (long long)r.k, r.pass_at_k,
+                    r.format_rate, r.mean_response_tokens, r.seconds);
+      }
+    });
+  }
+  {
+    struct Opts : GenerateFlags {
+      int64_t n = 4, max_per_problem = 0;
+      std::string out;
+      bool keep_correct = false, any_format = false, keep_duplicates = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = app.add_subcommand(
+        "sample",
+        "Rejection sampling: N completions per problem, judged by the verifier; with --keep-correct only\n"
+        "the correct, well-formed ones are kept (DeepSeek-R1's way from an RL model to an SFT dataset).\n"
+        "Writes one chat line per kept completion:\n"
+        "  {\"messages\":[{\"role\":\"user\",\"content\":PROMPT},{\"role\":\"assistant\",\"content\":RESPONSE}],\n"
+        "   \"correct\":true,\"reward\":R}\n"
+        "the input of `qiusuo sft` and `qiusuo distill --mode sequence`.");
+    add_generate_flags(c, *o);
+    c->add_option("--n", o->n, "Completions per problem")->capture_default_str();
+    c->add_option("--temperature", o->temperature, "Sampling temperature")->capture_default_str();
+    c->add_flag("--keep-correct", o->keep_correct, "Keep only completions the verifier accepts (and well-formed)");
+    c->add_flag("--any-format", o->any_format, "With --keep-correct: also keep correct answers outside the R1 layout");
+    c->add_option("--max-per-problem", o->max_per_problem, "Keep at most this many completions per problem (0 = all)")
+        ->capture_default_str();
+    c->add_flag("--keep-duplicates", o->keep_duplicates, "Keep identical completions of a problem more than once");
+    c->add_option("--out,-o", o->out, "Output JSONL (written atomically)")->required();
+    c->add_flag("--resume", o->resume, "Continue an interrupted run from OUT.partial: finished problems are kept");
+    c->add_flag("--json", o->json, "Print one JSON summary object on stdout");
+    c->callback([o] {
+      apply_threads(o->threads);
+      const std::vector<rl::Problem> problems = rl::load_task_jsonl(o->tasks);
+      if (problems.empty()) fail(o->tasks, " holds no problems");
+      rl::SampleOptions so;
+      so.n = o->n;
+      so.temperature = o->temperature;
+      so.top_p = o->top_p;
+      so.max_tokens = o->max_tokens;
+      so.seed = o->seed;
+      so.keep_correct = o->keep_correct;
+      so.require_format = !o->any_format;
+      so.max_per_problem = o->max_per_problem;
+      so.dedupe = !o->keep_duplicates;
+      so.journal = o->out + ".partial";
+      so.resume = o->resume;
+      ProgressLine line(!o->quiet);
+      so.on_progress = progress_callback(line, "sample");
+      const std::unique_ptr<Tokenizer> tok = rl::load_chat_tokenizer(o->model);
+      const std::unique_ptr<Model> model = Model::load(o->model, false);
+      const ChatFormatter chat(*tok);
+      Engine engine(*model, tok.get(),
+                    rl::batch_engine_options(o->max_seqs, rl::model_context(*model), rl::parse_compute(o->precision)));
+      const rl::SampleResult r = rl::rejection_sample(engine, chat, problems, so);
+      line.finish();
+      rl::write_jsonl(o->out, r.lines);
+      std::remove(so.journal.c_str());
+      nlohmann::ordered_json j = r.to_json();
+      j["out"] = o->out;
+      j["model"] = o->model;
+      if (o->json) {
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%lld problems x %lld samples: accuracy %.4f, format %.4f; kept %lld lines from %lld problems -> %s "
+                    "(%.1f s)\n",
+                    (long long)r.problems, (long long)o->n, j["accuracy"].get<double>(),
+                    j["format_rate"].get<double>(), (long long)r.kept, (long long)r.problems_with_kept,
+                    o->out.c_str(), r.seconds);
+      }
+    });
+  }
+}
+
 }  // namespace
 
+void register_rl_training_commands(CLI::App& app);  // cmd_rl_train.cpp
+
 void register_rl_commands(CLI::App& app) {
+  register_evaluate_and_sample(app);
+  register_rl_training_commands(app);
   struct Opts {
     std::string task, split, difficulty = "3", out, format = "tasks", trace_style;
     int64_t n = 0;
