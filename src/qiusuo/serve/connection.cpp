@@ -43,7 +43,9 @@ ConnectionWatch::ConnectionWatch(const std::string& remote_addr, int remote_port
     std::string ph, lh;
     int pp = 0, lp = 0;
     if (!addr_of(peer, ph, pp) || !addr_of(local, lh, lp)) continue;
-    if (pp == remote_port && lp == local_port && ph == remote_addr) {
+    // The library may not report the local port: the peer's address and port then suffice
+    // (this process makes no connections of its own to the same peer port).
+    if (pp == remote_port && (local_port <= 0 || lp == local_port) && ph == remote_addr) {
       fd_ = int(fd);
       break;
     }

@@ -221,6 +221,7 @@ std::string Server::Impl::route_label(const std::string& path) {
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"qiusuo\"");
+  if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
   res.set_content(dump(e.body()), "application/json");
 }
 
@@ -740,14 +741,15 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
     std::deque<Job::Item> items;
     std::string error;
     while (true) {
-      if (!job->wait(items, kPoll)) {
-        if (watch->closed()) {
-          cancel_all();
-          res.status = 499;  // nobody to answer (the status only reaches the metrics)
-          return;
-        }
-        continue;
+      const bool got = job->wait(items, kPoll);
+      // Checked after every wake-up, not only on a timeout: while tokens keep arriving the wait
+      // never times out, and a client gone mid-generation would hold its blocks to the end.
+      if (watch->closed()) {
+        cancel_all();
+        res.status = 499;  // nobody to answer (the status only reaches the metrics)
+        return;
       }
+      if (!got) continue;
       for (auto& it : items) {
         ChoiceOutput& o = (*outs)[size_t(it.choice)];
         if (it.done) {
