@@ -13,6 +13,7 @@
 #include "qiusuo/rl/distill.h"
 #include "qiusuo/rl/grpo_trainer.h"
 #include "qiusuo/rl/policy.h"
+#include "qiusuo/rl/r1.h"
 #include "qiusuo/rl/r1_data.h"
 #include "qiusuo/rl/sft.h"
 #include "qiusuo/train/optimizer.h"
@@ -257,22 +258,70 @@ void register_rl_training_commands(CLI::App& app) {
       std::string out, recipe, until;
       uint64_t seed = 0;
       int threads = 0;
+      bool quick = false, quiet = false, json = false, print_recipe = false;
     };
     auto o = std::make_shared<Opts>();
-    auto* c = app.add_subcommand("r1", "DeepSeek-R1 in miniature (work in progress)");
+    auto* c = app.add_subcommand(
+        "r1",
+        "DeepSeek-R1 in miniature, end to end on generated data (no download), about 30 minutes on 2 cores:\n"
+        "  data             arithmetic problems (train split for training, test split held out), worked\n"
+        "                   solutions as pretraining text, a BPE tokenizer with an R1-Zero chat template\n"
+        "  base             pretrain a small DeepSeek-style MoE (MLA, DeepSeekMoE, MTP) on that text\n"
+        "  grpo             R1-Zero: GRPO with accuracy + format rewards on the base, no SFT first\n"
+        "  rejection_sft    rejection-sample the GRPO model's verified traces, SFT it on them\n"
+        "  student_base     pretrain a smaller student on the same text\n"
+        "  distill_student  fine-tune the student on the traces (sequence-level distillation)\n"
+        "  student_grpo     the same student base by GRPO alone, for the distillation route's wall time\n"
+        "Every stage model is evaluated greedily on the held-out test set. Writes OUT/results.json\n"
+        "  {\"test_set\":PATH,\"stages\":[{\"stage\",\"model\",\"test_accuracy\",\"format_rate\",\n"
+        "   \"mean_response_tokens\",\"train_tokens\",\"seconds\",...},...]}\n"
+        "OUT/results.md, OUT/plots/*.svg and one model directory per stage (Hugging Face layout; open one\n"
+        "with `qiusuo chat --model OUT/<stage>`). Run again with the same OUT to continue an interrupted run\n"
+        "(finished stages are kept, an interrupted stage continues from its checkpoints).");
     c->add_option("--out,-o", o->out, "Run directory")->required();
-    c->add_option("--recipe", o->recipe, "Recipe JSON overriding the defaults");
-    c->add_option("--until", o->until, "Stop after this stage");
-    c->add_option("--seed", o->seed, "Seed")->capture_default_str();
+    c->add_option("--recipe", o->recipe, "Recipe JSON whose keys override the embedded default (see --print-recipe)");
+    c->add_flag("--quick", o->quick, "A seconds-long run with tiny models and data (a smoke test of the pipeline)");
+    c->add_flag("--print-recipe", o->print_recipe, "Print the recipe (default or --quick, with --recipe applied) and exit");
+    c->add_option("--until", o->until,
+                  "Stop after this stage: base, grpo, rejection_sft, student_base, distill_student, student_grpo");
+    c->add_option("--seed", o->seed, "Seed of the data, initialisation and rollouts")->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
+    c->add_flag("--quiet,-q", o->quiet, "No progress output");
+    c->add_flag("--json", o->json, "Print results.json on stdout at the end");
     c->callback([o] {
       apply_threads(o->threads);
-      rl::R1DataRecipe r;
-      if (!o->recipe.empty()) rl::recipe_from_json(nlohmann::json::parse(read_text_file(o->recipe)).value("data", nlohmann::json::object()), r);
-      const rl::R1Data d = rl::build_r1_data(r, path_join(o->out, "data"), o->seed, true);
-      std::printf("%s\n", nlohmann::json{{"corpus_problems", d.corpus_problems}, {"corpus_bytes", d.corpus_bytes},
-                                         {"train_tokens", d.train_tokens}, {"val_tokens", d.val_tokens},
-                                         {"vocab", d.vocab_size}}.dump().c_str());
+      rl::R1Options r;
+      r.out_dir = o->out;
+      r.recipe = rl::r1_default_recipe(o->quick);
+      if (!o->recipe.empty()) {
+        const nlohmann::json patch = nlohmann::json::parse(read_text_file(o->recipe), nullptr, false);
+        if (patch.is_discarded()) fail(ErrorKind::Format, o->recipe, ": not valid JSON");
+        rl::merge_recipe(r.recipe, patch, o->recipe);
+      }
+      if (o->print_recipe) {
+        std::printf("%s\n", r.recipe.dump(2).c_str());
+        return;
+      }
+      r.seed = o->seed;
+      r.until = o->until;
+      r.quiet = o->quiet;
+      const nlohmann::ordered_json res = rl::run_r1(r);
+      if (o->json) std::printf("%s\n", res.dump().c_str());
+      if (!o->quiet) {
+        std::fprintf(stderr, "\n");
+        for (const auto& st : res["stages"])
+          std::fprintf(stderr, "  %-16s test accuracy %.3f  format %.3f  %6.1f tokens/response  %6.0f s\n",
+                       st["stage"].get<std::string>().c_str(), st["test_accuracy"].get<double>(),
+                       st["format_rate"].get<double>(), st["mean_response_tokens"].get<double>(),
+                       st["seconds"].get<double>());
+        const std::string last = res["stages"].empty() ? "" : res["stages"].back()["model"].get<std::string>();
+        std::fprintf(stderr,
+                     "\nResults: %s/results.json, %s/results.md, plots in %s/plots\n"
+                     "Talk to the R1-Zero model:  qiusuo chat --model %s/grpo\n"
+                     "or to the distilled student: qiusuo chat --model %s/distill_student\n"
+                     "(prompts as in %s/data/tasks/test.jsonl, e.g. \"Calculate 57 + 38. Think step by step ...\")\n",
+                     o->out.c_str(), o->out.c_str(), o->out.c_str(), o->out.c_str(), o->out.c_str(), o->out.c_str());
+      }
     });
   }
 }
