@@ -1,5 +1,7 @@
 // Causal attention over the GEMM kernels in 128-row blocks (blocks above the diagonal are
-// skipped: 10 of 16 block products at S = 512), and its double-precision reference.
+// skipped: 10 of 16 block products at S = 512), and its double-precision reference. Only the
+// visible blocks of P and dS are written (the diagonal block's upper part as zeros); the
+// entries right of a row's block are never read.
 #include "qiusuo/kernels/attention.h"
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 
 #include <cstring>
 
+#include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
 #include "qiusuo/kernels/vec_ops.h"
 
@@ -94,7 +97,7 @@ void causal_attention_forward(const float* Q, int64_t ldq, const float* K, int64
       qs::scale(row, scale, i + 1);
       const float z = exp_shift_sum(row, i + 1, max_value(row, i + 1));
       qs::scale(row, 1.0f / z, i + 1);
-      if (i + 1 < S) std::memset(row + i + 1, 0, size_t(S - i - 1) * 4);
+      if (i + 1 < n) std::memset(row + i + 1, 0, size_t(n - i - 1) * 4);  // the diagonal block's upper part
     }
     gemm_f32(false, false, m, dv, n, 1.0f, P + q0 * S, S, V, ldv, 0.0f, O + q0 * ldo, ldo);
   }
@@ -114,7 +117,7 @@ void causal_attention_backward(const float* Q, int64_t ldq, const float* K, int6
       const float* pr = P + i * S;
       const float dot = qs::dot(r, pr, i + 1);
       for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
-      if (i + 1 < S) std::memset(r + i + 1, 0, size_t(S - i - 1) * 4);
+      if (i + 1 < n) std::memset(r + i + 1, 0, size_t(n - i - 1) * 4);
     }
     gemm_f32(false, false, m, dk, n, 1.0f, dS + q0 * S, S, K, ldk, 0.0f, dQ + q0 * lddq, lddq);  // dQ = dS K
   }
@@ -123,6 +126,81 @@ void causal_attention_backward(const float* Q, int64_t ldq, const float* K, int6
     // dV = Pᵀ dO ; dK = dSᵀ Q, restricted to the queries at or below the key block
     gemm_f32(true, false, m, dv, rows, 1.0f, P + k0 * S + k0, S, dO + k0 * lddo, lddo, 0.0f, dV + k0 * lddv, lddv);
     gemm_f32(true, false, m, dk, rows, 1.0f, dS + k0 * S + k0, S, Q + k0 * ldq, ldq, 0.0f, dK + k0 * lddk, lddk);
+  }
+}
+
+// ---- BF16 products ------------------------------------------------------------------------------
+
+namespace {
+// rows x cols of X (row stride ld) as BF16 into out (row stride ldo).
+void round_rows(const float* X, int64_t ld, int64_t rows, int64_t cols, uint16_t* out, int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r) f32_to_bf16(X + r * ld, out + r * ldo, cols);
+}
+}  // namespace
+
+int64_t attention_bf16_scratch_floats(int64_t S, int64_t dk, int64_t dv) {
+  // dS (F32) + P and dS (BF16) + Q, K, V, dO (BF16); BF16 counted in half floats.
+  return S * S + S * S + (S * dk + 1) / 2 * 2 + (S * dv + 1) / 2 * 2 + 8;
+}
+
+void causal_attention_forward_bf16(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V,
+                                   int64_t ldv, int64_t S, int64_t dk, int64_t dv, float scale, float* P, float* O,
+                                   int64_t ldo, float* scratch) {
+  uint16_t* Qb = reinterpret_cast<uint16_t*>(scratch);  // [S, dk]
+  uint16_t* Kb = Qb + S * dk;                           // [S, dk]
+  uint16_t* Vb = Kb + S * dk;                           // [S, dv]
+  uint16_t* Pb = Vb + S * dv;                           // [kBlock, S]
+  round_rows(Q, ldq, S, dk, Qb, dk);
+  round_rows(K, ldk, S, dk, Kb, dk);
+  round_rows(V, ldv, S, dv, Vb, dv);
+  for (int64_t q0 = 0; q0 < S; q0 += kBlock) {
+    const int64_t m = std::min(kBlock, S - q0), n = q0 + m;
+    gemm_bf16(false, true, m, n, dk, 1.0f, Qb + q0 * dk, dk, Kb, dk, 0.0f, P + q0 * S, S);
+    for (int64_t i = q0; i < q0 + m; ++i) {
+      float* row = P + i * S;
+      qs::scale(row, scale, i + 1);
+      const float z = exp_shift_sum(row, i + 1, max_value(row, i + 1));
+      qs::scale(row, 1.0f / z, i + 1);
+      if (i + 1 < n) std::memset(row + i + 1, 0, size_t(n - i - 1) * 4);
+    }
+    round_rows(P + q0 * S, S, m, n, Pb, n);
+    gemm_bf16(false, false, m, dv, n, 1.0f, Pb, n, Vb, dv, 0.0f, O + q0 * ldo, ldo);
+  }
+}
+
+void causal_attention_backward_bf16(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V,
+                                    int64_t ldv, const float* P, const float* dO, int64_t lddo, int64_t S, int64_t dk,
+                                    int64_t dv, float scale, float* dQ, int64_t lddq, float* dK, int64_t lddk,
+                                    float* dV, int64_t lddv, float* scratch) {
+  float* dS = scratch;                                         // [S, S] F32
+  uint16_t* Pb = reinterpret_cast<uint16_t*>(scratch + S * S); // [S, S]
+  uint16_t* dSb = Pb + S * S;                                  // [S, S]
+  uint16_t* Qb = dSb + S * S;                                  // [S, dk]
+  uint16_t* Kb = Qb + S * dk;                                  // [S, dk]
+  uint16_t* Vb = Kb + S * dk;                                  // [S, dv]
+  uint16_t* dOb = Vb + S * dv;                                 // [S, dv]
+  round_rows(Q, ldq, S, dk, Qb, dk);
+  round_rows(K, ldk, S, dk, Kb, dk);
+  round_rows(V, ldv, S, dv, Vb, dv);
+  round_rows(dO, lddo, S, dv, dOb, dv);
+  for (int64_t q0 = 0; q0 < S; q0 += kBlock) {
+    const int64_t m = std::min(kBlock, S - q0), n = q0 + m;
+    gemm_bf16(false, true, m, n, dv, 1.0f, dOb + q0 * dv, dv, Vb, dv, 0.0f, dS + q0 * S, S);
+    for (int64_t i = q0; i < q0 + m; ++i) {
+      float* r = dS + i * S;
+      const float* pr = P + i * S;
+      const float dot = qs::dot(r, pr, i + 1);
+      for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
+      if (i + 1 < n) std::memset(r + i + 1, 0, size_t(n - i - 1) * 4);
+    }
+    round_rows(dS + q0 * S, S, m, n, dSb + q0 * S, S);  // the visible blocks only: the products
+    round_rows(P + q0 * S, S, m, n, Pb + q0 * S, S);    // below read nothing right of them
+    gemm_bf16(false, false, m, dk, n, 1.0f, dSb + q0 * S, S, Kb, dk, 0.0f, dQ + q0 * lddq, lddq);
+  }
+  for (int64_t k0 = 0; k0 < S; k0 += kBlock) {
+    const int64_t m = std::min(kBlock, S - k0), rows = S - k0;
+    gemm_bf16(true, false, m, dv, rows, 1.0f, Pb + k0 * S + k0, S, dOb + k0 * dv, dv, 0.0f, dV + k0 * lddv, lddv);
+    gemm_bf16(true, false, m, dk, rows, 1.0f, dSb + k0 * S + k0, S, Qb + k0 * dk, dk, 0.0f, dK + k0 * lddk, lddk);
   }
 }
 

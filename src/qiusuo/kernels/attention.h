@@ -1,7 +1,8 @@
 // Causal self-attention of one head over S positions, the training form (F32): the forward
 // keeps the probabilities P for the backward pass. Only the causal half is computed (j <= i).
 //
-//   forward   P = softmax_rows(scale · Q Kᵀ, causal)   P[S, S], entries j > i are 0
+//   forward   P = softmax_rows(scale · Q Kᵀ, causal)   P[S, S], entries j > i are 0 within
+//             the row's 128-block (right of it P is not written, and the backward reads nothing)
 //             O = P V                                    O[S, dv]
 //   backward  dV = Pᵀ dO ;  dP = dO Vᵀ ;  dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
 //             dQ = dS K ;  dK = dSᵀ Q
@@ -25,6 +26,20 @@ void causal_attention_backward(const float* Q, int64_t ldq, const float* K, int6
                                const float* P, const float* dO, int64_t lddo, int64_t S, int64_t dk, int64_t dv,
                                float scale, float* dQ, int64_t lddq, float* dK, int64_t lddk, float* dV, int64_t lddv,
                                float* scratch);
+
+// The same with the four products on BF16 inputs (F32 accumulation, gemm_bf16; AMX where
+// present): Q, K, V, dO, P and dS are rounded to BF16 as they enter a product; the softmax, its
+// backward, P and the outputs stay F32. The attention core of a BF16 training run, as
+// DeepSeek-V3 keeps attention in BF16 ("higher precision") when the linear layers run in FP8.
+// `scratch` holds at least attention_bf16_scratch_floats(S, dk, dv) floats.
+int64_t attention_bf16_scratch_floats(int64_t S, int64_t dk, int64_t dv);
+void causal_attention_forward_bf16(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V,
+                                   int64_t ldv, int64_t S, int64_t dk, int64_t dv, float scale, float* P, float* O,
+                                   int64_t ldo, float* scratch);
+void causal_attention_backward_bf16(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V,
+                                    int64_t ldv, const float* P, const float* dO, int64_t lddo, int64_t S, int64_t dk,
+                                    int64_t dv, float scale, float* dQ, int64_t lddq, float* dK, int64_t lddk,
+                                    float* dV, int64_t lddv, float* scratch);
 
 namespace ref {
 void causal_attention_forward(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V, int64_t ldv,
