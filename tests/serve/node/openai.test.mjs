@@ -213,7 +213,7 @@ test("errors are the client's error types", async () => {
     await assert.rejects(client(keyed, { apiKey: "wrong" }).models.list(), OpenAI.AuthenticationError);
     assert.equal((await client(keyed, { apiKey: "sekret" }).models.list()).data[0].id, "tiny-v3");
     const b = client(busy);
-    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => b.chat.completions.create(ask("count " + i, { max_tokens: 60 }))));
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => b.chat.completions.create(ask("count " + i, { max_tokens: 300 }))));
     assert.ok(results.some((r) => r.status === "fulfilled"));
     const limited = results.filter((r) => r.status === "rejected");
     assert.ok(limited.length > 0);
