@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "qiusuo/dist/comm.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/train/data.h"
@@ -25,6 +26,7 @@ struct TrainOpts {
   int keep = 2, threads = 0;
   uint64_t seed = 0;
   bool resume = false, quiet = false, json = false;
+  bool shard_optimizer = false, expert_parallel = false, no_overlap = false;
 };
 
 nlohmann::json load_config_arg(const std::string& arg) {
@@ -65,6 +67,9 @@ std::string dataset_for(const TrainOpts& o, int64_t vocab_size, int64_t seq_len,
 
 void run_train(TrainOpts& o) {
   apply_threads(o.threads);
+  Comm& w = world();
+  const bool leader = w.rank() == 0;
+  if (!leader) o.quiet = true;  // rank 0 speaks for the run
   nlohmann::json cj = load_config_arg(o.config);
   const bool preset = !(file_exists(o.config) || is_directory(o.config));
   TrainConfig tc;
@@ -72,7 +77,9 @@ void run_train(TrainOpts& o) {
   if (o.seq_len > 0) tc.seq_len = o.seq_len;
   const int64_t vocab = cj.contains("vocab_size") && cj["vocab_size"].is_number_integer() ? cj["vocab_size"].get<int64_t>()
                                                                                          : 8192;
-  const std::string data = dataset_for(o, vocab, tc.seq_len, o.seed);
+  // Text is prepared once, by rank 0, before the others look at it.
+  std::string data = leader ? dataset_for(o, vocab, tc.seq_len, o.seed) : "";
+  w.broadcast_string(data, 0);
   const DatasetMeta meta = read_dataset_meta(data);
   if (preset) {
     // A preset takes the dataset's vocabulary (rounded up to a multiple of 64) and special ids.
@@ -109,17 +116,25 @@ void run_train(TrainOpts& o) {
   tc.time_limit_s = o.time_limit_min * 60.0;
   tc.quiet = o.quiet;
   tc.init_from = o.init_from;
+  tc.shard_optimizer = o.shard_optimizer;
+  tc.expert_parallel = o.expert_parallel;
+  tc.overlap_reduce = !o.no_overlap;
   if (tc.seq_len > cfg.max_position_embeddings)
     std::fprintf(stderr, "note: seq_len %lld exceeds max_position_embeddings %lld\n", (long long)tc.seq_len,
                  (long long)cfg.max_position_embeddings);
   if (!o.quiet)
     std::fprintf(stderr,
                  "training %s: %s params (%s active), %lld layers + %lld MTP; batch %lld x %lld tokens x %lld accum; "
-                 "%s; %d threads\n",
+                 "%s; %d threads%s\n",
                  o.config.c_str(), human_count(double(cfg.total_params() + cfg.mtp_params())).c_str(),
                  human_count(double(cfg.active_params())).c_str(), (long long)cfg.num_hidden_layers,
                  (long long)cfg.num_nextn_predict_layers, (long long)tc.batch, (long long)tc.seq_len,
-                 (long long)tc.accum, o.precision.c_str(), num_threads_for_cli());
+                 (long long)tc.accum, o.precision.c_str(), num_threads_for_cli(),
+                 w.size() == 1 ? ""
+                               : (" x " + std::to_string(w.size()) + " ranks (data parallel" +
+                                  (o.expert_parallel ? ", expert parallel" : "") +
+                                  (o.shard_optimizer ? ", sharded optimizer" : "") + ")")
+                                     .c_str());
   const TrainSummary s = run_training(cfg, tc);
   nlohmann::json j = {{"steps", s.steps_done}, {"loss", s.final_loss}, {"val_loss", s.final_val_loss},
                       {"tokens_per_s", s.tokens_per_s}, {"mfu_bf16_peak", s.mfu_amx}, {"mfu_f32_peak", s.mfu_fma},
@@ -128,7 +143,12 @@ void run_train(TrainOpts& o) {
                       {"arena_planned_mb", double(s.arena_planned_bytes) / 1e6},
                       {"arena_peak_mb", double(s.arena_peak_bytes) / 1e6}, {"peak_rss_mb", peak_rss_mb()},
                       {"checkpoint", s.checkpoint},
-                      {"stopped_early", s.stopped_early}, {"precision", o.precision}};
+                      {"stopped_early", s.stopped_early}, {"precision", o.precision},
+                      {"world_size", s.world_size}, {"expert_parallel", s.expert_parallel},
+                      {"step_s", s.step_s}, {"allreduce_s", s.allreduce_s}, {"allreduce_busy_s", s.allreduce_busy_s},
+                      {"overlap", s.overlap}, {"alltoall_s", s.alltoall_s},
+                      {"optimizer_s", s.optimizer_s}};
+  if (!leader) return;
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else if (!o.quiet) {
@@ -170,7 +190,9 @@ void register_train_commands(CLI::App& app) {
     c->add_option("--resume-from", o->resume_from, "Continue from this checkpoint directory");
     c->add_option("--init-from", o->init_from, "Start from the weights of this checkpoint (fine-tuning)");
     c->add_option("--seed", o->seed, "Seed of initialization and data order")->capture_default_str();
-    c->add_option("--batch", o->batch, "Sequences per micro-batch (default: config / 16)");
+    c->add_option("--batch", o->batch,
+                  "Sequences per micro-batch (default: config / 16); under mpirun the global micro-batch,\n"
+                  "each of the N ranks computing batch/N of its sequences");
     c->add_option("--seq-len", o->seq_len, "Tokens per sequence (default: config / 512)");
     c->add_option("--accum", o->accum, "Micro-batches per optimizer step (gradient accumulation)");
     c->add_option("--lr", o->lr, "Peak learning rate (default: config / 3e-4)");
@@ -191,6 +213,14 @@ void register_train_commands(CLI::App& app) {
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
     c->add_flag("--quiet,-q", o->quiet, "No progress output");
     c->add_flag("--json", o->json, "Print a JSON summary on stdout at the end");
+    c->add_flag("--shard-optimizer", o->shard_optimizer,
+                "Under mpirun: ZeRO-1, each rank keeps the AdamW moments of 1/N of the parameters\n"
+                "(gradients reduce-scattered, parameters all-gathered; docs/dist.md)");
+    c->add_flag("--expert-parallel", o->expert_parallel,
+                "Under mpirun: the routed experts of each MoE layer divided among the ranks, tokens sent\n"
+                "to them by all-to-all; attention, embeddings and shared experts stay data parallel");
+    c->add_flag("--no-overlap", o->no_overlap,
+                "Under mpirun: reduce the gradients after the backward pass instead of during it");
     c->callback([o] { run_train(*o); });
   }
   {

@@ -14,8 +14,8 @@ void init_distributed(int argc, char** argv) {
   Comm& w = world();
   if (w.size() == 1) return;
   // The commands that run as one job over several ranks; any other would run N copies.
-  static const std::set<std::string> distributed = {"train", "grpo", "sft", "distill", "generate", "chat",
-                                                    "score", "logits", "bench", "serve"};
+  // (sft, grpo and distill do not divide their batches among ranks yet: they refuse.)
+  static const std::set<std::string> distributed = {"train", "generate", "chat", "score", "logits", "bench", "serve"};
   std::string cmd;
   for (int i = 1; i < argc; ++i)
     if (argv[i][0] != '-') {

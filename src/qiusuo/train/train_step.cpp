@@ -252,21 +252,27 @@ StepResult TrainStep<T>::run(const TokenBatch& batch, const StepRequest& req) {
     mtp_train_backward<T>(c, P.mtp[k], G.mtp[k], G.embed, rope, k, msh, mtp_acts_[k], dmtp[k], dprev, aux, arena_,
                           pol);
   }
+  const auto& ready = req.on_grads_ready;
+  if (ready) ready(L);
   T* dnext = arena_.alloc(size_t(N * d), false);
   for (int64_t l = L - 1; l >= 0; --l) {
     block_train_backward<T>(c, P.layers[l], G.layers[l], rope, sh, acts_[l], dh, dnext, aux, arena_, pol);
     std::swap(dh, dnext);
+    if (ready) ready(l);
   }
   embed_backward<T>(inputs, N, d, dh, G.embed);
+  if (ready) ready(-1);
   return out;
 }
 
 template <typename T>
-StepResult TrainStep<T>::run_windows(const int32_t* windows, int64_t B, int64_t S, bool backward, double scale) {
+StepResult TrainStep<T>::run_windows(const int32_t* windows, int64_t B, int64_t S, bool backward, double scale,
+                                     std::function<void(int64_t)> on_grads_ready) {
   windows_.fill(windows, B, S);
   StepRequest r;
   r.backward = backward;
   r.scale = scale;
+  r.on_grads_ready = std::move(on_grads_ready);
   return run(windows_.view(), r);
 }
 

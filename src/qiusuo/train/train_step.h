@@ -36,6 +36,7 @@
 // modules' planning functions; a batch beyond the plan is a qs::Error.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -85,6 +86,11 @@ struct StepRequest {
   bool logprobs = false;         // log p_θ(target_t)
   bool entropy = false;          // −Σ_v p_v log p_v of the predicted distribution
   int64_t top_k = 0;             // the top_k most likely ids and their log-probabilities
+  // Called during the backward pass as parameter gradients become final, so that data
+  // parallelism can reduce them while the pass goes on (train/data_parallel.h): with
+  // num_hidden_layers once the final norm, head and MTP modules are done, with l after decoder
+  // layer l (from the last down), with -1 after the embedding (the end).
+  std::function<void(int64_t)> on_grads_ready;
 };
 
 struct StepResult {
@@ -123,7 +129,8 @@ class TrainStep {
 
   StepResult run(const TokenBatch& batch, const StepRequest& request = {});
   // Forward + backward of WindowBatch windows [B, S+1] (backward = false: losses only).
-  StepResult run_windows(const int32_t* windows, int64_t B, int64_t S, bool backward, double scale = 1.0);
+  StepResult run_windows(const int32_t* windows, int64_t B, int64_t S, bool backward, double scale = 1.0,
+                         std::function<void(int64_t)> on_grads_ready = {});
 
   TrainModel<T>& model() { return model_; }
   const StepPlan& plan() const { return plan_; }

@@ -11,6 +11,7 @@
 #include "qiusuo/model/flops.h"
 #include "qiusuo/train/balance.h"
 #include "qiusuo/train/checkpoint.h"
+#include "qiusuo/train/data_parallel.h"
 #include "qiusuo/train/data.h"
 #include "qiusuo/train/metrics.h"
 #include "qiusuo/train/mfu.h"
@@ -31,19 +32,21 @@ nlohmann::json settings_of(const TrainConfig& tc) {
           {"data", tc.data_dir}, {"threads", num_threads()}};
 }
 
-// Mean next-token cross-entropy over validation windows [n][B][S+1].
+// Mean next-token cross-entropy over validation windows [n][B][S+1] (with data parallelism
+// each rank computes its rows of every batch).
 double validation_loss(TrainStep<float>& step, const std::vector<int32_t>& windows, int64_t B, int64_t S,
-                       int64_t* tokens = nullptr) {
+                       int64_t* tokens = nullptr, DataParallel* dp = nullptr) {
   const int64_t n = int64_t(windows.size()) / (B * (S + 1));
-  double sum = 0;
-  int64_t count = 0;
+  const DataParallel::Share sh = dp ? dp->share(B) : DataParallel::Share{0, B};
+  double sum[2] = {0, 0};  // Σ CE, tokens
   for (int64_t b = 0; b < n; ++b) {
-    const StepResult l = step.run_windows(windows.data() + b * B * (S + 1), B, S, false);
-    sum += l.mean_ce() * double(l.tokens);
-    count += l.tokens;
+    const StepResult l = step.run_windows(windows.data() + (b * B + sh.first) * (S + 1), sh.count, S, false);
+    sum[0] += l.mean_ce() * double(l.tokens);
+    sum[1] += double(l.tokens);
   }
-  if (tokens) *tokens = count;
-  return sum / double(count);
+  if (dp) dp->sum(sum);
+  if (tokens) *tokens = int64_t(sum[1]);
+  return sum[0] / sum[1];
 }
 
 // What one optimizer step did.
@@ -54,33 +57,37 @@ struct OptimizerStep {
 };
 
 // accum micro-batches of pretraining windows → gradients of the mean objective → clip → AdamW →
-// bias update.
-OptimizerStep optimizer_step(const TrainConfig& tc, TrainStep<float>& step, AdamW& opt, DataLoader& data,
+// bias update. With data parallelism each rank computes its rows of every micro-batch (scaled by
+// 1/N) and the gradients, losses and expert loads are summed over the ranks.
+OptimizerStep optimizer_step(const TrainConfig& tc, TrainStep<float>& step, DataParallel& dp, DataLoader& data,
                              std::vector<int32_t>& windows, int64_t step_index) {
   TrainModel<float>& model = step.model();
   OptimizerStep out;
   model.zero_grad();
   StepResult& agg = out.losses;
-  const double k = 1.0 / double(tc.accum);
+  const double k = 1.0 / double(tc.accum) * dp.mean_scale();
+  const DataParallel::Share sh = dp.share(tc.batch);
   ExpertLoad load;
   for (int64_t a = 0; a < tc.accum; ++a) {
     data.next(windows.data());
-    const StepResult l = step.run_windows(windows.data(), tc.batch, tc.seq_len, true, k);
+    const StepResult l = step.run_windows(windows.data() + sh.first * (tc.seq_len + 1), sh.count, tc.seq_len, true,
+                                          k, a + 1 == tc.accum ? dp.grads_ready_hook() : nullptr);
     agg.objective += l.objective * k;
     agg.main += l.main * k;
     agg.mtp += l.mtp * k;
     agg.aux += l.aux * k;
     accumulate_expert_load(load, l.expert_load);
   }
+  dp.reduce_gradients();
+  double losses[4] = {agg.objective, agg.main, agg.mtp, agg.aux};
+  dp.sum(losses);
+  agg.objective = losses[0], agg.main = losses[1], agg.mtp = losses[2], agg.aux = losses[3];
+  dp.sum(load);
   if (!std::isfinite(agg.objective))
     fail(ErrorKind::Internal, "loss is not finite at step ", step_index, " (", agg.objective,
          "); lower --lr or use --precision fp32");
   out.lr = tc.lr.at(step_index);
-  {
-    QS_PROFILE("trainer.optimizer");
-    out.grad_norm = clip_grad_norm(model.layout(), model.grads().data(), tc.clip);
-    opt.step(model.params().data(), model.grads().data(), out.lr);
-  }
+  out.grad_norm = dp.clip_and_step(tc.clip, out.lr);
   if (model.config().topk_method == TopkMethod::NoauxTc) update_correction_bias(model, load, tc.bias_speed);
   out.load = summarize_expert_load(load);
   return out;
@@ -176,28 +183,39 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
     tc.tokenizer_dir = read_dataset_meta(tc.data_dir).tokenizer;
   const int64_t val_n = std::max<int64_t>(1, std::min<int64_t>(tc.eval_batches, int64_t(val.windows_per_epoch()) / tc.batch));
   const std::vector<int32_t> val_windows = val.val_batches(val_n);
-  // Model, step, optimizer, run directory.
+  // Model, optimizer, data parallelism (one process: a world of one), step, run directory (rank 0).
   TrainModel<float> model(cfg);
-  TrainStep<float> step(model, {tc.batch, tc.seq_len}, {tc.precision, tc.mtp_lambda, tc.aux_alpha});
   AdamW opt(model.layout(), model.params().size(), tc.adam);
-  RunDirectory run(tc.out_dir, tc.tokenizer_dir, tc.keep_last);
+  DataParallel dp(world(), model, opt, {tc.shard_optimizer, tc.expert_parallel, tc.overlap_reduce});
+  TrainStep<float> step(model, {dp.share(tc.batch).count, tc.seq_len}, {tc.precision, tc.mtp_lambda, tc.aux_alpha});
+  std::unique_ptr<RunDirectory> run;
+  if (dp.leader()) run = std::make_unique<RunDirectory>(tc.out_dir, tc.tokenizer_dir, tc.keep_last);
   TrainerState st;
-  const std::string from = run.resume_source(tc.resume, tc.resume_from);
+  std::string from = dp.leader() ? run->resume_source(tc.resume, tc.resume_from) : "";
+  dp.comm().broadcast_string(from, 0);
   if (!from.empty()) {
-    st = run.load(from, model, opt);
+    if (dp.leader()) st = run->load(from, model, opt);
+    dp.broadcast_checkpoint(st);
     const auto& s = st.settings;
     if (s.contains("batch") && (s["batch"] != tc.batch || s["seq_len"] != tc.seq_len || s["accum"] != tc.accum))
       fail("cannot resume: the checkpoint was trained with batch ", s["batch"].dump(), ", seq_len ", s["seq_len"].dump(),
            ", accum ", s["accum"].dump(), "; pass the same values");
     train.set_state(st.data);
-    if (!tc.quiet) std::fprintf(stderr, "resumed from %s at step %lld\n", from.c_str(), (long long)st.step);
+    if (!tc.quiet && dp.leader()) std::fprintf(stderr, "resumed from %s at step %lld\n", from.c_str(), (long long)st.step);
   } else {
-    if (!tc.init_from.empty()) load_hf_weights(TensorStore::open_dir(tc.init_from), model);
-    else model.init_random(tc.seed);
+    if (!tc.init_from.empty()) {
+      if (dp.leader()) load_hf_weights(TensorStore::open_dir(tc.init_from), model);
+    } else {
+      model.init_random(tc.seed);
+    }
+    dp.broadcast_parameters();
     st.data = train.state();
   }
-  MetricsLog metrics(run.metrics_path(), from.empty() ? -1 : st.step);
+  std::unique_ptr<MetricsLog> metrics;
+  if (dp.leader()) metrics = std::make_unique<MetricsLog>(run->metrics_path(), from.empty() ? -1 : st.step);
   st.settings = settings_of(tc);
+  st.settings["world_size"] = dp.size();
+  st.settings["expert_parallel"] = dp.expert_parallel();
   const MfuMeter mfu(train_flops_per_token(cfg, tc.seq_len, tc.mtp_lambda > 0));
   TrainSummary sum;
   sum.first_step = st.step;
@@ -207,18 +225,20 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   const int64_t tokens_per_step = tc.batch * tc.seq_len * tc.accum;
   std::vector<int32_t> windows(size_t(tc.batch * (tc.seq_len + 1)));
   InterruptFlag interrupt;
-  ProgressLine progress(tc.progress && !tc.quiet);
+  ProgressLine progress(tc.progress && !tc.quiet && dp.leader());
   TimeBudget budget(tc.time_limit_s);
   double session_time = 0, unsaved_time = 0, last_val = NAN;
   auto save = [&] {
     st.data = train.state();
     st.elapsed_s += unsaved_time;
     unsaved_time = 0;
-    sum.checkpoint = run.save(model, opt, st, metrics);
+    dp.gather_optimizer();  // sharded: the full moments for the checkpoint
+    if (dp.leader()) sum.checkpoint = run->save(model, opt, st, *metrics);
+    dp.release_optimizer();
   };
   while (st.step < tc.steps) {
     Stopwatch sw;
-    const OptimizerStep os = optimizer_step(tc, step, opt, train, windows, st.step);
+    const OptimizerStep os = optimizer_step(tc, step, dp, train, windows, st.step);
     ++st.step;
     st.tokens_seen += tokens_per_step;
     const double dt = sw.elapsed();
@@ -228,7 +248,7 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
     const bool do_eval = (tc.eval_every > 0 && st.step % tc.eval_every == 0) || st.step == tc.steps;
     if (do_eval) {
       QS_PROFILE("trainer.eval");
-      last_val = validation_loss(step, val_windows, tc.batch, tc.seq_len);
+      last_val = validation_loss(step, val_windows, tc.batch, tc.seq_len, nullptr, &dp);
     }
     const double tps = double(tokens_per_step) / dt;
     nlohmann::json m = {{"step", st.step}, {"loss", os.losses.main}, {"objective", os.losses.objective},
@@ -236,7 +256,8 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
                         {"grad_norm", os.grad_norm}, {"tokens_per_s", tps}, {"tokens", st.tokens_seen},
                         {"mfu_bf16_peak", mfu.bf16(tps)}, {"mfu_f32_peak", mfu.f32(tps)},
                         {"expert_load", os.load.fractions}, {"expert_load_max", os.load.max_ratio},
-                        {"expert_load_min", os.load.min_ratio}, {"time_s", st.elapsed_s + unsaved_time}};
+                        {"expert_load_min", os.load.min_ratio}, {"time_s", st.elapsed_s + unsaved_time},
+                        {"world_size", dp.size()}, {"expert_parallel", dp.expert_parallel()}};
     if (do_eval) m["val_loss"] = last_val;
     sum.final_loss = os.losses.main;
     if (progress.enabled()) {
@@ -252,26 +273,27 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
                     os.load.max_ratio, os.load.min_ratio, os.lr, format_duration(eta).c_str());
       progress.update(line, st.step % std::max<int64_t>(1, tc.steps / 20) == 0 || st.step == tc.steps || do_eval);
     }
-    // Time budget: plan the step count from the speed of the first steps (once).
-    const int64_t fit = budget.replan(st.step, session_steps, session_time, st.elapsed_s + unsaved_time, tc.steps);
+    // Time budget: plan the step count from the speed of the first steps (once); rank 0 decides.
+    const int64_t fit =
+        dp.from_leader(budget.replan(st.step, session_steps, session_time, st.elapsed_s + unsaved_time, tc.steps));
     if (fit >= 0) {
       tc.steps = fit;
       tc.lr.total = fit;
       st.settings["steps"] = fit;
-      if (!tc.quiet) {
+      if (!tc.quiet && dp.leader()) {
         char note[160];
         std::snprintf(note, sizeof note, "%.2f s per step: planning %lld steps to fit the %.1f-minute budget",
                       budget.seconds_per_step(), (long long)fit, tc.time_limit_s / 60);
         progress.note(note);
       }
     }
-    const bool out_of_time = budget.out_of_time(st.elapsed_s + unsaved_time);
-    const bool stop = interrupt.raised() || out_of_time;
+    const bool out_of_time = dp.from_leader(budget.out_of_time(st.elapsed_s + unsaved_time));
+    const bool stop = dp.from_leader(interrupt.raised()) || out_of_time;
     if (out_of_time && !do_eval) {  // the run ends here: its last line gets a validation loss
-      last_val = validation_loss(step, val_windows, tc.batch, tc.seq_len);
+      last_val = validation_loss(step, val_windows, tc.batch, tc.seq_len, nullptr, &dp);
       m["val_loss"] = last_val;
     }
-    metrics.append(m);
+    if (metrics) metrics->append(m);
     if (st.step % tc.save_every == 0 || st.step == tc.steps || stop) save();
     if (stop) {
       sum.stopped_early = true;
@@ -287,7 +309,16 @@ TrainSummary run_training(const ModelConfig& cfg, TrainConfig tc) {
   sum.mfu_fma = mfu.f32(sum.tokens_per_s);
   sum.arena_planned_bytes = step.arena_planned_bytes();
   sum.arena_peak_bytes = step.arena_peak_bytes();
-  if (interrupt.raised() && !tc.quiet)
+  sum.world_size = dp.size();
+  sum.expert_parallel = dp.expert_parallel();
+  const DistTimes dt = dp.times();
+  sum.step_s = session_time;
+  sum.allreduce_s = dt.allreduce_s;
+  sum.allreduce_busy_s = dt.allreduce_busy_s;
+  sum.overlap = dp.overlapped();
+  sum.alltoall_s = dt.alltoall_s;
+  sum.optimizer_s = dt.optimizer_s;
+  if (interrupt.raised() && !tc.quiet && dp.leader())
     std::fprintf(stderr, "interrupted: checkpoint saved at step %lld\n", (long long)st.step);
   return sum;
 }

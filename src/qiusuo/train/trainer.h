@@ -44,6 +44,11 @@ struct TrainConfig {
   bool progress = true;        // live progress line on stderr
   bool quiet = false;
   std::string init_from;       // start from these weights (HF checkpoint dir) instead of random
+  // Under mpirun (train/data_parallel.h; one process: no effect): ZeRO-1 optimizer sharding,
+  // routed experts divided among the ranks, gradient reduction overlapped with the backward.
+  bool shard_optimizer = false;
+  bool expert_parallel = false;
+  bool overlap_reduce = true;
 };
 
 struct TrainSummary {
@@ -56,6 +61,14 @@ struct TrainSummary {
   size_t arena_planned_bytes = 0, arena_peak_bytes = 0;
   bool stopped_early = false;
   std::string checkpoint;
+  int world_size = 1;               // ranks (mpirun), 1 for one process
+  bool expert_parallel = false;
+  double step_s = 0;                // this session's optimizer steps, rank 0's wall time, and of it:
+  double allreduce_s = 0;           //   waiting for the gradient reduction
+  double allreduce_busy_s = 0;      //   (the reduction's own time; with overlap on the communication thread)
+  bool overlap = false;             //   gradient reduction overlapped with the backward pass
+  double alltoall_s = 0;            //   in expert-parallel all-to-all exchanges
+  double optimizer_s = 0;           //   clip + AdamW (+ parameter all-gather)
 };
 
 // Reads the "train" section of a config.json (seq_len, batch_size, lr, mtp_lambda,
