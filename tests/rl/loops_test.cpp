@@ -141,7 +141,7 @@ TEST_F(Loops, LogitDistillationWithTeacherEqualStudentHasZeroKl) {
 }
 
 // GRPO on an easy task raises the mean reward within a few steps, and the same seed gives the
-// same run. The task rewards a reply whose last line contains a digit (about 1 in 4 of the nearly
+// same run, also when resumed from a checkpoint. The task rewards a reply whose last line contains a digit (about 1 in 4 of the nearly
 // random model's samples at first); the model gets a chat
 // template that does not open <think>, so the whole reply is the answer.
 TEST_F(Loops, ShortSeededGrpoRunRaisesMeanReward) {
@@ -158,10 +158,12 @@ TEST_F(Loops, ShortSeededGrpoRunRaisesMeanReward) {
   for (int i = 0; i < 16; ++i)
     tasks.push_back({{"prompt", "Say a number with " + std::to_string(i) + "."}, {"answer", "(?s).*[0-9].*"}, {"match", "regex"}});
   write("easy.jsonl", tasks);
-  auto run = [&](const std::string& out) {
+  auto run = [&](const std::string& out, int64_t steps, bool resume = false) {
     GrpoOptions g;
     g.out_dir = path(out);
-    g.steps = 12;
+    g.steps = steps;
+    g.resume = resume;
+    g.save_every = 5;
     g.prompts = 4;
     g.group = 8;
     g.max_tokens = 8;
@@ -179,11 +181,14 @@ TEST_F(Loops, ShortSeededGrpoRunRaisesMeanReward) {
     while (std::getline(in, line)) r.push_back(nlohmann::json::parse(line)["reward_mean"].get<double>());
     return r;
   };
-  const std::vector<double> r = run("grpo-a");
+  const std::vector<double> r = run("grpo-a", 12);
   ASSERT_EQ(r.size(), 12u);
   const double first = (r[0] + r[1] + r[2]) / 3, last = (r[9] + r[10] + r[11]) / 3;
   EXPECT_GT(last, first + 0.2) << "first steps " << first << ", last steps " << last;
-  EXPECT_EQ(run("grpo-b"), r);  // deterministic with the seed
+  // Stopped after step 5 (a checkpoint every 5 steps) and resumed: the same rollouts and losses
+  // (and so the run is deterministic with the seed).
+  run("grpo-c", 5);
+  EXPECT_EQ(run("grpo-c", 12, true), r);
 }
 
 }  // namespace
