@@ -30,7 +30,7 @@ void block_train_forward(const ModelConfig& c, const BlockParamsT<T>& p, const R
   T* y = arena.alloc(size_t(N * d), false);
   mla_train_forward<T>(c, p.attn, rope, sh.B, sh.S, a.xn1, y, a.attn, arena, pol);
   a.x_mid = arena.alloc(size_t(N * d), false);
-  for (int64_t i = 0; i < N * d; ++i) a.x_mid[i] = x_in[i] + y[i];
+  residual_add<T>(x_in, y, a.x_mid, N * d);
   a.xn2 = arena.alloc(size_t(N * d), false);
   a.rstd2 = arena.alloc(size_t(N), false);
   rmsnorm_fwd<T>(a.x_mid, p.post_norm, eps, N, d, a.xn2, a.rstd2);
@@ -42,7 +42,7 @@ void block_train_forward(const ModelConfig& c, const BlockParamsT<T>& p, const R
     a.mlp = mlp_alloc_acts<T>(arena, N, c.intermediate_size);
     mlp_train_forward<T>(p.mlp, N, d, c.intermediate_size, a.xn2, f, a.mlp, pol);
   }
-  for (int64_t i = 0; i < N * d; ++i) x_out[i] = a.x_mid[i] + f[i];
+  residual_add<T>(a.x_mid, f, x_out, N * d);
 }
 
 template <typename T>

@@ -13,6 +13,7 @@
 #include "qiusuo/kernels/attention.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
+#include "qiusuo/kernels/train_vec.h"
 #include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
@@ -287,26 +288,30 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
     a.qa = arena.alloc(size_t(N * ql), false);
     a.qa_rstd = arena.alloc(size_t(N), false);
     a.qan = arena.alloc(size_t(N * ql), false);
-    linear_fwd<T>(pol, x, N, d, p.q_a, ql, a.qa);
+    linear_fwd<T>(pol, x, N, d, p.q_a, ql, a.qa, false, Prec::Run, Operand::Saved);
     rmsnorm_fwd<T>(a.qa, p.q_a_norm, eps, N, ql, a.qan, a.qa_rstd);
-    linear_fwd<T>(pol, a.qan, N, ql, p.q_b, D.H * D.dq, a.q);
+    linear_fwd<T>(pol, a.qan, N, ql, p.q_b, D.H * D.dq, a.q, false, Prec::Run, Operand::Saved);
   } else {
-    linear_fwd<T>(pol, x, N, d, p.q_proj, D.H * D.dq, a.q);
+    linear_fwd<T>(pol, x, N, d, p.q_proj, D.H * D.dq, a.q, false, Prec::Run, Operand::Saved);
   }
   a.kv = arena.alloc(size_t(N * D.W), false);
   a.kv_rstd = arena.alloc(size_t(N), false);
   a.c = arena.alloc(size_t(N * D.R), false);
   a.kpe = arena.alloc(size_t(N * D.dr), false);
-  linear_fwd<T>(pol, x, N, d, p.kv_a, D.W, a.kv);
+  linear_fwd<T>(pol, x, N, d, p.kv_a, D.W, a.kv, false, Prec::Run, Operand::Saved);
   // latent norm over the first R columns of each row (row stride W)
   parallel_for(N, 16, [&](int64_t b0, int64_t b1) {
     for (int64_t t = b0; t < b1; ++t) {
       const T* kv = a.kv + t * D.W;
-      T ss = 0;
-      for (int64_t j = 0; j < D.R; ++j) ss += kv[j] * kv[j];
-      const T r = T(1) / std::sqrt(ss / T(D.R) + eps);
-      a.kv_rstd[t] = r;
-      for (int64_t j = 0; j < D.R; ++j) a.c[t * D.R + j] = kv[j] * r * p.kv_a_norm[j];
+      if constexpr (std::is_same_v<T, float>) {
+        a.kv_rstd[t] = rmsnorm_row(kv, p.kv_a_norm, eps, D.R, a.c + t * D.R);
+      } else {
+        T ss = 0;
+        for (int64_t j = 0; j < D.R; ++j) ss += kv[j] * kv[j];
+        const T r = T(1) / std::sqrt(ss / T(D.R) + eps);
+        a.kv_rstd[t] = r;
+        for (int64_t j = 0; j < D.R; ++j) a.c[t * D.R + j] = kv[j] * r * p.kv_a_norm[j];
+      }
       std::copy_n(kv + D.R, D.dr, a.kpe + t * D.dr);
       const int64_t pos = t % S;
       rope.rotate(a.kpe + t * D.dr, 1, D.dr, pos, false);
@@ -315,10 +320,11 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
   });
   const int64_t U = D.H * (D.dn + D.dv);
   a.up = arena.alloc(size_t(N * U), false);
-  linear_fwd<T>(pol, a.c, N, D.R, p.kv_b, U, a.up);
+  linear_fwd<T>(pol, a.c, N, D.R, p.kv_b, U, a.up, false, Prec::Run, Operand::Saved);
   a.P = arena.alloc(size_t(B * D.H * S * S), false);
   a.o = arena.alloc(size_t(N * D.H * D.dv), false);
   const T scale = T(c.softmax_scale());
+  const bool bf16_core = product_precision(pol, Prec::High) != TrainPrecision::F32;
   QS_PROFILE("mla.train_fwd.core");
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
   for (int64_t bh = 0; bh < B * D.H; ++bh) {
@@ -333,10 +339,16 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
     const T* qh = a.q + b * S * D.H * D.dq + h * D.dq;
     T* oh = a.o + b * S * D.H * D.dv + h * D.dv;
     if constexpr (std::is_same_v<T, float>) {
-      // Causal half only, F32 (attention core kept in higher precision).
-      hs.scratch.resize(size_t(attention_scratch_floats(S, D.dq, D.dv)));
-      causal_attention_forward(qh, D.H * D.dq, hs.k.data(), D.dq, up + D.dn, U, S, D.dq, D.dv, scale, P, oh, D.H * D.dv,
-                               hs.scratch.data());
+      // Causal half only, in the "higher precision" tier: F32 products in an F32 run, BF16 otherwise.
+      if (bf16_core) {
+        hs.scratch.resize(size_t(attention_bf16_scratch_floats(S, D.dq, D.dv)));
+        causal_attention_forward_bf16(qh, D.H * D.dq, hs.k.data(), D.dq, up + D.dn, U, S, D.dq, D.dv, scale, P, oh,
+                                      D.H * D.dv, hs.scratch.data());
+      } else {
+        hs.scratch.resize(size_t(attention_scratch_floats(S, D.dq, D.dv)));
+        causal_attention_forward(qh, D.H * D.dq, hs.k.data(), D.dq, up + D.dn, U, S, D.dq, D.dv, scale, P, oh,
+                                 D.H * D.dv, hs.scratch.data());
+      }
       continue;
     }
     m.set(Q, qh, S, D.dq, D.H * D.dq);
@@ -355,7 +367,7 @@ void mla_train_forward(const ModelConfig& c, const MlaParamsT<T>& p, const Rope&
     m.set(PM, P, S, S, S);
     m.gemm(false, false, PM, V, T(0), oh, D.H * D.dv);  // o_h = P·V_h
   }
-  linear_fwd<T>(pol, a.o, N, D.H * D.dv, p.o, d, out);
+  linear_fwd<T>(pol, a.o, N, D.H * D.dv, p.o, d, out, false, Prec::Run, Operand::Saved);
 }
 
 template <typename T>
@@ -367,12 +379,13 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   const int64_t N = B * S, d = D.d, U = D.H * (D.dn + D.dv), HV = D.H * D.dv, HQ = D.H * D.dq;
   // o_proj
   T* dO = arena.alloc(size_t(N * HV), false);
-  linear_bwd<T>(pol, dout, N, d, p.o, a.o, HV, dO, false, g.o);
+  linear_bwd<T>(pol, dout, N, d, p.o, a.o, HV, dO, false, g.o, Prec::Run, Operand::Saved);
   // attention core (F32 / exact), one (sequence, head) pair at a time
   T* dup = arena.alloc(size_t(N * U), false);
   T* dq = arena.alloc(size_t(N * HQ), false);
   T* dkpe_part = arena.alloc(size_t(B * D.H * S * D.dr), false);  // per head, summed below in order
   const T scale = T(c.softmax_scale());
+  const bool bf16_core = product_precision(pol, Prec::High) != TrainPrecision::F32;
   {
   QS_PROFILE("mla.train_bwd.core");
 #pragma omp parallel for schedule(dynamic) if (num_threads() > 1)
@@ -388,10 +401,12 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
       hs.k.resize(size_t(S * D.dq));
       gather_head_keys(D, up, U, a.kpe + b * S * D.dr, S, hs.k.data());
       hs.dk.resize(size_t(S * D.dq));
-      hs.scratch.resize(size_t(attention_scratch_floats(S, D.dq, D.dv)));
-      causal_attention_backward(a.q + b * S * HQ + h * D.dq, HQ, hs.k.data(), D.dq, up + D.dn, U, P,
-                                dO + b * S * HV + h * D.dv, HV, S, D.dq, D.dv, scale, dq + b * S * HQ + h * D.dq, HQ,
-                                hs.dk.data(), D.dq, duph + D.dn, U, hs.scratch.data());
+      auto* backward = bf16_core ? causal_attention_backward_bf16 : causal_attention_backward;
+      hs.scratch.resize(size_t(bf16_core ? attention_bf16_scratch_floats(S, D.dq, D.dv)
+                                         : attention_scratch_floats(S, D.dq, D.dv)));
+      backward(a.q + b * S * HQ + h * D.dq, HQ, hs.k.data(), D.dq, up + D.dn, U, P, dO + b * S * HV + h * D.dv, HV, S,
+               D.dq, D.dv, scale, dq + b * S * HQ + h * D.dq, HQ, hs.dk.data(), D.dq, duph + D.dn, U,
+               hs.scratch.data());
       for (int64_t t = 0; t < S; ++t) {
         std::copy_n(hs.dk.data() + t * D.dq, D.dn, duph + t * U);
         std::copy_n(hs.dk.data() + t * D.dq + D.dn, D.dr, dkpe_part + (bh * S + t) * D.dr);
@@ -431,7 +446,7 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   // kv_b_proj: dc = dup·kv_b ; d kv_b += dupᵀ·c
   T* dkv = arena.alloc(size_t(N * D.W));  // [N, R + dr]: d(latent pre-norm) | d(k_pe pre-rope)
   T* dc = arena.alloc(size_t(N * D.R), false);
-  linear_bwd<T>(pol, dup, N, U, p.kv_b, a.c, D.R, dc, false, g.kv_b);
+  linear_bwd<T>(pol, dup, N, U, p.kv_b, a.c, D.R, dc, false, g.kv_b, Prec::Run, Operand::Saved);
   // k_pe: sum over heads, inverse rope; latent: RMSNorm backward (within rows of stride W)
   const T eps = T(c.rms_norm_eps);
   (void)eps;
@@ -449,6 +464,10 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
       const T* kv = a.kv + t * D.W;
       const T* gc = dc + t * D.R;
       const T r = a.kv_rstd[t];
+      if constexpr (std::is_same_v<T, float>) {
+        rmsnorm_row_backward(kv, p.kv_a_norm, r, gc, D.R, dkv + t * D.W, dw, false);
+        continue;
+      }
       T dot = 0;
       for (int64_t j = 0; j < D.R; ++j) dot += kv[j] * p.kv_a_norm[j] * gc[j];
       const T k = r * r * r * dot / T(D.R);
@@ -461,7 +480,7 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
   for (size_t t = 0; t < dnorm_part.size() / size_t(D.R); ++t)
     for (int64_t j = 0; j < D.R; ++j) g.kv_a_norm[j] += dnorm_part[t * size_t(D.R) + size_t(j)];
   // kv_a_proj
-  linear_bwd<T>(pol, dkv, N, D.W, p.kv_a, a.x, d, dx, true, g.kv_a);
+  linear_bwd<T>(pol, dkv, N, D.W, p.kv_a, a.x, d, dx, true, g.kv_a, Prec::Run, Operand::Saved);
   // queries: inverse rope on the pe parts, then the projection(s)
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) rope.rotate(dq + t * HQ + D.dn, D.H, D.dq, t % S, true);
@@ -470,11 +489,11 @@ void mla_train_backward(const ModelConfig& c, const MlaParamsT<T>& p, const MlaP
     const int64_t ql = c.q_lora_rank;
     T* dqan = arena.alloc(size_t(N * ql), false);
     T* dqa = arena.alloc(size_t(N * ql), false);
-    linear_bwd<T>(pol, dq, N, HQ, p.q_b, a.qan, ql, dqan, false, g.q_b);
+    linear_bwd<T>(pol, dq, N, HQ, p.q_b, a.qan, ql, dqan, false, g.q_b, Prec::Run, Operand::Saved);
     rmsnorm_bwd<T>(a.qa, p.q_a_norm, a.qa_rstd, dqan, N, ql, dqa, g.q_a_norm, false);
-    linear_bwd<T>(pol, dqa, N, ql, p.q_a, a.x, d, dx, true, g.q_a);
+    linear_bwd<T>(pol, dqa, N, ql, p.q_a, a.x, d, dx, true, g.q_a, Prec::Run, Operand::Saved);
   } else {
-    linear_bwd<T>(pol, dq, N, HQ, p.q_proj, a.x, d, dx, true, g.q_proj);
+    linear_bwd<T>(pol, dq, N, HQ, p.q_proj, a.x, d, dx, true, g.q_proj, Prec::Run, Operand::Saved);
   }
 }
 

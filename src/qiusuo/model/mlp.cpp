@@ -94,30 +94,33 @@ void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, 
   a.x = x;
   if (N == 0) return;
   if (fused(p, I, d)) {
-    linear_fwd<T>(pol, x, N, d, p.gate, 2 * I, a.gu);
+    linear_fwd<T>(pol, x, N, d, p.gate, 2 * I, a.gu, false, Prec::Run, Operand::Saved);
   } else {
-    mm<T>(pol, false, true, N, I, d, T(1), x, d, Operand::Act, p.gate, d, Operand::Weight, T(0), a.gu, 2 * I);
-    mm<T>(pol, false, true, N, I, d, T(1), x, d, Operand::Act, p.up, d, Operand::Weight, T(0), a.gu + I, 2 * I);
+    mm<T>(pol, false, true, N, I, d, T(1), x, d, Operand::Saved, p.gate, d, Operand::Weight, T(0), a.gu, 2 * I);
+    mm<T>(pol, false, true, N, I, d, T(1), x, d, Operand::Saved, p.up, d, Operand::Weight, T(0), a.gu + I, 2 * I);
   }
   swiglu_rows<T>(a.gu, N, I, a.h);
-  linear_fwd<T>(pol, a.h, N, I, p.down, d, out, accumulate);
+  linear_fwd<T>(pol, a.h, N, I, p.down, d, out, accumulate, Prec::Run, Operand::Saved);
 }
 
 template <typename T>
 void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t N, int64_t d, int64_t I,
-                        const MlpActs<T>& a, const T* dout, T* dx, const MlpScratch<T>& s, const MatmulPolicy& pol) {
+                        const MlpActs<T>& a, const T* dout, T* dx, const MlpScratch<T>& s, const MatmulPolicy& pol,
+                        bool accumulate) {
   QS_PROFILE("mlp.train_bwd");
   if (N == 0) return;
-  linear_bwd<T>(pol, dout, N, d, p.down, a.h, I, s.dh, false, g.down);
+  linear_bwd<T>(pol, dout, N, d, p.down, a.h, I, s.dh, false, g.down, Prec::Run, Operand::Saved);
   swiglu_rows_backward<T>(a.gu, s.dh, N, I, s.dgu);
   if (fused(p, I, d)) {
-    linear_bwd<T>(pol, s.dgu, N, 2 * I, p.gate, a.x, d, dx, true, g.gate);  // gate and up gradients, adjacent
+    linear_bwd<T>(pol, s.dgu, N, 2 * I, p.gate, a.x, d, dx, accumulate, g.gate, Prec::Run,
+                  Operand::Saved);  // gate and up gradients, adjacent
   } else {
     for (int part = 0; part < 2; ++part) {
       const T* W = part == 0 ? p.gate : p.up;
       T* dW = part == 0 ? g.gate : g.up;
-      mm<T>(pol, false, false, N, d, I, T(1), s.dgu + part * I, 2 * I, Operand::Act, W, d, Operand::Weight, T(1), dx, d);
-      mm<T>(pol, true, false, I, d, N, T(1), s.dgu + part * I, 2 * I, Operand::Act, a.x, d, Operand::Act, T(1), dW, d);
+      mm<T>(pol, false, false, N, d, I, T(1), s.dgu + part * I, 2 * I, Operand::Act, W, d, Operand::Weight,
+            part == 0 && !accumulate ? T(0) : T(1), dx, d);
+      mm<T>(pol, true, false, I, d, N, T(1), s.dgu + part * I, 2 * I, Operand::Act, a.x, d, Operand::Saved, T(1), dW, d);
     }
   }
 }
@@ -128,7 +131,8 @@ void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t 
   template void mlp_train_forward<T>(const MlpParamsT<T>&, int64_t, int64_t, int64_t, const T*, T*, MlpActs<T>&, \
                                      const MatmulPolicy&, bool);                                                \
   template void mlp_train_backward<T>(const MlpParamsT<T>&, const MlpParamsT<T>&, int64_t, int64_t, int64_t,     \
-                                      const MlpActs<T>&, const T*, T*, const MlpScratch<T>&, const MatmulPolicy&);
+                                      const MlpActs<T>&, const T*, T*, const MlpScratch<T>&, const MatmulPolicy&,  \
+                                      bool);
 QS_MLP_INST(float)
 QS_MLP_INST(double)
 

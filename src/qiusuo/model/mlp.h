@@ -41,9 +41,10 @@ MlpScratch<T> mlp_alloc_scratch(TrainArena<T>& arena, int64_t N, int64_t I);
 template <typename T>
 void mlp_train_forward(const MlpParamsT<T>& p, int64_t N, int64_t d, int64_t I, const T* x, T* out, MlpActs<T>& a,
                        const MatmulPolicy& pol, bool accumulate = false);
-// dx += ∂L/∂x; gradients accumulate into g; s is scratch.
+// dx += ∂L/∂x (dx = ∂L/∂x when !accumulate); gradients accumulate into g; s is scratch.
 template <typename T>
 void mlp_train_backward(const MlpParamsT<T>& p, const MlpParamsT<T>& g, int64_t N, int64_t d, int64_t I,
-                        const MlpActs<T>& a, const T* dout, T* dx, const MlpScratch<T>& s, const MatmulPolicy& pol);
+                        const MlpActs<T>& a, const T* dout, T* dx, const MlpScratch<T>& s, const MatmulPolicy& pol,
+                        bool accumulate = true);
 
 }  // namespace qs

@@ -5,10 +5,12 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
+#include "qiusuo/kernels/train_vec.h"
 #include "qiusuo/kernels/vec_ops.h"
 #include "qiusuo/model/mlp.h"
 
@@ -407,7 +409,11 @@ void moe_train_forward(const ModelConfig& c, const MoeParamsT<T>& p, const Train
         const T wk = a.w[t * K + k];
         const T* y = a.ye + int64_t(a.row_of[t * K + k]) * d;
         T* o = out + t * d;
-        for (int64_t j = 0; j < d; ++j) o[j] += wk * y[j];
+        if constexpr (std::is_same_v<T, float>) {
+          axpy(wk, y, o, d);
+        } else {
+          for (int64_t j = 0; j < d; ++j) o[j] += wk * y[j];
+        }
       }
   });
   // Sequence-wise balance loss over the real tokens of each sequence.
@@ -461,6 +467,11 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
         const T* y = a.ye + row * d;
         const T* go = dout + t * d;
         T* dy = dye + row * d;
+        if constexpr (std::is_same_v<T, float>) {
+          scale_copy(a.w[t * K + k], go, dy, d);
+          dw[t * K + k] = dot(go, y, d);
+          continue;
+        }
         T s = 0;
         for (int64_t j = 0; j < d; ++j) {
           dy[j] = a.w[t * K + k] * go[j];
@@ -474,17 +485,20 @@ void moe_train_backward(const ModelConfig& c, const MoeParamsT<T>& p, const MoeP
   for (int64_t e = 0; e < E; ++e) {
     const int64_t o = a.offset[e], n = a.offset[e + 1] - o;
     if (n == 0) continue;
-    std::fill(dxe + o * d, dxe + (o + n) * d, T(0));
     MlpActs<T> ea{a.xe + o * d, a.routed.gu + o * 2 * I, a.routed.h + o * I};
     MlpScratch<T> es{rs.dh + o * I, rs.dgu + o * 2 * I};
-    mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, ea, dye + o * d, dxe + o * d, es, pol);
+    mlp_train_backward<T>(p.experts[e], g.experts[e], n, d, I, ea, dye + o * d, dxe + o * d, es, pol, false);
   }
   if (p.ep && p.ep->comm->size() > 1) moe_routed_backward_ep<T>(c, p, g, a, dye, dxe, pol);
   parallel_for(N, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t k = 0; k < K; ++k) {
         const T* src = dxe + int64_t(a.row_of[t * K + k]) * d;
-        for (int64_t j = 0; j < d; ++j) dx[t * d + j] += src[j];
+        if constexpr (std::is_same_v<T, float>) {
+          axpy(1.0f, src, dx + t * d, d);
+        } else {
+          for (int64_t j = 0; j < d; ++j) dx[t * d + j] += src[j];
+        }
       }
   });
   if (p.has_shared) {

@@ -36,7 +36,7 @@ void mtp_train_forward(const ModelConfig& c, const MtpParamsT<T>& p, const T* em
   rmsnorm_fwd<T>(a.e, p.enorm, eps, N, d, a.cat, a.e_rstd, d, 2 * d);
   rmsnorm_fwd<T>(h_prev, p.hnorm, eps, N, d, a.cat + d, a.h_rstd, d, 2 * d);
   a.m0 = arena.alloc(size_t(N * d), false);
-  linear_fwd<T>(pol, a.cat, N, 2 * d, p.eh_proj, d, a.m0);
+  linear_fwd<T>(pol, a.cat, N, 2 * d, p.eh_proj, d, a.m0, false, Prec::Run, Operand::Saved);
   a.out = arena.alloc(size_t(N * d), false);
   (void)depth;
   block_train_forward<T>(c, p.block, rope, sh, a.m0, a.out, a.block, aux_alpha, arena, pol);
@@ -52,7 +52,7 @@ void mtp_train_backward(const ModelConfig& c, const MtpParamsT<T>& p, const MtpP
   T* dm0 = arena.alloc(size_t(N * d), false);
   block_train_backward<T>(c, p.block, g.block, rope, sh, a.block, dout, dm0, aux_alpha, arena, pol);
   T* dcat = arena.alloc(size_t(N * 2 * d), false);
-  linear_bwd<T>(pol, dm0, N, d, p.eh_proj, a.cat, 2 * d, dcat, false, g.eh_proj);
+  linear_bwd<T>(pol, dm0, N, d, p.eh_proj, a.cat, 2 * d, dcat, false, g.eh_proj, Prec::Run, Operand::Saved);
   // Back through the two norms, each from its half of dcat.
   T* de = arena.alloc(size_t(N * d), false);
   rmsnorm_bwd<T>(a.e, p.enorm, a.e_rstd, dcat, N, d, de, g.enorm, false, d, 2 * d, d);

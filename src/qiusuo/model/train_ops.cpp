@@ -14,6 +14,7 @@
 #include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
+#include "qiusuo/kernels/train_vec.h"
 #include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
@@ -87,11 +88,26 @@ TrainPrecision effective_precision(const MatmulPolicy& pol, Prec tier) {
   return p;
 }
 
+}  // namespace
+
+TrainPrecision product_precision(const MatmulPolicy& pol, Prec tier) { return effective_precision(pol, tier); }
+
+namespace {
+
 // A weight operand [rows, cols] (ld) as BF16: the per-step cache when there is one.
 const uint16_t* weight_bf16(const MatmulPolicy& pol, const float* W, int64_t rows, int64_t cols, int64_t ld,
                             std::vector<uint16_t>& scratch) {
   if (pol.cache) return pol.cache->bf16(W, rows, cols, ld);
   to_bf16_rows(W, rows, cols, ld, scratch);
+  return scratch.data();
+}
+
+// Any operand [rows, cols] (ld) as BF16, by its kind.
+const uint16_t* operand_bf16(const MatmulPolicy& pol, Operand kind, const float* X, int64_t rows, int64_t cols,
+                             int64_t ld, std::vector<uint16_t>& scratch) {
+  if (kind == Operand::Weight) return weight_bf16(pol, X, rows, cols, ld, scratch);
+  if (kind == Operand::Saved && pol.acts) return pol.acts->bf16(X, rows, cols, ld);
+  to_bf16_rows(X, rows, cols, ld, scratch);
   return scratch.data();
 }
 
@@ -120,6 +136,22 @@ const uint16_t* WeightCache::bf16(const float* w, int64_t rows, int64_t cols, in
   return e.h.data();
 }
 
+const uint16_t* ActivationCache::bf16(const float* x, int64_t rows, int64_t cols, int64_t ld) {
+  std::lock_guard<std::mutex> g(mu_);
+  Entry& e = map_[x];
+  if (e.version != version_ || e.rows != rows || e.cols != cols || e.ld != ld) {
+    e.h.resize(size_t(rows * cols));
+    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t b, int64_t end) {
+      for (int64_t r = b; r < end; ++r) f32_to_bf16(x + r * ld, e.h.data() + r * cols, cols);
+    });
+    e.version = version_;
+    e.rows = rows;
+    e.cols = cols;
+    e.ld = ld;
+  }
+  return e.h.data();
+}
+
 const float* WeightCache::fp8(const float* w, int64_t rows, int64_t cols, int64_t ld) {
   std::lock_guard<std::mutex> g(mu_);
   Entry& e = entry(w, rows, cols);
@@ -137,7 +169,7 @@ void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, 
                int64_t lda, Operand ka, const float* B, int64_t ldb, Operand kb, float beta, float* C, int64_t ldc,
                Prec tier) {
   if (M == 0 || N == 0) return;
-  QS_PROFILE("mm.f32path");
+  QS_PROFILE("mm");
   const TrainPrecision p = effective_precision(pol, tier);
   if (p == TrainPrecision::F32 || K == 0) {
     gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -146,15 +178,9 @@ void mm<float>(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, 
   if (p == TrainPrecision::BF16) {
     // Round each operand to BF16 in its stored layout; the GEMM handles the transposes.
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
-    to_bf16_rows(A, ar, ac, lda, tl_ha);
-    const uint16_t* hb;
-    if (kb == Operand::Weight) {
-      hb = weight_bf16(pol, B, br, bc, ldb, tl_hb);
-    } else {
-      to_bf16_rows(B, br, bc, ldb, tl_hb);
-      hb = tl_hb.data();
-    }
-    gemm_bf16(ta, tb, M, N, K, alpha, tl_ha.data(), ac, hb, bc, beta, C, ldc);
+    const uint16_t* ha = operand_bf16(pol, ka, A, ar, ac, lda, tl_ha);
+    const uint16_t* hb = operand_bf16(pol, kb, B, br, bc, ldb, tl_hb);
+    gemm_bf16(ta, tb, M, N, K, alpha, ha, ac, hb, bc, beta, C, ldc);
     return;
   }
   // FP8: A as [M, K] tiles along K; B as op(B)ᵀ = [N, K] so its tiles also run along K.
@@ -177,7 +203,9 @@ template <>
 void mm<double>(const MatmulPolicy&, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                 int64_t lda, Operand, const double* B, int64_t ldb, Operand, double beta, double* C, int64_t ldc,
                 Prec) {
-  parallel_for(M, 4, [&](int64_t b, int64_t e) {
+  // Threads only for products worth them (the gradient checks run thousands of tiny ones).
+  const int64_t grain = std::max<int64_t>(4, (int64_t(1) << 16) / std::max<int64_t>(1, N * K));
+  parallel_for(M, grain, [&](int64_t b, int64_t e) {
     std::vector<double> acc(N);
     for (int64_t i = b; i < e; ++i) {
       std::fill(acc.begin(), acc.end(), 0.0);
@@ -194,8 +222,8 @@ void mm<double>(const MatmulPolicy&, bool ta, bool tb, int64_t M, int64_t N, int
 
 template <typename T>
 void linear_fwd(const MatmulPolicy& p, const T* x, int64_t n, int64_t in, const T* W, int64_t out, T* y,
-                bool accumulate, Prec tier) {
-  mm<T>(p, false, true, n, out, in, T(1), x, in, Operand::Act, W, in, Operand::Weight, accumulate ? T(1) : T(0), y, out, tier);
+                bool accumulate, Prec tier, Operand xk) {
+  mm<T>(p, false, true, n, out, in, T(1), x, in, xk, W, in, Operand::Weight, accumulate ? T(1) : T(0), y, out, tier);
 }
 template <typename T>
 void linear_bwd_input(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, int64_t in, T* dx,
@@ -204,27 +232,29 @@ void linear_bwd_input(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out
 }
 template <typename T>
 void linear_bwd_weight(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* x, int64_t in, T* dW,
-                       Prec tier) {
-  mm<T>(p, true, false, out, in, n, T(1), dy, out, Operand::Act, x, in, Operand::Act, T(1), dW, in, tier);
+                       Prec tier, Operand xk) {
+  mm<T>(p, true, false, out, in, n, T(1), dy, out, Operand::Act, x, in, xk, T(1), dW, in, tier);
 }
 
 template <typename T>
 void linear_bwd(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, const T* x, int64_t in, T* dx,
-                bool accumulate, T* dW, Prec tier) {
+                bool accumulate, T* dW, Prec tier, Operand xk) {
   if constexpr (std::is_same_v<T, float>) {
     if (n > 0 && out > 0 && in > 0 && effective_precision(p, tier) == TrainPrecision::BF16) {
       // dy feeds both products in the same stored layout: round it to BF16 once.
-      QS_PROFILE("mm.f32path");
+      QS_PROFILE("mm.bf16_bwd");
       to_bf16_rows(dy, n, out, out, tl_hd);
-      const uint16_t* hw = weight_bf16(p, W, out, in, in, tl_hb);
-      gemm_bf16(false, false, n, in, out, 1.0f, tl_hd.data(), out, hw, in, accumulate ? 1.0f : 0.0f, dx, in);
-      to_bf16_rows(x, n, in, in, tl_ha);
-      gemm_bf16(true, false, out, in, n, 1.0f, tl_hd.data(), out, tl_ha.data(), in, 1.0f, dW, in);
+      if (dx) {
+        const uint16_t* hw = weight_bf16(p, W, out, in, in, tl_hb);
+        gemm_bf16(false, false, n, in, out, 1.0f, tl_hd.data(), out, hw, in, accumulate ? 1.0f : 0.0f, dx, in);
+      }
+      const uint16_t* hx = operand_bf16(p, xk, x, n, in, in, tl_ha);
+      gemm_bf16(true, false, out, in, n, 1.0f, tl_hd.data(), out, hx, in, 1.0f, dW, in);
       return;
     }
   }
-  linear_bwd_input<T>(p, dy, n, out, W, in, dx, accumulate, tier);
-  linear_bwd_weight<T>(p, dy, n, out, x, in, dW, tier);
+  if (dx) linear_bwd_input<T>(p, dy, n, out, W, in, dx, accumulate, tier);
+  linear_bwd_weight<T>(p, dy, n, out, x, in, dW, tier, xk);
 }
 
 template <typename T>
@@ -235,6 +265,10 @@ void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T*
     for (int64_t i = b; i < e; ++i) {
       const T* xi = x + i * ldx;
       T* yi = y + i * ldy;
+      if constexpr (std::is_same_v<T, float>) {
+        rstd[i] = rmsnorm_row(xi, w, eps, dim, yi);
+        continue;
+      }
       T ss = 0;
       for (int64_t j = 0; j < dim; ++j) ss += xi[j] * xi[j];
       const T r = T(1) / std::sqrt(ss / T(dim) + eps);
@@ -264,6 +298,10 @@ void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, 
         const T* gi = dy + i * lddy;
         T* di = dx + i * lddx;
         const T r = rstd[i];
+        if constexpr (std::is_same_v<T, float>) {
+          rmsnorm_row_backward(xi, w, r, gi, dim, di, pw, accumulate);
+          continue;
+        }
         T dot = 0;
         for (int64_t j = 0; j < dim; ++j) dot += xi[j] * w[j] * gi[j];
         const T k = r * r * r * dot / T(dim);
@@ -277,6 +315,17 @@ void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, 
   });
   for (int64_t c = 0; c < chunks; ++c)
     for (int64_t j = 0; j < dim; ++j) dw[j] += part[size_t(c * dim + j)];
+}
+
+template <typename T>
+void residual_add(const T* a, const T* b, T* out, int64_t n) {
+  parallel_for(n, 1 << 14, [&](int64_t s, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) {
+      add(a + s, b + s, out + s, e - s);
+    } else {
+      for (int64_t i = s; i < e; ++i) out[i] = a[i] + b[i];
+    }
+  });
 }
 
 template <typename T>
@@ -333,15 +382,18 @@ T* TrainArena<T>::alloc(size_t n, bool zero) {
 }
 
 #define QS_INSTANTIATE(T)                                                                                        \
-  template void linear_fwd<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, bool, Prec); \
+  template void linear_fwd<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, bool, Prec,  \
+                              Operand);                                                                          \
   template void linear_bwd_input<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, bool,  \
                                     Prec);                                                                       \
-  template void linear_bwd_weight<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, Prec); \
+  template void linear_bwd_weight<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, int64_t, T*, Prec, \
+                                     Operand);                                                                   \
   template void linear_bwd<T>(const MatmulPolicy&, const T*, int64_t, int64_t, const T*, const T*, int64_t, T*, bool, \
-                              T*, Prec);                                                                         \
+                              T*, Prec, Operand);                                                                \
   template void rmsnorm_fwd<T>(const T*, const T*, T, int64_t, int64_t, T*, T*, int64_t, int64_t);             \
   template void rmsnorm_bwd<T>(const T*, const T*, const T*, const T*, int64_t, int64_t, T*, T*, bool, int64_t,  \
                                int64_t, int64_t);                                                                \
+  template void residual_add<T>(const T*, const T*, T*, int64_t);                                               \
   template void swiglu_fwd<T>(const T*, const T*, int64_t, T*);                                                  \
   template void swiglu_bwd<T>(const T*, const T*, const T*, int64_t, T*, T*);                                    \
   template class TrainArena<T>;

@@ -24,9 +24,15 @@ enum class TrainPrecision { F32, BF16, FP8 };
 const char* train_precision_name(TrainPrecision p);
 TrainPrecision parse_train_precision(const std::string& s);  // "fp32"/"f32", "bf16", "fp8"
 
-// How an operand is tiled for FP8: activations and gradients per 1x128 (along K), weights per
-// 128x128 block.
-enum class Operand { Act, Weight };
+// What an operand of a product is:
+//   Act     an activation or gradient used by this product (rounded / quantized here); FP8
+//           tiles it per 1x128 along K
+//   Weight  a parameter matrix: the per-step WeightCache holds its BF16 / FP8 copy; FP8 tiles
+//           it per 128x128 block
+//   Saved   an activation that stays unchanged for the rest of the step (a forward input the
+//           backward uses again): in a BF16 run rounded once, at its first product, and reused
+//           (ActivationCache); otherwise like Act
+enum class Operand { Act, Weight, Saved };
 
 // Low-precision copies of the weights for one training step: weights do not change between
 // the forward and backward products of a step, so each is rounded to BF16 / fake-quantized to
@@ -52,12 +58,36 @@ class WeightCache {
   uint64_t version_ = 1;
 };
 
+// BF16 copies of the saved activations of one training step (Operand::Saved), keyed by
+// address and shape; invalidate() at every step. The copies' memory is kept from step to step.
+class ActivationCache {
+ public:
+  void invalidate() { ++version_; }
+  // x[rows, cols] (row stride ld) as BF16, contiguous [rows, cols].
+  const uint16_t* bf16(const float* x, int64_t rows, int64_t cols, int64_t ld);
+
+ private:
+  struct Entry {
+    uint64_t version = 0;
+    int64_t rows = 0, cols = 0, ld = 0;
+    std::vector<uint16_t> h;
+  };
+  std::mutex mu_;
+  std::unordered_map<const float*, Entry> map_;
+  uint64_t version_ = 1;
+};
+
 struct MatmulPolicy {
   TrainPrecision precision = TrainPrecision::F32;
-  WeightCache* cache = nullptr;  // optional (Operand::Weight inputs)
+  WeightCache* cache = nullptr;      // optional (Operand::Weight inputs)
+  ActivationCache* acts = nullptr;   // optional (Operand::Saved inputs)
 };
 
 enum class Prec { Run, High, Full };
+
+// The precision a product of `tier` runs at under `pol` (Prec::Full: F32; Prec::High: F32 in an
+// F32 run, else BF16; Prec::Run: the run's).
+TrainPrecision product_precision(const MatmulPolicy& pol, Prec tier);
 
 // C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, op(X) = X or Xᵀ (see gemm.h).
 template <typename T>
@@ -69,20 +99,22 @@ void mm(const MatmulPolicy& pol, bool ta, bool tb, int64_t M, int64_t N, int64_t
 //   y[n, out] (+)= x[n, in] · Wᵀ                 linear_fwd
 //   dx[n, in] (+)= dy[n, out] · W                linear_bwd_input
 //   dW[out, in] += dy[n, out]ᵀ · x[n, in]        linear_bwd_weight
+// `xk` says what x is (Operand::Saved for the forward inputs the backward uses again).
 template <typename T>
 void linear_fwd(const MatmulPolicy& p, const T* x, int64_t n, int64_t in, const T* W, int64_t out, T* y,
-                bool accumulate = false, Prec tier = Prec::Run);
+                bool accumulate = false, Prec tier = Prec::Run, Operand xk = Operand::Act);
 template <typename T>
 void linear_bwd_input(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, int64_t in, T* dx,
                       bool accumulate, Prec tier = Prec::Run);
 template <typename T>
 void linear_bwd_weight(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* x, int64_t in, T* dW,
-                       Prec tier = Prec::Run);
+                       Prec tier = Prec::Run, Operand xk = Operand::Act);
 // Both backward products of one linear layer, dx (+)= dy·W and dW += dyᵀ·x, as the two calls
-// above would compute them; in a BF16 run dy is rounded once for both.
+// above would compute them; in a BF16 run dy is rounded once for both. dx may be null (no
+// input gradient wanted).
 template <typename T>
 void linear_bwd(const MatmulPolicy& p, const T* dy, int64_t n, int64_t out, const T* W, const T* x, int64_t in, T* dx,
-                bool accumulate, T* dW, Prec tier = Prec::Run);
+                bool accumulate, T* dW, Prec tier = Prec::Run, Operand xk = Operand::Act);
 
 // RMSNorm over n rows of dim: y = x · r · w, r = (mean(x²) + eps)^-½; stores r per row. Rows
 // of x and y are ldx / ldy apart (0: dim).
@@ -93,6 +125,10 @@ void rmsnorm_fwd(const T* x, const T* w, T eps, int64_t n, int64_t dim, T* y, T*
 template <typename T>
 void rmsnorm_bwd(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, int64_t dim, T* dx, T* dw,
                  bool accumulate, int64_t ldx = 0, int64_t lddy = 0, int64_t lddx = 0);
+
+// out = a + b over n elements (threads split it; vectorized for float).
+template <typename T>
+void residual_add(const T* a, const T* b, T* out, int64_t n);
 
 // h = silu(g)·u elementwise, and its backward (dg, du overwritten).
 template <typename T>
