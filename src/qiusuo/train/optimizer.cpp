@@ -5,6 +5,8 @@
 #include "qiusuo/core/buffer.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/kernels/train_vec.h"
+#include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
 
@@ -58,23 +60,25 @@ void AdamW::step(float* params, const float* grads, double lr) {
     float* v = v_.data() + p.offset;
     const float fb1 = float(b1), fb2 = float(b2);
     parallel_for(int64_t(p.numel), 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        m[i] = fb1 * m[i] + (1.0f - fb1) * g[i];
-        v[i] = fb2 * v[i] + (1.0f - fb2) * g[i] * g[i];
-        w[i] = w[i] * decay - step_size * m[i] / (std::sqrt(v[i] * inv_c2) + eps);
-      }
+      adamw_update(w + b, g + b, m + b, v + b, e - b, fb1, fb2, step_size, inv_c2, eps, decay);
     });
   }
 }
 
 double clip_grad_norm(const std::vector<ParamInfo>& layout, float* grads, double max_norm) {
+  // Per tensor, fixed chunks summed in order: the norm does not depend on the thread count.
+  constexpr int64_t kChunk = 1 << 16;
   double ss = 0;
+  std::vector<double> part;
   for (const ParamInfo& p : layout) {
     if (!p.optimize) continue;
     const float* g = grads + p.offset;
-    double s = 0;
-    for (size_t i = 0; i < p.numel; ++i) s += double(g[i]) * g[i];
-    ss += s;
+    const int64_t n = int64_t(p.numel), chunks = (n + kChunk - 1) / kChunk;
+    part.assign(size_t(chunks), 0.0);
+    parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) part[size_t(c)] = sum_squares(g + c * kChunk, std::min(kChunk, n - c * kChunk));
+    });
+    for (double x : part) ss += x;
   }
   const double norm = std::sqrt(ss);
   if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
@@ -82,7 +86,7 @@ double clip_grad_norm(const std::vector<ParamInfo>& layout, float* grads, double
     for (const ParamInfo& p : layout) {
       if (!p.optimize) continue;
       float* g = grads + p.offset;
-      for (size_t i = 0; i < p.numel; ++i) g[i] *= k;
+      parallel_for(int64_t(p.numel), 1 << 14, [&](int64_t b, int64_t e) { qs::scale(g + b, k, e - b); });
     }
   }
   return norm;
