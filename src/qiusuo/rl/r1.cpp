@@ -27,25 +27,32 @@ namespace qs::rl {
 using json = nlohmann::json;
 
 json r1_default_recipe(bool quick) {
-  // The corpus: worked solutions of +/- problems with 1-3 digit operands. Most are "brief" (the
-  // result written at once, which a model this small gets wrong often), some are worked column by
-  // column (long, but every step is a one-digit sum the model learns well). The base model's
-  // greedy answer is brief; GRPO can find that its column-by-column samples are rewarded more.
+  // The corpus: worked solutions of additions with 1-2 digit operands (four passes over the train
+  // split's problems, the style drawn each time), the RL problems left out. Most are "brief" (the
+  // sum written at once, which a model this small gets wrong more often), the others are worked
+  // column by column (longer, but every step is a one-digit sum). The base model's greedy answer
+  // is mostly brief; GRPO can find that its column-by-column samples are rewarded more.
   json r = json::parse(R"({
     "data": {
       "corpus": [
-        {"name": "add_sub", "knobs": {"min_digits": 1, "max_digits": 3, "ops": "+-", "operands": 2},
-         "n": 14000, "styles": {"brief": 0.7, "columns": 0.3}}
+        {"name": "add_a", "knobs": {"min_digits": 1, "max_digits": 2, "ops": "+", "operands": 2},
+         "n": 4000, "styles": {"brief": 0.6, "columns": 0.4}},
+        {"name": "add_b", "knobs": {"min_digits": 1, "max_digits": 2, "ops": "+", "operands": 2},
+         "n": 4000, "styles": {"brief": 0.6, "columns": 0.4}},
+        {"name": "add_c", "knobs": {"min_digits": 1, "max_digits": 2, "ops": "+", "operands": 2},
+         "n": 4000, "styles": {"brief": 0.6, "columns": 0.4}},
+        {"name": "add_d", "knobs": {"min_digits": 1, "max_digits": 2, "ops": "+", "operands": 2},
+         "n": 4000, "styles": {"brief": 0.6, "columns": 0.4}}
       ],
-      "rl_knobs": {"min_digits": 2, "max_digits": 3, "ops": "+-", "operands": 2},
-      "rl_problems": 3000, "test_problems": 200, "vocab_size": 384, "corpus_files": 32
+      "rl_knobs": {"min_digits": 1, "max_digits": 2, "ops": "+", "operands": 2},
+      "rl_problems": 1500, "test_problems": 200, "vocab_size": 384, "corpus_files": 32, "corpus_excludes_rl": true
     },
     "base": {
       "config": {"hidden_size": 128, "num_hidden_layers": 4, "intermediate_size": 384, "moe_intermediate_size": 96,
                  "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1,
                  "num_attention_heads": 4, "num_key_value_heads": 4, "q_lora_rank": 64, "kv_lora_rank": 48,
                  "qk_nope_head_dim": 24, "qk_rope_head_dim": 8, "v_head_dim": 24, "max_position_embeddings": 256},
-      "steps": 900, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 8
+      "steps": 1500, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 9
     },
     "student_base": {
       "config": {"hidden_size": 96, "num_hidden_layers": 2, "intermediate_size": 288, "moe_intermediate_size": 96,
@@ -53,11 +60,11 @@ json r1_default_recipe(bool quick) {
                  "first_k_dense_replace": 1,
                  "num_attention_heads": 4, "num_key_value_heads": 4, "q_lora_rank": 48, "kv_lora_rank": 32,
                  "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "max_position_embeddings": 256},
-      "steps": 600, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 3
+      "steps": 300, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 1.5
     },
-    "grpo": {"steps": 40, "prompts": 8, "group": 8, "max_tokens": 96, "lr": 2e-5, "beta": 0.0,
+    "grpo": {"steps": 60, "prompts": 8, "group": 8, "max_tokens": 96, "lr": 5e-5, "beta": 0.0,
              "clip_low": 0.2, "clip_high": 0.28, "mu": 1, "loss": "dapo", "scale_rewards": "group",
-             "eval_every": 10, "eval_problems": 100, "minutes": 7, "micro_batch": 16},
+             "eval_every": 10, "eval_problems": 100, "minutes": 5, "micro_batch": 16},
     "sample": {"problems": 300, "n": 4, "temperature": 1.0, "max_tokens": 96, "max_per_problem": 1},
     "rejection_sft": {"epochs": 1, "batch": 16, "lr": 1e-4, "minutes": 1.5},
     "distill": {"epochs": 2, "batch": 16, "lr": 5e-4, "minutes": 2},

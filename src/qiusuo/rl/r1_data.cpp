@@ -1,6 +1,7 @@
 #include "qiusuo/rl/r1_data.h"
 
 #include <cstdio>
+#include <set>
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/rng.h"
@@ -62,7 +63,8 @@ nlohmann::json recipe_to_json(const R1DataRecipe& r) {
     parts.push_back({{"name", p.name}, {"knobs", knobs_json(p.knobs)}, {"n", p.n}, {"styles", st}});
   }
   return {{"corpus", parts},         {"rl_knobs", knobs_json(r.rl_knobs)}, {"rl_problems", r.rl_problems},
-          {"test_problems", r.test_problems}, {"vocab_size", r.vocab_size}, {"corpus_files", r.corpus_files}};
+          {"test_problems", r.test_problems}, {"vocab_size", r.vocab_size}, {"corpus_files", r.corpus_files},
+          {"corpus_excludes_rl", r.corpus_excludes_rl}};
 }
 
 void recipe_from_json(const nlohmann::json& j, R1DataRecipe& r) {
@@ -87,6 +89,7 @@ void recipe_from_json(const nlohmann::json& j, R1DataRecipe& r) {
   r.test_problems = j.value("test_problems", r.test_problems);
   r.vocab_size = j.value("vocab_size", r.vocab_size);
   r.corpus_files = j.value("corpus_files", r.corpus_files);
+  r.corpus_excludes_rl = j.value("corpus_excludes_rl", r.corpus_excludes_rl);
 }
 
 R1Data build_r1_data(const R1DataRecipe& recipe, const std::string& dir, uint64_t seed, bool verbose) {
@@ -127,7 +130,9 @@ R1Data build_r1_data(const R1DataRecipe& recipe, const std::string& dir, uint64_
     const auto& sp = default_special_tokens();
     const nlohmann::json ctx = {{"bos_token", sp[0]}, {"eos_token", sp[1]}, {"pad_token", sp[2]}};
     std::vector<std::string> files(size_t(recipe.corpus_files));
-    std::vector<Problem> all;
+    std::set<std::string> rl_forms;
+    if (recipe.corpus_excludes_rl)
+      for (const Problem& p : load_task_jsonl(d.rl_tasks)) rl_forms.insert(canonical_form(p));
     Rng rng(seed * 1000 + 3);
     int64_t count = 0, bytes = 0;
     for (size_t pi = 0; pi < recipe.corpus.size(); ++pi) {
@@ -147,6 +152,7 @@ R1Data build_r1_data(const R1DataRecipe& recipe, const std::string& dir, uint64_
       g.n = part.n;
       g.seed = seed * 1000 + 10 + pi;
       for (const Problem& p : generate_problems(g)) {
+        if (rl_forms.count(canonical_form(p))) continue;
         double u = rng.uniform() * total_w;
         std::string style = part.styles.back().first;
         for (const auto& [s, w] : part.styles) {

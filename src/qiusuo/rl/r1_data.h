@@ -12,7 +12,8 @@
 //   dataset/               the corpus as token shards (`qiusuo prepare`'s layout)
 //
 // Test problems come from the test split (rl/tasks.h: a hash of the canonical problem), training
-// problems from the train split, so no test problem is ever trained on.
+// problems from the train split, so no test problem is ever trained on; the RL problems are left
+// out of the corpus too (corpus_excludes_rl), so pretraining memorises none of them.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -49,6 +50,9 @@ struct R1DataRecipe {
   int64_t rl_problems = 4000, test_problems = 200;
   int32_t vocab_size = 512;
   int64_t corpus_files = 32;  // documents of the dataset (one in val at least)
+  // Leave the RL problems out of the corpus: GRPO then trains on problems the base has not
+  // memorised, as the held-out ones (otherwise it reinforces recall of pretraining answers).
+  bool corpus_excludes_rl = true;
 };
 
 struct R1Data {
