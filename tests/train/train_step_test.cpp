@@ -3,7 +3,8 @@
 // top-K / full-vocabulary distillation; exact properties in float (masked positions contribute
 // nothing, c = −w reproduces the cross-entropy gradient, a teacher equal to the student gives
 // zero loss and gradient, a ragged batch equals its rows run alone); the float MLA attention
-// path against finite differences; the arena plan; clear errors for bad batches.
+// path against finite differences; the arena plan; a reused BF16 / FP8 step equals a fresh one,
+// the activation cache rounds like an ordinary operand; clear errors for bad batches.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/rng.h"
+#include "qiusuo/model/train_ops.h"
 #include "qiusuo/train/train_step.h"
 #include "train/gradcheck_util.h"
 
@@ -431,6 +433,57 @@ TEST(TrainStep, ArenaPlanIsExactForTheLargestBatch) {
       }
     }
   }
+}
+
+// A BF16 / FP8 step object reused for a second batch (its arena, weight and activation caches
+// kept) gives bitwise what a fresh step gives for that batch: nothing cached for the first
+// batch's activations (at the same arena addresses) survives into the second.
+TEST(TrainStep, ReusedLowPrecisionStepEqualsAFreshOne) {
+  const ModelConfig c = parse_model_config(small_config());
+  for (TrainPrecision p : {TrainPrecision::BF16, TrainPrecision::FP8}) {
+    TrainModel<float> m(c);
+    m.init_random(1, 0.1);
+    const RandomBatch a(3, 9, {9, 9, 9}, 40, 21), b(3, 9, {9, 6, 9}, 40, 22);
+    TrainStep<float> reused(m, {3, 9}, {p, 0.3, 0.01});
+    reused.run(a.view());
+    m.zero_grad();
+    const StepResult r1 = reused.run(b.view());
+    const std::vector<float> g1 = m.grads();
+    m.zero_grad();
+    TrainStep<float> fresh(m, {3, 9}, {p, 0.3, 0.01});
+    const StepResult r2 = fresh.run(b.view());
+    EXPECT_EQ(r1.main, r2.main) << train_precision_name(p);
+    EXPECT_EQ(r1.mtp, r2.mtp) << train_precision_name(p);
+    size_t differ = 0;
+    for (size_t i = 0; i < g1.size(); ++i) differ += g1[i] != m.grads()[i];
+    EXPECT_EQ(differ, 0u) << train_precision_name(p);
+    EXPECT_GT(max_abs(g1), 0.0);
+  }
+}
+
+// A saved activation's BF16 copy (ActivationCache, Operand::Saved) is exactly the rounding an
+// ordinary operand gets, and invalidate() drops it when the activation changes.
+TEST(TrainStep, ActivationCacheRoundsExactlyLikeAnOrdinaryOperand) {
+  const int64_t M = 37, N = 29, K = 70, lda = 75;
+  Rng r(5);
+  std::vector<float> A(size_t(M * lda)), W(size_t(N * K));
+  for (auto& x : A) x = float(r.normal());
+  for (auto& x : W) x = float(r.normal());
+  ActivationCache acts;
+  const MatmulPolicy plain{TrainPrecision::BF16}, cached{TrainPrecision::BF16, nullptr, &acts};
+  auto product = [&](const MatmulPolicy& pol, Operand ka) {
+    std::vector<float> C(size_t(M * N));
+    mm<float>(pol, false, true, M, N, K, 1.0f, A.data(), lda, ka, W.data(), K, Operand::Weight, 0.0f, C.data(), N);
+    return C;
+  };
+  const std::vector<float> want = product(plain, Operand::Act);
+  EXPECT_EQ(product(cached, Operand::Saved), want);
+  EXPECT_EQ(product(cached, Operand::Saved), want);  // from the cache
+  for (auto& x : A) x *= -1.5f;
+  acts.invalidate();
+  const std::vector<float> want2 = product(plain, Operand::Act);
+  EXPECT_NE(want2, want);
+  EXPECT_EQ(product(cached, Operand::Saved), want2);
 }
 
 TEST(TrainStep, BadBatchesAreClearErrors) {

@@ -47,7 +47,11 @@ size_t TrainStep<T>::plan_elems(const ModelConfig& c, const StepPlan& plan, cons
 
 template <typename T>
 TrainStep<T>::TrainStep(TrainModel<T>& model, StepPlan plan, TrainLossOptions options)
-    : model_(model), plan_(plan), opt_(options), weight_cache_(std::make_unique<WeightCache>()) {
+    : model_(model),
+      plan_(plan),
+      opt_(options),
+      weight_cache_(std::make_unique<WeightCache>()),
+      act_cache_(std::make_unique<ActivationCache>()) {
   QS_CHECK(plan.max_rows > 0 && plan.max_cols > 0, "a training step needs max_rows >= 1 and max_cols >= 1 (got ",
            plan.max_rows, ", ", plan.max_cols, ")");
   QS_CHECK(options.mtp_lambda >= 0 && options.aux_alpha >= 0 && std::isfinite(options.mtp_lambda) &&
@@ -138,7 +142,8 @@ StepResult TrainStep<T>::run(const TokenBatch& batch, const StepRequest& req) {
   const int64_t L = c.num_hidden_layers, D = opt_.mtp_lambda > 0 ? c.num_nextn_predict_layers : 0;
   const int32_t* inputs = batch.inputs.data();
   weight_cache_->invalidate();  // the optimizer may have moved the weights since the last call
-  const MatmulPolicy pol{opt_.precision, weight_cache_.get()};
+  act_cache_->invalidate();     // a new step's activations
+  const MatmulPolicy pol{opt_.precision, weight_cache_.get(), act_cache_.get()};
   const T eps = T(c.rms_norm_eps);
   const bool backward = req.backward;
   arena_.reset();

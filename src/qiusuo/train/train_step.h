@@ -149,6 +149,7 @@ class TrainStep {
   TrainLossOptions opt_;
   TrainArena<T> arena_;
   std::unique_ptr<WeightCache> weight_cache_;  // BF16 / FP8 weight copies of one step
+  std::unique_ptr<ActivationCache> act_cache_; // BF16 copies of the saved activations of one step
   // Kept between steps so that their vectors are not reallocated.
   std::vector<BlockActs<T>> acts_;
   std::vector<MtpActs<T>> mtp_acts_;
