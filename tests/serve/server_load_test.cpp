@@ -63,25 +63,30 @@ TEST(ServeLoad, SixtyFourStreamsEqualSequentialAndLeakNothing) {
       k.tokens = r["usage"]["completion_tokens"];
     }
   }
-  std::vector<std::string> got(cases.size());
+  std::vector<std::string> got(cases.size()), failure(cases.size());
   std::vector<int> done(cases.size(), 0);
   std::vector<std::thread> th;
   for (size_t i = 0; i < cases.size(); ++i)
     th.emplace_back([&, i] {
-      auto c = s.client();
-      json b = cases[i].body;
-      b["stream"] = true;
-      const auto r = post_sse(c, "/v1/chat/completions", b);
-      std::string t;
-      for (const auto& e : r.events)
-        if (!e["choices"].empty() && e["choices"][0]["delta"].contains("content") && e["choices"][0]["delta"]["content"].is_string())
-          t += e["choices"][0]["delta"]["content"].get<std::string>();
-      got[i] = t;
-      done[i] = r.status == 200 && r.done;
+      try {
+        auto c = s.client();
+        json b = cases[i].body;
+        b["stream"] = true;
+        const auto r = post_sse(c, "/v1/chat/completions", b);
+        std::string t;
+        for (const auto& e : r.events)
+          if (!e["choices"].empty() && e["choices"][0]["delta"].contains("content") && e["choices"][0]["delta"]["content"].is_string())
+            t += e["choices"][0]["delta"]["content"].get<std::string>();
+        got[i] = t;
+        done[i] = r.status == 200 && r.done;
+        if (!done[i]) failure[i] = "status " + std::to_string(r.status) + " " + r.body;
+      } catch (const std::exception& e) {
+        failure[i] = e.what();
+      }
     });
   for (auto& t : th) t.join();
   for (size_t i = 0; i < cases.size(); ++i) {
-    EXPECT_TRUE(done[i]) << "request " << i << " did not complete";
+    EXPECT_TRUE(done[i]) << "request " << i << " did not complete: " << failure[i] << "\n" << s.log();
     EXPECT_EQ(got[i], cases[i].text) << "request " << i << ": batched greedy output differs from the sequential one";
   }
   auto c = s.client();

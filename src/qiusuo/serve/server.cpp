@@ -1047,6 +1047,11 @@ void Server::run() {
       fail(ErrorKind::Io, "cannot listen on ", s.opt.host, ":", s.opt.port, " (in use, or not an address of this host)");
     s.port = s.opt.port;
   }
+  // The HTTP library listens with a backlog of 5: a burst of clients (64 streams at once)
+  // overflowed it, and a client whose request segment was dropped meanwhile could come through
+  // only after the library's keep-alive wait had given up on the connection: closed unanswered.
+  // listen() on the bound socket again raises the backlog (Linux).
+  if (const int fd = s.listen_fd.load(); fd >= 0) ::listen(fd, 4096);
   s.listen_thread = std::thread([&s] { s.http.listen_after_bind(); });
   log_line("listening on http://" + s.opt.host + ":" + std::to_string(s.port.load()) + (s.opt.api_key.empty() ? "" : " (API key required)"));
   try {
