@@ -1,7 +1,10 @@
 // qiusuo train | eval
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -66,8 +69,14 @@ std::string dataset_for(const TrainOpts& o, int64_t vocab_size, int64_t seq_len,
 }
 
 void run_train(TrainOpts& o) {
-  apply_threads(o.threads);
   Comm& w = world();
+  if (o.threads == 0 && w.size() > 1) {
+    // Under mpirun the ranks on one host share its cores (Open MPI names how many ranks it put here).
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int n = local ? std::atoi(local) : 1;
+    if (n > 1) o.threads = std::max(1, int(std::thread::hardware_concurrency()) / n);
+  }
+  apply_threads(o.threads);
   const bool leader = w.rank() == 0;
   if (!leader) o.quiet = true;  // rank 0 speaks for the run
   nlohmann::json cj = load_config_arg(o.config);
@@ -210,7 +219,8 @@ void register_train_commands(CLI::App& app) {
     c->add_option("--keep", o->keep, "Checkpoints to keep")->capture_default_str();
     c->add_option("--time-limit", o->time_limit_min, "Fit the run into this many minutes: the step count (and the learning-rate\nschedule) is cut to what the speed of the first steps allows");
     c->add_option("--tokenizer", o->tokenizer, "Tokenizer to ship with the checkpoints (default: the dataset's)");
-    c->add_option("--threads", o->threads, "Threads (0 = all cores)");
+    c->add_option("--threads", o->threads,
+                  "Threads (0 = all cores; under mpirun: per rank, 0 = the host's cores divided among its ranks)");
     c->add_flag("--quiet,-q", o->quiet, "No progress output");
     c->add_flag("--json", o->json, "Print a JSON summary on stdout at the end");
     c->add_flag("--shard-optimizer", o->shard_optimizer,

@@ -54,7 +54,7 @@ TEST(DistWorker, DISABLED_Collectives) {
 
   // Float sum in rank order: ((x_0 + x_1) + x_2) ..., over a size no rank count divides, and
   // longer than one slice of the implementation.
-  for (int64_t n : {int64_t(1), int64_t(7), int64_t(1000), int64_t((1 << 20) + 13)}) {
+  for (int64_t n : {int64_t(1), int64_t(7), int64_t(1000), int64_t((1 << 22) + 13)}) {
     std::vector<float> x(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) x[size_t(i)] = value(me, i);
     w.allreduce_sum(std::span<float>(x));

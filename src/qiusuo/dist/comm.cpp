@@ -21,8 +21,10 @@ namespace qs {
 // ---- collectives built on the primitives ---------------------------------------------------
 
 namespace {
-// Scratch bound of one ordered allreduce slice (elements): the sum goes in slices of this size.
-constexpr int64_t kSlice = int64_t(1) << 20;
+// Scratch bound of one ordered allreduce slice (elements): the sum goes in slices of this size
+// (16 MB of F32: a data-parallel gradient bucket is one slice; every slice is two collectives,
+// and on a busy host each collective waits for the peers to be scheduled).
+constexpr int64_t kSlice = int64_t(1) << 22;
 }  // namespace
 
 template <typename T>
