@@ -11,7 +11,7 @@ namespace qs::cli {
 
 void register_bench_command(CLI::App& app) {
   struct Opts {
-    std::string model, precision = "bf16";
+    std::string model, precision = "bf16", kv_cache = "auto";
     bool json = false, expert_parallel = false;
     int threads = 0;
     BenchOptions b;
@@ -30,6 +30,7 @@ void register_bench_command(CLI::App& app) {
   c->add_option("--steps", o->b.decode_steps, "Timed decode steps")->capture_default_str();
   c->add_option("--batch", o->b.batch, "Sequences in the batched decode figure")->capture_default_str();
   c->add_option("--precision", o->precision, "Prefill GEMM precision: bf16 or f32")->capture_default_str();
+  add_kv_cache_option(c, o->kv_cache);
   c->add_flag("--expert-parallel", o->expert_parallel,
               "Under mpirun: the routed experts divided among the ranks, rank 0 measures (docs/dist.md)");
   c->callback([o] {
@@ -37,6 +38,7 @@ void register_bench_command(CLI::App& app) {
     if (o->precision == "bf16") o->b.compute = Compute::BF16;
     else if (o->precision == "f32") o->b.compute = Compute::F32;
     else fail("--precision must be bf16 or f32");
+    if (o->kv_cache != "auto") o->b.kv_dtype = parse_kv_dtype(o->kv_cache);
     QS_CHECK(o->b.decode_steps >= 4, "--steps must be at least 4");
     QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1, "bench sizes must be positive");
     o->b.verbose = !o->json;
@@ -70,9 +72,10 @@ void register_bench_command(CLI::App& app) {
     std::printf("prefix cache     time to first token of a 1024-token prompt: %.3f s cold, %.3f s cached (%.1fx)\n",
                 j["prefix_cold_ttft_s"].get<double>(), j["prefix_hit_ttft_s"].get<double>(),
                 j["prefix_hit_ttft_speedup"].get<double>());
-    std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, F32 copies %.0f MB, KV cache %.0f MB)\n",
+    std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, F32 copies %.0f MB, KV cache %.0f MB in %s, %.0f bytes per token)\n",
                 j["peak_rss_mb"].get<double>(), j["weights_mb"].get<double>(), j["weight_f32_copies_mb"].get<double>(),
-                j["kv_cache_mb"].get<double>());
+                j["kv_cache_mb"].get<double>(), j["kv_cache_dtype"].get<std::string>().c_str(),
+                j["kv_bytes_per_token"].get<double>());
   });
 }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,7 @@ namespace qs::cli {
 namespace {
 
 struct GenOpts {
-  std::string model, tokenizer, prompt, ids, jsonl, system, precision = "bf16", speculative = "none";
+  std::string model, tokenizer, prompt, ids, jsonl, system, precision = "bf16", speculative = "none", kv_cache = "auto";
   bool chat_template = false, json = false, show_stats = true, expert_parallel = false;
   int threads = 0;
   int64_t context = 4096, completions = 1, max_seqs = 64;
@@ -47,6 +48,7 @@ void add_sampling_options(CLI::App* c, GenOpts& o) {
                 "decode) or f32 (exact float32 from the stored weights). Either way a token's result does not\n"
                 "depend on what else is batched with it")
       ->capture_default_str();
+  add_kv_cache_option(c, o.kv_cache);
   c->add_option("--threads", o.threads, "Threads (0 = all cores)");
   c->add_option("--speculative", o.speculative,
                 "none, or mtp: the checkpoint's multi-token-prediction module drafts the token after next and\n"
@@ -65,6 +67,11 @@ std::string tokenizer_dir(const GenOpts& o) {
   if (!o.tokenizer.empty()) return o.tokenizer;
   if (file_exists(path_join(o.model, "tokenizer.json"))) return o.model;
   return {};
+}
+
+std::optional<KvDtype> kv_cache_of(const std::string& s) {
+  if (s == "auto") return std::nullopt;
+  return parse_kv_dtype(s);
 }
 
 Compute precision_of(const std::string& p) {
@@ -217,6 +224,7 @@ void run_generate(const GenOpts& o) {
   eo.max_model_len = std::max(o.context, longest);
   eo.cache_tokens = std::max(eo.max_model_len, std::min<int64_t>(total + 64 * int64_t(prompts.size()), 32768));
   eo.compute = precision_of(o.precision);
+  eo.kv_dtype = kv_cache_of(o.kv_cache);
   eo.speculative = spec;
   Engine engine(*model, tok.get(), eo);
 
@@ -320,6 +328,7 @@ void run_chat(const GenOpts& o) {
   eo.max_seqs = 1;
   eo.cache_tokens = o.context;
   eo.compute = precision_of(o.precision);
+  eo.kv_dtype = kv_cache_of(o.kv_cache);
   eo.speculative = spec;
   Engine engine(*model, &tok, eo);  // the prefix cache keeps earlier turns: each turn computes only what is new
   const bool tty_in = isatty(0), tty_out = isatty(1);
@@ -378,7 +387,7 @@ void run_chat(const GenOpts& o) {
 }
 
 struct ScoreOpts {
-  std::string model, jsonl, precision = "bf16";
+  std::string model, jsonl, precision = "bf16", kv_cache = "auto";
   int top_logprobs = 0, threads = 0;
   int64_t context = 4096;
   bool expert_parallel = false;
@@ -431,6 +440,7 @@ void run_score(const ScoreOpts& o) {
   eo.max_model_len = std::max(o.context, longest);
   eo.cache_tokens = std::max(eo.max_model_len, std::min<int64_t>(total + 64 * int64_t(reqs.size()), 32768));
   eo.compute = precision_of(o.precision);
+  eo.kv_dtype = kv_cache_of(o.kv_cache);
   Engine engine(*model, nullptr, eo);
   const auto res = engine.score(std::move(reqs));
   for (const auto& r : res) {
@@ -513,6 +523,7 @@ void register_generate_commands(CLI::App& app) {
     c->add_option("--model,-m", o->model, "Checkpoint directory")->required();
     c->add_option("--jsonl", o->jsonl, "Input file")->required();
     c->add_option("--precision", o->precision, "bf16 (default) or f32 (exact)")->capture_default_str();
+    add_kv_cache_option(c, o->kv_cache);
     c->add_option("--top-logprobs", o->top_logprobs, "Alternatives per token")->capture_default_str();
     c->add_option("--context", o->context, "Longest prompt + completion")->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");

@@ -1,4 +1,5 @@
 // qiusuo info | logits | init
+#include <unistd.h>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -55,6 +56,11 @@ Compute parse_precision(const std::string& p) {
   fail("--precision must be f32 or bf16, got '", p, "'");
 }
 
+size_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0;
+}
+
 nlohmann::json model_info(const Model& m) {
   const ModelConfig& c = m.config();
   std::map<std::string, size_t> by_dtype;
@@ -66,7 +72,7 @@ nlohmann::json model_info(const Model& m) {
       files_bytes += t.nbytes;
     }
   const int64_t L = c.num_hidden_layers;
-  const size_t kv_latent = size_t(c.kv_lora_rank + c.qk_rope_head_dim) * size_t(L) * sizeof(float);
+  const size_t kv_latent = kv_row_bytes(KvDtype::F32, c.kv_lora_rank, c.qk_rope_head_dim) * size_t(L);
   const size_t kv_mha = size_t(c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim)) * size_t(L) * sizeof(float);
   int64_t moe_layers = 0;
   for (int64_t l = 0; l < L; ++l) moe_layers += c.is_moe_layer(l);
@@ -87,6 +93,20 @@ nlohmann::json model_info(const Model& m) {
   j["kv_cache_dtype"] = "F32";
   j["mha_kv_bytes_per_token"] = kv_mha;
   j["kv_cache_reduction"] = double(kv_mha) / double(kv_latent);
+  nlohmann::json by_kv;
+  for (KvDtype d : {KvDtype::F32, KvDtype::BF16, KvDtype::FP8})
+    by_kv[kv_dtype_name(d)] = kv_row_bytes(d, c.kv_lora_rank, c.qk_rope_head_dim) * size_t(L);
+  j["kv_cache_bytes_per_token_by_dtype"] = by_kv;
+  // Weights in memory per format (qiusuo quantize's defaults: embedding and head kept in BF16;
+  // FP8 adds an F32 scale per 128x128 block, INT8/INT4 an F16 scale per group of 128).
+  const double all = double(c.total_params()), kept = double(2 * c.vocab_size * c.hidden_size);
+  nlohmann::json fmt;
+  fmt["bf16"] = 2.0 * all;
+  fmt["fp8"] = 2.0 * kept + (all - kept) * (1.0 + 4.0 / (128.0 * 128.0));
+  fmt["int8"] = 2.0 * kept + (all - kept) * (1.0 + 2.0 / 128.0);
+  fmt["int4"] = 2.0 * kept + (all - kept) * (0.5 + 2.0 / 128.0);
+  j["weight_bytes_by_format"] = fmt;
+  j["memory_bytes"] = physical_memory_bytes();
   return j;
 }
 
@@ -132,12 +152,24 @@ void run_info(const std::string& dir, bool json_out) {
               human_bytes(double(j["kv_cache_bytes_per_token"].get<size_t>())).c_str(), (long long)c.kv_lora_rank,
               (long long)c.qk_rope_head_dim, human_bytes(double(j["mha_kv_bytes_per_token"].get<size_t>())).c_str(),
               j["kv_cache_reduction"].get<double>());
+  std::printf("kv by type   f32 %s, bf16 %s, fp8 %s per token (generate --kv-cache-dtype)\n",
+              human_bytes(double(j["kv_cache_bytes_per_token_by_dtype"]["f32"].get<size_t>())).c_str(),
+              human_bytes(double(j["kv_cache_bytes_per_token_by_dtype"]["bf16"].get<size_t>())).c_str(),
+              human_bytes(double(j["kv_cache_bytes_per_token_by_dtype"]["fp8"].get<size_t>())).c_str());
   std::printf("decode reads %s of weights per token (batch 1)\n",
               human_bytes(double(j["decode_weight_bytes_per_token"].get<size_t>())).c_str());
+  const double mem = double(j["memory_bytes"].get<size_t>());
+  std::string fits;
+  for (const char* f : {"bf16", "fp8", "int8", "int4"}) {
+    const double b = j["weight_bytes_by_format"][f].get<double>();
+    fits += std::string(fits.empty() ? "" : ", ") + f + " " + human_bytes(b) + (b < 0.9 * mem ? " (fits)" : " (too big)");
+  }
+  std::printf("in memory    %s; this machine has %s (qiusuo quantize --to fp8|int8|int4)\n", fits.c_str(),
+              human_bytes(mem).c_str());
 }
 
 void run_logits(const std::string& dir, const std::string& ids_arg, const std::string& mode, const std::string& out,
-                const std::string& precision, const std::string& attn, bool expert_parallel) {
+                const std::string& precision, const std::string& attn, KvDtype kv, bool expert_parallel) {
   InferenceModel m("logits", dir, /*with_mtp=*/false, expert_parallel);
   if (m.serving_done()) return;  // a rank that served its experts to rank 0
   const int64_t V = m->config().vocab_size;
@@ -152,7 +184,7 @@ void run_logits(const std::string& dir, const std::string& ids_arg, const std::s
   int64_t S = 0, total = 0;
   for (const auto& s : seqs) { S = std::max<int64_t>(S, int64_t(s.size())); total += int64_t(s.size()); }
   std::vector<float> logits(size_t(B * S * V), 0.0f);  // padded positions stay zero
-  KVCache cache(m->config(), total + B * 64, B);
+  KVCache cache(m->config(), total + B * 64, B, 64, -1, kv);
   for (int64_t b = 0; b < B; ++b) cache.add_sequence();
   if (mode == "prefill") {
     StepBatch batch;
@@ -184,6 +216,7 @@ void run_logits(const std::string& dir, const std::string& ids_arg, const std::s
   SafetensorsWriter w;
   w.set_metadata("mode", mode);
   w.set_metadata("precision", precision);
+  w.set_metadata("kv_cache", kv_dtype_name(kv));
   w.add("logits", DType::F32, {B, S, V}, logits.data());
   w.write(out);
   std::fprintf(stderr, "wrote logits [%lld, %lld, %lld] to %s (%s)\n", (long long)B, (long long)S, (long long)V,
@@ -240,7 +273,7 @@ void register_model_commands(CLI::App& app) {
     c->callback([o] { apply_threads(o->threads); run_info(o->dir, o->json); });
   }
   {
-    struct Opts { std::string dir, ids, mode = "prefill", out, precision = "f32", attn = "auto"; int threads = 0; bool ep = false; };
+    struct Opts { std::string dir, ids, mode = "prefill", out, precision = "f32", attn = "auto", kv = "f32"; int threads = 0; bool ep = false; };
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand(
         "logits",
@@ -261,13 +294,18 @@ void register_model_commands(CLI::App& app) {
                   "as generation runs it (faster; logits within ~1e-2 of the largest, docs/benchmarks.md)")
         ->capture_default_str();
     c->add_option("--attn", o->attn, "Attention form: auto (by cost), absorb or naive")->capture_default_str();
+    c->add_option("--kv-cache-dtype", o->kv,
+                  "How the latent KV cache stores tokens: f32 (default, exact), bf16 or fp8 (as generate\n"
+                  "--kv-cache-dtype; in prefill mode the cache is read back by attention, so it matters there too)")
+        ->check(CLI::IsMember({"f32", "bf16", "fp8"}))
+        ->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
     c->add_flag("--expert-parallel", o->ep,
                 "Under mpirun: each rank maps only its share of the routed experts, rank 0 runs the\n"
                 "model and exchanges the MoE rows with the others by all-to-all (docs/dist.md)");
     c->callback([o] {
       apply_threads(o->threads);
-      run_logits(o->dir, o->ids, o->mode, o->out, o->precision, o->attn, o->ep);
+      run_logits(o->dir, o->ids, o->mode, o->out, o->precision, o->attn, parse_kv_dtype(o->kv), o->ep);
     });
   }
   {

@@ -19,7 +19,7 @@ namespace {
 
 struct ServeOpts {
   serve::ServerOptions s;
-  std::string precision = "bf16";
+  std::string precision = "bf16", kv_dtype = "auto";
   bool quiet = false, expert_parallel = false;
 };
 
@@ -27,6 +27,7 @@ void run_serve(ServeOpts o) {
   if (o.precision == "bf16") o.s.compute = Compute::BF16;
   else if (o.precision == "f32") o.s.compute = Compute::F32;
   else fail("--precision must be bf16 or f32, got '", o.precision, "'");
+  if (o.kv_dtype != "auto") o.s.kv_dtype = parse_kv_dtype(o.kv_dtype);
   o.s.log_requests = !o.quiet;
   apply_threads(o.s.threads);
   // Expert parallelism under mpirun: rank 0 serves HTTP and runs the engine; the other ranks map
@@ -107,6 +108,7 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--precision", o->precision, "Matrix products: bf16 or f32 (see qiusuo generate --help)")
       ->capture_default_str();
+  add_kv_cache_option(c, o->kv_dtype);
   c->add_option("--threads", o->s.threads, "Compute threads (0 = all cores)");
   c->add_option("--http-threads", o->s.http_threads, "HTTP connection threads (0 = batch + queue + 32)");
   c->add_flag("--quiet", o->quiet, "Do not log every request");

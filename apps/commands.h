@@ -20,4 +20,6 @@ int num_threads_for_cli();
 void apply_threads(int threads);  // 0 = all cores
 std::string human_count(double n);  // 1.23B, 45.6M
 std::string human_bytes(double n);  // 1.2 GB
+// --kv-cache-dtype auto|f32|bf16|fp8 into `value` (parse with kv_cache_of in the command).
+void add_kv_cache_option(CLI::App* c, std::string& value);
 }  // namespace qs::cli

@@ -7,6 +7,16 @@ namespace qs::cli {
 void apply_threads(int threads) { set_num_threads(threads); }
 int num_threads_for_cli() { return num_threads(); }
 
+void add_kv_cache_option(CLI::App* c, std::string& value) {
+  c->add_option("--kv-cache-dtype", value,
+                "How the latent KV cache stores tokens: auto (bf16 with --precision bf16, f32 with f32),\n"
+                "f32 (exact), bf16 (half the memory), fp8 (E4M3 latent with an F32 scale per 128 values,\n"
+                "BF16 rope part: 656 bytes per token and layer at DeepSeek-V2/V3 widths, 2304 in f32).\n"
+                "Measured error vs f32: docs/benchmarks.md")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "fp8"}))
+      ->capture_default_str();
+}
+
 std::string human_count(double n) {
   char buf[32];
   if (n >= 1e9) std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);

@@ -112,8 +112,16 @@ TEST(BlockManager, CopyOnWriteOfASharedPartialBlock) {
   Seq a{seq(6)};
   compute(f.bm, a);
   // Fill a's latents with a recognisable pattern.
+  auto first_value = [&](int64_t l, int32_t block, int64_t r) {
+    std::vector<float> row(size_t(f.pool.row_width()));
+    f.pool.load(l, block, r, 1, row.data());
+    return row[0];
+  };
   for (int64_t l = 0; l < f.pool.num_layers(); ++l)
-    for (int64_t r = 0; r < kB; ++r) f.pool.row(l, a.table[1], r)[0] = float(100 * l + r);
+    for (int64_t r = 0; r < kB; ++r) {
+      std::vector<float> row(size_t(f.pool.row_width()), float(100 * l + r));
+      f.pool.store(l, a.table[1], r, row.data());
+    }
   Seq b = a;  // a fork: shares every block
   f.bm.share(b.table);
   EXPECT_EQ(f.bm.refs(a.table[1]), 2);
@@ -124,7 +132,7 @@ TEST(BlockManager, CopyOnWriteOfASharedPartialBlock) {
   EXPECT_EQ(f.bm.refs(a.table[1]), 1);
   for (int64_t l = 0; l < f.pool.num_layers(); ++l)
     for (int64_t r = 0; r < 2; ++r)  // 6 % 4 = 2 rows copied
-      EXPECT_EQ(f.pool.row(l, b.table[1], r)[0], float(100 * l + r));
+      EXPECT_EQ(first_value(l, b.table[1], r), float(100 * l + r));
   f.bm.release(a.table, a.hashes);
   f.bm.release(b.table, b.hashes);
   f.bm.check();
@@ -204,7 +212,8 @@ TEST(BlockManager, PublishedBlocksRoundTripThroughInsert) {
   Fixture f;
   Seq a{seq(8)};
   compute(f.bm, a);
-  for (int64_t l = 0; l < f.pool.num_layers(); ++l) f.pool.row(l, a.table[1], 3)[1] = 7.5f;
+  std::vector<float> row(size_t(f.pool.row_width()), 7.5f);
+  for (int64_t l = 0; l < f.pool.num_layers(); ++l) f.pool.store(l, a.table[1], 3, row.data());
   f.bm.release(a.table, a.hashes);
   const auto blocks = f.bm.published();
   ASSERT_EQ(blocks.size(), 2u);
@@ -221,7 +230,8 @@ TEST(BlockManager, PublishedBlocksRoundTripThroughInsert) {
   EXPECT_FALSE(bm.insert(blocks[0].parent, blocks[0].tokens, [](float*) {}));  // already there
   Seq b{seq(9)};
   EXPECT_EQ(bm.acquire_prefix(b.tokens, 9, b.table, b.hashes), 8);
-  EXPECT_EQ(pool.row(0, b.table[1], 3)[1], 7.5f);
+  pool.load(0, b.table[1], 3, 1, row.data());
+  EXPECT_EQ(row[1], 7.5f);
   bm.release(b.table, b.hashes);
   bm.check();
 }

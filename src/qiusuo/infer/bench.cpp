@@ -76,8 +76,12 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   // absorbed attention the engine uses. The first pass also pages the mmapped weights in.
   constexpr int64_t kBig = 32;
   const int64_t maxb = std::max<int64_t>(o.batch, kBig);
-  KVCache cache(c, (o.decode_context + o.decode_steps + 8) * maxb + o.prefill_tokens + 256, maxb + 1);
-  const double kv_row_bytes = double(c.num_hidden_layers) * double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0;
+  EngineOptions defaults;
+  defaults.compute = o.compute;
+  defaults.kv_dtype = o.kv_dtype;
+  const KvDtype kv_dtype = kv_dtype_of(defaults);
+  KVCache cache(c, (o.decode_context + o.decode_steps + 8) * maxb + o.prefill_tokens + 256, maxb + 1, 64, -1, kv_dtype);
+  const double kv_token_bytes = double(cache.bytes_per_token());  // all layers
   ForwardOptions fo;
   fo.compute = o.compute;
   fo.attn = AttnImpl::Absorb;
@@ -116,7 +120,7 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
         total += t;
         best = std::min(best, t);
         double kv = 0;
-        for (int64_t s : seqs) kv += double(cache.length(s)) * kv_row_bytes;
+        for (int64_t s : seqs) kv += double(cache.length(s)) * kv_token_bytes;
         bytes += step_weight_bytes(model, router) + kv;
       }
     }
@@ -161,11 +165,12 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
     j["prefill_gflops"] = flops / best / 1e9;
   }
   j["precision"] = o.compute == Compute::BF16 ? "bf16" : "f32";
+  j["kv_cache_dtype"] = kv_dtype_name(kv_dtype);
+  j["kv_bytes_per_token"] = kv_token_bytes;
 
   log("prefix cache: time to first token of a 1024-token prompt, cold and fully cached");
   {
-    EngineOptions eo;
-    eo.compute = o.compute;
+    EngineOptions eo = defaults;
     eo.cache_tokens = 2048;
     eo.max_step_tokens = 512;
     Engine engine(model, nullptr, eo);

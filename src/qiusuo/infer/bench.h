@@ -2,6 +2,7 @@
 // against a peak measured in the same run (read bandwidth probe, GEMM peak probe).
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@ struct BenchOptions {
   int64_t decode_steps = 32;
   int64_t batch = 8;             // second decode figure
   Compute compute = Compute::BF16;  // prefill GEMM precision
+  std::optional<KvDtype> kv_dtype;  // unset: the engine's default for `compute` (kv_dtype_of)
   double probe_seconds = 1.0;
   uint64_t seed = 0;
   bool verbose = false;

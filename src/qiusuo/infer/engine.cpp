@@ -34,7 +34,7 @@ Engine::Engine(const Model& model, const Tokenizer* tokenizer, EngineOptions opt
                               "weights in the checkpoint; load it with MTP)");
   // A speculative engine keeps the MTP module's latents as one more layer of every block.
   pool_ = std::make_unique<KVPool>(model.config(), blocks, opt.block_size,
-                                   model.config().num_hidden_layers + (opt.speculative ? 1 : 0));
+                                   model.config().num_hidden_layers + (opt.speculative ? 1 : 0), kv_dtype_of(opt));
   bm_ = std::make_unique<BlockManager>(*pool_, opt.prefix_caching);
   sched_ = std::make_unique<Scheduler>(*bm_, SchedulerOptions{opt.max_seqs, opt.max_step_tokens, opt.speculative});
   runner_ = std::make_unique<ModelRunner>(model, *pool_, opt.compute);

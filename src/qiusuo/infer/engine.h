@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -99,11 +100,19 @@ struct EngineOptions {
   int64_t max_model_len = 0;      // prompt + max_tokens limit (0: the pool capacity, capped by the model's positions)
   bool prefix_caching = true;
   Compute compute = Compute::BF16;  // matrix products: bf16 (activations rounded to BF16) or f32 (exact)
+  // How the latent KV cache stores its rows (model/kv_cache.h); unset: BF16 with BF16 products
+  // (as llama.cpp's F16 and vLLM's BF16 caches), F32 with F32 products (exact).
+  std::optional<KvDtype> kv_dtype;
   // MTP speculative decoding: the model's MTP module drafts the token after next; the main
   // model verifies [next, draft] in one step. Greedy output is exactly the non-speculative
   // output; sampled tokens have exactly the same distribution (speculative sampling).
   bool speculative = false;
 };
+
+// The cache type an engine with these options uses (kv_dtype, or the default for compute).
+inline KvDtype kv_dtype_of(const EngineOptions& o) {
+  return o.kv_dtype ? *o.kv_dtype : (o.compute == Compute::F32 ? KvDtype::F32 : KvDtype::BF16);
+}
 
 struct EngineStats {
   int64_t waiting = 0, running = 0;

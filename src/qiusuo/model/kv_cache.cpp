@@ -1,42 +1,119 @@
 #include "qiusuo/model/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
+#include "qiusuo/core/dtype.h"
 #include "qiusuo/core/error.h"
+#include "qiusuo/kernels/convert.h"
 #include "qiusuo/model/forward.h"
 
 namespace qs {
 
-KVPool::KVPool(const ModelConfig& cfg, int64_t num_blocks, int64_t block_size, int64_t num_layers)
+const char* kv_dtype_name(KvDtype d) {
+  switch (d) {
+    case KvDtype::F32: return "f32";
+    case KvDtype::BF16: return "bf16";
+    case KvDtype::FP8: return "fp8";
+  }
+  return "?";
+}
+
+KvDtype parse_kv_dtype(const std::string& name) {
+  if (name == "f32") return KvDtype::F32;
+  if (name == "bf16") return KvDtype::BF16;
+  if (name == "fp8") return KvDtype::FP8;
+  fail("KV cache type must be f32, bf16 or fp8, got '", name, "'");
+}
+
+namespace {
+constexpr int64_t kFp8Group = 128;  // latent values per F32 scale
+int64_t fp8_groups(int64_t lora) { return (lora + kFp8Group - 1) / kFp8Group; }
+}  // namespace
+
+size_t kv_row_bytes(KvDtype d, int64_t lora, int64_t rope) {
+  size_t n = 0;
+  switch (d) {
+    case KvDtype::F32: n = size_t(lora + rope) * 4; break;
+    case KvDtype::BF16: n = size_t(lora + rope) * 2; break;
+    case KvDtype::FP8: n = size_t(lora) + size_t(fp8_groups(lora)) * 4 + size_t(rope) * 2; break;
+  }
+  return (n + 15) / 16 * 16;  // rows 16-byte aligned (656 and 1152 bytes at V2/V3 widths already are)
+}
+
+KVPool::KVPool(const ModelConfig& cfg, int64_t num_blocks, int64_t block_size, int64_t num_layers, KvDtype dtype)
     : blocks_(num_blocks),
       block_(block_size),
       layers_(num_layers < 0 ? cfg.num_hidden_layers : num_layers),
       lora_(cfg.kv_lora_rank),
-      width_(cfg.kv_lora_rank + cfg.qk_rope_head_dim) {
+      width_(cfg.kv_lora_rank + cfg.qk_rope_head_dim),
+      dtype_(dtype),
+      row_bytes_(kv_row_bytes(dtype, cfg.kv_lora_rank, cfg.qk_rope_head_dim)) {
   QS_CHECK(num_blocks > 0 && block_size > 0, "KV pool needs a positive number of blocks and block size (got ",
            num_blocks, " blocks of ", block_size, ")");
   QS_CHECK(layers_ > 0, "KV pool needs at least one layer");
-  const double bytes = double(num_blocks) * double(block_size) * double(layers_) * double(width_) * 4.0;
+  const double bytes = double(num_blocks) * double(block_size) * double(layers_) * double(row_bytes_);
   QS_CHECK(bytes < 1e12, "KV pool of ", num_blocks, " blocks x ", block_size, " tokens would take ", bytes / 1e9,
            " GB");
-  data_.resize(size_t(blocks_ * layers_ * block_ * width_), false);
+  data_.resize(size_t(blocks_ * layers_ * block_) * row_bytes_, false);
+}
+
+void KVPool::store(int64_t layer, int64_t block, int64_t offset, const float* src) {
+  uint8_t* r = row(layer, block, offset);
+  switch (dtype_) {
+    case KvDtype::F32: std::memcpy(r, src, size_t(width_) * sizeof(float)); break;
+    case KvDtype::BF16: f32_to_bf16(src, reinterpret_cast<uint16_t*>(r), width_); break;
+    case KvDtype::FP8: {
+      // [lora E4M3 codes][groups F32 scales][rope BF16]
+      for (int64_t g = 0; g < fp8_groups(lora_); ++g) {
+        const int64_t c0 = g * kFp8Group, c1 = std::min(lora_, c0 + kFp8Group);
+        float amax = 0;
+        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::abs(src[c]));
+        const float scale = amax > 0 ? amax / 448.0f : 1.0f;
+        std::memcpy(r + lora_ + g * 4, &scale, sizeof scale);
+        const float inv = 1.0f / scale;
+        for (int64_t c = c0; c < c1; ++c) r[c] = f32_to_fp8e4m3(src[c] * inv);
+      }
+      f32_to_bf16(src + lora_, reinterpret_cast<uint16_t*>(r + lora_ + fp8_groups(lora_) * 4), width_ - lora_);
+      break;
+    }
+  }
+}
+
+void KVPool::load(int64_t layer, int64_t block, int64_t offset, int64_t n, float* dst) const {
+  const uint8_t* r = row(layer, block, offset);
+  switch (dtype_) {
+    case KvDtype::F32: std::memcpy(dst, r, size_t(n * width_) * sizeof(float)); break;
+    case KvDtype::BF16: bf16_to_f32(reinterpret_cast<const uint16_t*>(r), dst, n * width_); break;
+    case KvDtype::FP8:
+      for (int64_t i = 0; i < n; ++i, r += row_bytes_, dst += width_) {
+        fp8e4m3_to_f32(r, dst, lora_);
+        for (int64_t g = 0; g < fp8_groups(lora_); ++g) {
+          float sc;
+          std::memcpy(&sc, r + lora_ + g * 4, sizeof sc);
+          const int64_t c0 = g * kFp8Group, c1 = std::min(lora_, c0 + kFp8Group);
+          for (int64_t c = c0; c < c1; ++c) dst[c] *= sc;
+        }
+        bf16_to_f32(reinterpret_cast<const uint16_t*>(r + lora_ + fp8_groups(lora_) * 4), dst + lora_, width_ - lora_);
+      }
+      break;
+  }
 }
 
 void KVPool::copy_block(int64_t dst, int64_t src, int64_t rows) {
   QS_CHECK(dst >= 0 && dst < blocks_ && src >= 0 && src < blocks_ && rows >= 0 && rows <= block_,
            "KV pool: bad block copy ", src, " -> ", dst, " (", rows, " rows)");
   if (dst == src || rows == 0) return;
-  for (int64_t l = 0; l < layers_; ++l)
-    std::memcpy(row(l, dst, 0), row(l, src, 0), size_t(rows * width_) * sizeof(float));
+  for (int64_t l = 0; l < layers_; ++l) std::memcpy(row(l, dst, 0), row(l, src, 0), size_t(rows) * row_bytes_);
 }
 
 // ---- KVCache ---------------------------------------------------------------------------------
 
 KVCache::KVCache(const ModelConfig& cfg, int64_t capacity_tokens, int64_t max_sequences, int64_t block_size,
-                 int64_t num_layers)
+                 int64_t num_layers, KvDtype dtype)
     : pool_(cfg, (std::max<int64_t>(capacity_tokens, 1) + block_size - 1) / std::max<int64_t>(block_size, 1),
-            block_size, num_layers) {
+            block_size, num_layers, dtype) {
   QS_CHECK(capacity_tokens > 0, "KV cache needs a positive capacity");
   free_.reserve(size_t(pool_.num_blocks()));
   for (int64_t b = pool_.num_blocks() - 1; b >= 0; --b) free_.push_back(int32_t(b));

@@ -11,6 +11,7 @@
 // block tables of a StepBatch (model/forward.h).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "qiusuo/core/buffer.h"
@@ -20,38 +21,65 @@ namespace qs {
 
 struct StepBatch;
 
+// How a latent row is stored. F32 is exact; BF16 halves the cache (each value rounded to
+// nearest even); FP8 stores the latent c_kv as E4M3 with one F32 scale per 128 values (the
+// largest magnitude maps to 448) and k_pe as BF16 — 656 bytes per token and layer at
+// DeepSeek-V2/V3 widths instead of 2304, the layout FlashMLA uses for MLA's FP8 cache.
+enum class KvDtype { F32, BF16, FP8 };
+const char* kv_dtype_name(KvDtype d);              // "f32", "bf16", "fp8"
+KvDtype parse_kv_dtype(const std::string& name);   // qs::Error naming the choices
+// Bytes of one row (one token, one layer).
+size_t kv_row_bytes(KvDtype d, int64_t kv_lora_rank, int64_t rope_dim);
+
 class KVPool {
  public:
   // `num_blocks` blocks of `block_size` tokens × `num_layers` layers (-1: the model's layers).
-  KVPool(const ModelConfig& cfg, int64_t num_blocks, int64_t block_size = 64, int64_t num_layers = -1);
+  KVPool(const ModelConfig& cfg, int64_t num_blocks, int64_t block_size = 64, int64_t num_layers = -1,
+         KvDtype dtype = KvDtype::F32);
 
   int64_t num_blocks() const { return blocks_; }
   int64_t block_size() const { return block_; }
   int64_t num_layers() const { return layers_; }
-  int64_t row_width() const { return width_; }  // kv_lora_rank + qk_rope_head_dim
+  int64_t row_width() const { return width_; }  // kv_lora_rank + qk_rope_head_dim values
   int64_t kv_lora_rank() const { return lora_; }
+  KvDtype dtype() const { return dtype_; }
   int64_t capacity_tokens() const { return blocks_ * block_; }
-  size_t bytes_per_token() const { return size_t(width_ * layers_) * sizeof(float); }
+  size_t row_bytes() const { return row_bytes_; }
+  size_t bytes_per_token() const { return row_bytes_ * size_t(layers_); }
   size_t bytes() const { return size_t(capacity_tokens()) * bytes_per_token(); }
 
-  // Row `offset` (< block_size) of `block` in `layer`: [c_kv (kv_lora_rank) | k_pe (rope dim)].
-  // The block_size rows of one block and layer are contiguous.
-  float* row(int64_t layer, int64_t block, int64_t offset) {
-    return data_.data() + ((block * layers_ + layer) * block_ + offset) * width_;
+  // Row `offset` (< block_size) of `block` in `layer`, as stored; the block_size rows of one
+  // block and layer are contiguous.
+  uint8_t* row(int64_t layer, int64_t block, int64_t offset) {
+    return data_.data() + (size_t((block * layers_ + layer) * block_ + offset)) * row_bytes_;
   }
-  const float* row(int64_t layer, int64_t block, int64_t offset) const {
+  const uint8_t* row(int64_t layer, int64_t block, int64_t offset) const {
     return const_cast<KVPool*>(this)->row(layer, block, offset);
   }
-  // All layers of one block: [layers][block_size][width] contiguous floats.
-  float* block_data(int64_t block) { return data_.data() + block * layers_ * block_ * width_; }
-  const float* block_data(int64_t block) const { return data_.data() + block * layers_ * block_ * width_; }
-  size_t block_floats() const { return size_t(layers_ * block_ * width_); }
+  // Writes one row from F32 values [c_kv | k_pe] (converted to the storage type).
+  void store(int64_t layer, int64_t block, int64_t offset, const float* src);
+  // Reads rows [offset, offset + n) of one block (n <= block_size - offset) as F32 [n, W].
+  void load(int64_t layer, int64_t block, int64_t offset, int64_t n, float* dst) const;
+  // The F32 rows themselves (F32 pools only; nullptr otherwise): no copy needed.
+  const float* f32_rows(int64_t layer, int64_t block, int64_t offset) const {
+    return dtype_ == KvDtype::F32 ? reinterpret_cast<const float*>(row(layer, block, offset)) : nullptr;
+  }
+
+  // All layers of one block as stored ([layers][block_size] rows): block_bytes() bytes, seen as
+  // block_floats() 4-byte words (raw storage, F32 values only in an F32 pool) — what a disk
+  // cache saves and restores.
+  float* block_data(int64_t block) { return reinterpret_cast<float*>(row(0, block, 0)); }
+  const float* block_data(int64_t block) const { return reinterpret_cast<const float*>(row(0, block, 0)); }
+  size_t block_bytes() const { return size_t(layers_ * block_) * row_bytes_; }
+  size_t block_floats() const { return block_bytes() / 4; }
   // Copies the first `rows` rows of every layer of block `src` into block `dst`.
   void copy_block(int64_t dst, int64_t src, int64_t rows);
 
  private:
   int64_t blocks_, block_, layers_, lora_, width_;
-  Buffer<float> data_;  // [num_blocks][layers][block_size][width]
+  KvDtype dtype_;
+  size_t row_bytes_;
+  Buffer<uint8_t> data_;  // [num_blocks][layers][block_size] rows of row_bytes_
 };
 
 // Sequences with private blocks over their own pool, for direct use of the model (tests,
@@ -61,7 +89,7 @@ class KVCache {
  public:
   // Room for `capacity_tokens` tokens in all.
   KVCache(const ModelConfig& cfg, int64_t capacity_tokens, int64_t max_sequences = 64,
-          int64_t block_size = 64, int64_t num_layers = -1);
+          int64_t block_size = 64, int64_t num_layers = -1, KvDtype dtype = KvDtype::F32);
 
   KVPool& pool() { return pool_; }
   const KVPool& pool() const { return pool_; }

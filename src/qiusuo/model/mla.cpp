@@ -46,28 +46,86 @@ struct LatentRows {
   const KVPool& pool;
   const int32_t* table;
   int64_t layer;
-  const float* row(int64_t pos) const {
-    const int64_t B = pool.block_size();
-    return pool.row(layer, table[pos / B], pos % B);
-  }
   // Rows from `pos` on that are contiguous in memory (the rest of its block), at most `limit`.
   int64_t run(int64_t pos, int64_t limit) const {
     const int64_t B = pool.block_size();
     return std::min(B - pos % B, limit - pos);
   }
+  // Rows [pos, pos + n) (within one block) as F32 [n, W]: the pool's own rows when it stores
+  // F32, else converted into `buf`.
+  const float* rows(int64_t pos, int64_t n, float* buf) const {
+    const int64_t B = pool.block_size();
+    if (const float* p = pool.f32_rows(layer, table[pos / B], pos % B)) return p;
+    pool.load(layer, table[pos / B], pos % B, n, buf);
+    return buf;
+  }
 };
+
+// Absorbed attention over the keys in segments of kSeg positions (aligned at position 0): a
+// segment's contribution to one head is computed on its own — m = its largest scaled score,
+// l = Σ e^(s − m), a = Σ e^(s − m)·c_kv — and the segments of a query merge in position order
+// (flash-decoding). Keys are read once per segment for all heads, one pass, whatever the
+// storage type; a long context splits into segments that threads share even for one query.
+constexpr int64_t kSeg = 256;
+
+struct SegScratch {
+  float* keys;    // [kSeg, W] converted rows (non-F32 pools)
+  float* scores;  // [H, kSeg]
+};
+
+// The partial state of segment [p0, p1) for the H heads of one query: m [H], l [H], a [H, R].
+void segment_partial(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1, const float* qa, float scale,
+                     const SegScratch& sc, float* m, float* l, float* acc) {
+  const int64_t n = p1 - p0;
+  // Scores for every head, run by run (a run is the rest of one block).
+  for (int64_t p = p0; p < p1;) {
+    const int64_t r = kv.run(p, p1);
+    const float* keys = kv.rows(p, r, sc.keys + (p - p0) * D.W);
+    dot_rows(qa, D.H, D.W, keys, r, D.W, D.W, sc.scores + (p - p0), kSeg);
+    p += r;
+  }
+  for (int64_t h = 0; h < D.H; ++h) {
+    float* s = sc.scores + h * kSeg;
+    qs::scale(s, scale, n);
+    m[h] = max_value(s, n);
+    l[h] = exp_shift_sum(s, n, m[h]);
+  }
+  for (int64_t p = p0; p < p1;) {
+    const int64_t r = kv.run(p, p1);
+    const float* keys = kv.pool.f32_rows(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size());
+    if (!keys) keys = sc.keys + (p - p0) * D.W;  // converted by the scores pass
+    weighted_rows(sc.scores + (p - p0), D.H, kSeg, keys, r, D.W, D.R, acc, D.R, p > p0);
+    p += r;
+  }
+}
+
+// (M, L, A) ⊕= (m, l, a) for H heads, in that order: the running state of a query.
+void merge_partial(const Dims& D, float* M, float* L, float* A, const float* m, const float* l, const float* a,
+                   bool first) {
+  for (int64_t h = 0; h < D.H; ++h) {
+    if (first) {
+      M[h] = m[h];
+      L[h] = l[h];
+      std::memcpy(A + h * D.R, a + h * D.R, size_t(D.R) * sizeof(float));
+      continue;
+    }
+    const float mx = std::max(M[h], m[h]);
+    const float fo = std::exp(M[h] - mx), fn = std::exp(m[h] - mx);
+    M[h] = mx;
+    L[h] = L[h] * fo + l[h] * fn;
+    qs::scale(A + h * D.R, fo, D.R);
+    axpy(fn, a + h * D.R, A + h * D.R, D.R);
+  }
+}
 
 // Absorbed attention for one chunk: queries q [n, H, dq] at positions start..start+n-1 over
 // the cached latents (positions 0..start+n-1) → o [n, H*dv]. Query token t sees the keys of
-// positions [0, start + t]: scores are computed for exactly those keys, the softmax runs over
-// them, and the weighted sum adds them in position order — a row's result depends only on its
-// own query and keys (batch invariance, see mla.h).
+// positions [0, start + t]; its result depends only on its own query and those keys, never on
+// the chunking, the batch or the thread count (batch invariance, see mla.h).
 void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int64_t start, int64_t n,
                    const float* q, float scale, float* o, Arena& arena) {
-  const int64_t L = start + n, rows = n * D.H;
+  const int64_t rows = n * D.H;
   float* qa = arena.alloc(size_t(rows * D.W));  // [n*H, R + dr]: q_nope·W_UK | q_pe
-  float* S = arena.alloc(size_t(rows * L));     // [n*H, L] (row r uses its first start + r/H + 1)
-  float* ol = arena.alloc(size_t(rows * D.R));  // [n*H, R]
   const float* kvb = w.kv_b_f32;                // [H, dn+dv, R]
   parallel_for(rows, 1, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
@@ -80,36 +138,64 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
     }
   });
-  // Work items: heads [h0, h1) of one query token (they share the visible keys, streamed once
-  // per item). Few tokens (decode) split their heads over the threads, many tokens do not.
   const int64_t nt = num_threads();
-  const int64_t groups = std::clamp<int64_t>(n >= nt ? 1 : (nt + n - 1) / n, 1, D.H);
-  const int64_t per = (D.H + groups - 1) / groups;
-  parallel_for_dynamic(n * groups, [&](int64_t i) {
-    {
-      const int64_t t = i / groups, h0 = (i % groups) * per, h1 = std::min(D.H, h0 + per);
-      if (h0 >= h1) return;
-      const int64_t vis = start + t + 1;  // visible keys
-      const float* qt = qa + (t * D.H + h0) * D.W;
-      float* St = S + (t * D.H + h0) * L;
-      for (int64_t p = 0; p < vis;) {
-        const int64_t m = kv.run(p, vis);
-        dot_rows(qt, h1 - h0, D.W, kv.row(p), m, D.W, D.W, St + p, L);
-        p += m;
-      }
-      for (int64_t h = 0; h < h1 - h0; ++h) masked_softmax(St + h * L, vis, vis, scale);
-      float* ot = ol + (t * D.H + h0) * D.R;
-      for (int64_t p = 0; p < vis;) {
-        const int64_t m = kv.run(p, vis);
-        weighted_rows(St + p, h1 - h0, L, kv.row(p), m, D.W, D.R, ot, D.R, p > 0);
-        p += m;
-      }
-      for (int64_t h = h0; h < h1; ++h) {
-        const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
-        dot_rows(ol + (t * D.H + h) * D.R, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
-      }
+  const size_t part = size_t(D.H * (2 + D.R));  // one segment's partial state: m, l, a
+  const size_t scratch = size_t(kSeg * D.W + D.H * kSeg);
+  float* thread_scratch = arena.alloc(size_t(nt) * (scratch + part));
+  float* state = arena.alloc(size_t(n) * part);  // running (M, L, A) per query
+  auto scratch_of = [&](int tid) {
+    float* base = thread_scratch + size_t(tid) * (scratch + part);
+    return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
+  };
+  // o_h = (A_h / L_h) · W_UV_hᵀ; `ol` is R floats of scratch.
+  auto finish_token = [&](int64_t t, float* ol) {
+    const float* st = state + size_t(t) * part;
+    const float* L = st + D.H;
+    const float* A = st + 2 * D.H;
+    for (int64_t h = 0; h < D.H; ++h) {
+      for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
+      const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
+      dot_rows(ol, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
     }
+  };
+  auto segments = [&](int64_t t) { return (start + t + 1 + kSeg - 1) / kSeg; };
+  if (n >= nt) {
+    // Enough queries for every thread: each takes whole queries, segments in order.
+    parallel_for_dynamic(n, [&](int64_t t) {
+      auto [sc, pb] = scratch_of(omp_get_thread_num());
+      const int64_t vis = start + t + 1;
+      float* st = state + size_t(t) * part;
+      for (int64_t k = 0; k < segments(t); ++k) {
+        segment_partial(D, kv, k * kSeg, std::min(vis, (k + 1) * kSeg), qa + t * D.H * D.W, scale, sc, pb, pb + D.H,
+                        pb + 2 * D.H);
+        merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
+      }
+      finish_token(t, pb);
+    });
+    return;
+  }
+  // Few queries (decode): their segments are the work items; partials merge afterwards.
+  std::vector<int64_t> first(size_t(n) + 1, 0);
+  for (int64_t t = 0; t < n; ++t) first[size_t(t) + 1] = first[size_t(t)] + segments(t);
+  const int64_t items = first[size_t(n)];
+  float* partials = arena.alloc(size_t(items) * part);
+  parallel_for_dynamic(items, [&](int64_t i) {
+    const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
+    const int64_t k = i - first[size_t(t)], vis = start + t + 1;
+    auto [sc, unused] = scratch_of(omp_get_thread_num());
+    (void)unused;
+    float* pb = partials + size_t(i) * part;
+    segment_partial(D, kv, k * kSeg, std::min(vis, (k + 1) * kSeg), qa + t * D.H * D.W, scale, sc, pb, pb + D.H,
+                    pb + 2 * D.H);
   });
+  for (int64_t t = 0; t < n; ++t) {
+    float* st = state + size_t(t) * part;
+    for (int64_t k = 0; k < segments(t); ++k) {
+      const float* pb = partials + size_t(first[size_t(t)] + k) * part;
+      merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
+    }
+  }
+  parallel_for_dynamic(n, [&](int64_t t) { finish_token(t, scratch_of(omp_get_thread_num()).second); });
 }
 
 // Naive attention for one chunk: decompress K_nope and V of all L cached tokens.
@@ -119,7 +205,8 @@ void attend_naive(const Dims& D, const MlaWeights& w, const LatentRows& kv, int6
   float* kc = arena.alloc(size_t(L * D.W));  // gathered latents [L, R + dr]
   for (int64_t p = 0; p < L;) {
     const int64_t m = kv.run(p, L);
-    std::memcpy(kc + p * D.W, kv.row(p), size_t(m * D.W) * sizeof(float));
+    const float* rows = kv.rows(p, m, kc + p * D.W);
+    if (rows != kc + p * D.W) std::memcpy(kc + p * D.W, rows, size_t(m * D.W) * sizeof(float));
     p += m;
   }
   float* up = arena.alloc(size_t(L * U));  // [L, H, dn+dv]
@@ -174,8 +261,7 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     const int32_t* table = b.blocks(ci);
     for (int64_t i = 0; i < ch.n_tokens; ++i) {
       const int64_t pos = ch.start_pos + i;
-      std::memcpy(pool.row(layer, table[pos / BS], pos % BS), kv + (b.offsets[ci] + i) * D.W,
-                  size_t(D.W) * sizeof(float));
+      pool.store(layer, table[pos / BS], pos % BS, kv + (b.offsets[ci] + i) * D.W);
     }
   }
   float* o = a.alloc(size_t(T * D.H * D.dv));  // [T, H*dv]

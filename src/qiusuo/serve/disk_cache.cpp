@@ -69,7 +69,7 @@ bool read_exact(int fd, void* dst, size_t n) {
 
 }  // namespace
 
-uint64_t model_identity(const std::string& dir, Compute compute) {
+uint64_t model_identity(const std::string& dir, Compute compute, KvDtype kv_dtype) {
   uint64_t h = 0xcbf29ce484222325ull;
   const std::string cfg = read_text_file(path_join(dir, "config.json"));
   h = fnv1a(h, cfg.data(), cfg.size());
@@ -102,6 +102,8 @@ uint64_t model_identity(const std::string& dir, Compute compute) {
   }
   const char* c = compute == Compute::F32 ? "f32" : "bf16";
   h = fnv1a(h, c, std::strlen(c));
+  const char* kv = kv_dtype_name(kv_dtype);
+  h = fnv1a(h, kv, std::strlen(kv));
   return h == 0 ? 1 : h;
 }
 

@@ -36,8 +36,8 @@
 namespace qs::serve {
 
 // A 64-bit identity of a checkpoint directory as computed (config.json, the weight files'
-// names, sizes and sampled bytes, and the compute precision).
-uint64_t model_identity(const std::string& model_dir, Compute compute);
+// names, sizes and sampled bytes, the compute precision and the KV cache's storage type).
+uint64_t model_identity(const std::string& model_dir, Compute compute, KvDtype kv_dtype);
 
 struct DiskCacheOptions {
   std::string dir;

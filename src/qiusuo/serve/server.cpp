@@ -372,14 +372,15 @@ void Server::Impl::load() {
   eo.max_step_tokens = opt.max_step_tokens;
   eo.max_model_len = ctx;
   eo.compute = opt.compute;
-  const int64_t width = cfg.kv_lora_rank + cfg.qk_rope_head_dim;
-  const int64_t bytes_per_token = width * cfg.num_hidden_layers * int64_t(sizeof(float));
+  eo.kv_dtype = opt.kv_dtype;
+  const int64_t bytes_per_token =
+      int64_t(kv_row_bytes(kv_dtype_of(eo), cfg.kv_lora_rank, cfg.qk_rope_head_dim)) * cfg.num_hidden_layers;
   const int64_t pool_tokens = (opt.kv_cache_mb << 20) / std::max<int64_t>(1, bytes_per_token);
   eo.cache_tokens = std::max(ctx + eo.block_size, pool_tokens);
   engine = std::make_unique<Engine>(*model, tok.get(), eo);
   for (int64_t e : cfg.eos_token_ids) eos.push_back(int32_t(e));
   if (tok && tok->eos_id() >= 0) eos.push_back(tok->eos_id());
-  const uint64_t id = model_identity(opt.model_dir, opt.compute);
+  const uint64_t id = model_identity(opt.model_dir, opt.compute, kv_dtype_of(eo));
   char fp[32];
   std::snprintf(fp, sizeof fp, "fp_qs_%08llx", (unsigned long long)(id & 0xffffffffull));
   fingerprint = fp;
@@ -389,13 +390,14 @@ void Server::Impl::load() {
     d.max_bytes = opt.cache_size_mb << 20;
     d.model_id = id;
     d.block_size = eo.block_size;
-    d.layers = cfg.num_hidden_layers;
-    d.width = width;
+    // A block as the pool stores it, in 4-byte words (rows are 16-byte aligned).
+    d.layers = engine->pool().num_layers();
+    d.width = int64_t(engine->pool().row_bytes() / 4);
     disk = std::make_unique<DiskCache>(d);
   }
   log_line("loaded " + opt.model_dir + " as '" + model_name + "' in " + std::to_string(int(sw.elapsed() * 1000)) +
            " ms: context " + std::to_string(ctx) + ", KV pool " + std::to_string(engine->stats().blocks_total) +
-           " blocks of " + std::to_string(eo.block_size) + " tokens, batch " + std::to_string(opt.max_batch) +
+ " blocks of " + std::to_string(eo.block_size) + " tokens (" + kv_dtype_name(kv_dtype_of(eo)) + "), batch " + std::to_string(opt.max_batch) +
            ", queue " + std::to_string(opt.queue) + (tok ? "" : ", no tokenizer (token-id prompts only)") +
            (fmt ? "" : ", no chat template"));
 }

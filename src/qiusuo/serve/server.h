@@ -19,9 +19,11 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "qiusuo/kernels/linear.h"
+#include "qiusuo/model/kv_cache.h"
 #include "qiusuo/model/weights.h"
 
 namespace qs::serve {
@@ -42,6 +44,7 @@ struct ServerOptions {
   int threads = 0;                  // compute threads (0: all cores)
   int http_threads = 0;             // 0: queue limit + 32
   Compute compute = Compute::BF16;
+  std::optional<KvDtype> kv_dtype;  // KV cache storage (unset: the engine's default for compute)
   bool log_requests = true;
   WeightPlacement placement;        // expert parallelism: rank 0's share of the experts (docs/dist.md)
 };
