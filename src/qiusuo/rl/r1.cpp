@@ -55,12 +55,12 @@ json r1_default_recipe(bool quick) {
       "steps": 1400, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 12
     },
     "student_base": {
-      "config": {"hidden_size": 96, "num_hidden_layers": 2, "intermediate_size": 288, "moe_intermediate_size": 96,
+      "config": {"hidden_size": 96, "num_hidden_layers": 3, "intermediate_size": 288, "moe_intermediate_size": 96,
                  "n_routed_experts": 4, "num_experts_per_tok": 2, "n_group": 1, "topk_group": 1,
                  "first_k_dense_replace": 1,
                  "num_attention_heads": 4, "num_key_value_heads": 4, "q_lora_rank": 48, "kv_lora_rank": 32,
                  "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "max_position_embeddings": 256},
-      "steps": 300, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 1.5
+      "steps": 1000, "batch": 8, "seq_len": 256, "lr": 0.002, "warmup": 50, "minutes": 4
     },
     "grpo": {"steps": 60, "prompts": 8, "group": 8, "max_tokens": 96, "lr": 5e-5, "beta": 0.0,
              "clip_low": 0.2, "clip_high": 0.28, "mu": 1, "loss": "dapo", "scale_rewards": "group",
