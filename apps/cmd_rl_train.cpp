@@ -263,7 +263,7 @@ void register_rl_training_commands(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand(
         "r1",
-        "DeepSeek-R1 in miniature, end to end on generated data (no download), about 30 minutes on 2 cores:\n"
+        "DeepSeek-R1 in miniature, end to end on generated data (no download), about 20 minutes on 2 cores:\n"
         "  data             arithmetic problems (train split for training, test split held out), worked\n"
         "                   solutions as pretraining text, a BPE tokenizer with an R1-Zero chat template\n"
         "  base             pretrain a small DeepSeek-style MoE (MLA, DeepSeekMoE, MTP) on that text\n"

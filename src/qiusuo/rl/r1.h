@@ -28,7 +28,7 @@
 
 namespace qs::rl {
 
-// The embedded default recipe (sizes and steps fitted to about 30 minutes on 2 cores), or the
+// The embedded default recipe (sizes and steps fitted to about 20 minutes on 2 cores), or the
 // seconds-scale one of the smoke test (quick).
 nlohmann::json r1_default_recipe(bool quick);
 
