@@ -25,6 +25,7 @@
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
 #include "qiusuo/kernels/gemm.h"
+#include "qiusuo/kernels/int_weights.h"
 #include "qiusuo/kernels/linear.h"
 #include "qiusuo/kernels/probe.h"
 
@@ -48,6 +49,21 @@ struct BenchWeights {
   qs::Buffer<uint8_t> data;
   qs::Buffer<float> scales;
   BenchWeights(DType dt, int64_t rows, int64_t cols) {
+    if (dt == DType::I8 || dt == DType::I4) {  // random GPTQ words, group 128, repacked
+      const int bits = dt == DType::I8 ? 8 : 4;
+      const int64_t per = 32 / bits, group = 128;
+      qs::Buffer<uint32_t> qw(size_t(cols / per * rows), false), qz(size_t(cols / group * (rows / per)), false);
+      qs::Buffer<uint16_t> sc(size_t(cols / group * rows), false);
+      uint64_t s = 0x9E3779B97F4A7C15ull;
+      for (size_t i = 0; i < qw.size(); ++i) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; qw[i] = uint32_t(s); }
+      for (size_t i = 0; i < sc.size(); ++i) sc[i] = qs::f32_to_f16(1e-3f * float(1 + i % 7));
+      for (size_t i = 0; i < qz.size(); ++i) qz[i] = bits == 4 ? 0x77777777u : 0x7F7F7F7Fu;
+      const qs::TensorView vq{DType::I32, {cols / per, rows}, qw.data(), qw.size() * 4};
+      const qs::TensorView vs{DType::F16, {cols / group, rows}, sc.data(), sc.size() * 2};
+      const qs::TensorView vz{DType::I32, {cols / group, rows / per}, qz.data(), qz.size() * 4};
+      W = qs::int_weights_from_gptq("bench", {&vq, &vs, &vz, nullptr}, rows, cols, scales);
+      return;
+    }
     W.dtype = dt;
     W.rows = rows;
     W.cols = cols;
@@ -145,13 +161,13 @@ void BM_Stream(benchmark::State& state) {
 }
 
 void stream_args(benchmark::internal::Benchmark* b) {
-  for (DType dt : {DType::BF16, DType::F8_E4M3}) {
+  for (DType dt : {DType::BF16, DType::F8_E4M3, DType::I8, DType::I4}) {
     for (int64_t M : {1, 8, 32}) {
       b->Args({int64_t(dt), 1408, 2048, M});    // expert gate/up
       b->Args({int64_t(dt), 2048, 1408, M});    // expert down
       b->Args({int64_t(dt), 102400, 2048, M});  // head
     }
-    b->Args({int64_t(dt), dt == DType::BF16 ? 102400 : 204800, 2048, 1});  // ~420 MB
+    b->Args({int64_t(dt), dt == DType::BF16 ? 102400 : dt == DType::I4 ? 409600 : 204800, 2048, 1});  // ~420 MB
   }
 }
 BENCHMARK(BM_Stream)->Apply(stream_args)->ArgNames({"dtype", "rows", "cols", "M"})->UseRealTime()->Unit(benchmark::kMicrosecond);
@@ -185,7 +201,7 @@ void BM_Linear(benchmark::State& state) {
 
 void linear_args(benchmark::internal::Benchmark* b) {
   for (int64_t compute : {1, 0}) {
-    for (DType dt : {DType::BF16, DType::F8_E4M3}) {
+    for (DType dt : {DType::BF16, DType::F8_E4M3, DType::I8, DType::I4}) {
       for (int64_t path : {0, 1}) {
         b->Args({int64_t(dt), 2048, 2048, 512, compute, path});  // prefill, 512 tokens
         b->Args({int64_t(dt), 1408, 2048, 128, compute, path});  // MoE expert, many tokens
