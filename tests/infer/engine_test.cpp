@@ -368,6 +368,43 @@ TEST_P(EngineTest, InvalidRequestsAreErrors) {
   EXPECT_TRUE(e.idle());
 }
 
+// Contexts longer than attention's 256-position segments, for every KV cache type: a request
+// gives bitwise the same tokens and log-probabilities alone (one 512-token prefill step) and
+// among others with its prefill chunked at 13 and 100 tokens per step (the segments' partial
+// softmax states merge in position order whatever the chunking, and converted BF16/FP8 rows are
+// the same rows however they are shared).
+TEST(EngineLongContext, EveryKvTypeIsBatchInvariantAcrossSegments) {
+  testing_util::TempDir dir("engine-long");
+  auto cfg = testing_util::tiny_v3_config(kVocab);
+  cfg["max_position_embeddings"] = 1024;
+  InitOptions o;
+  o.dtype = InitDType::BF16;
+  o.seed = 5;
+  write_random_checkpoint(parse_model_config(cfg), dir.path, o);
+  auto model = Model::load(dir.path);
+  for (KvDtype kv : {KvDtype::F32, KvDtype::BF16, KvDtype::FP8}) {
+    EngineOptions eo;
+    eo.compute = Compute::BF16;
+    eo.kv_dtype = kv;
+    eo.block_size = 16;
+    eo.cache_tokens = 4096;
+    const std::vector<std::vector<int32_t>> prompts = {prompt(300, 1), prompt(600, 2), prompt(40, 3)};
+    std::vector<Alone> ref;
+    for (const auto& p : prompts) ref.push_back(alone_result(*model, eo, p, greedy(6)));
+    for (int64_t budget : {13, 100}) {
+      EngineOptions e2 = eo;
+      e2.max_step_tokens = budget;
+      Engine e(*model, nullptr, e2);
+      std::vector<GenerationRequest> reqs;
+      for (const auto& p : prompts) reqs.push_back(req(p, greedy(6)));
+      const auto res = e.generate(std::move(reqs));
+      for (size_t i = 0; i < prompts.size(); ++i)
+        EXPECT_TRUE(ref[i] == res[i]) << kv_dtype_name(kv) << " prompt " << i << " budget " << budget;
+      expect_no_blocks_in_use(e);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Precision, EngineTest, ::testing::Values(Compute::F32, Compute::BF16),
                          [](const auto& info) { return info.param == Compute::F32 ? "F32" : "BF16"; });
 

@@ -74,13 +74,18 @@ struct SegScratch {
 };
 
 // The partial state of segment [p0, p1) for the H heads of one query: m [H], l [H], a [H, R].
+// `converted` (non-F32 pools, may be null): the segment's rows already converted to F32 from p0
+// on, shared by the queries of a chunk; else each call converts into its scratch.
 void segment_partial(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1, const float* qa, float scale,
-                     const SegScratch& sc, float* m, float* l, float* acc) {
+                     const SegScratch& sc, float* m, float* l, float* acc, const float* converted = nullptr) {
   const int64_t n = p1 - p0;
+  const float* conv = converted ? converted : sc.keys;
   // Scores for every head, run by run (a run is the rest of one block).
   for (int64_t p = p0; p < p1;) {
     const int64_t r = kv.run(p, p1);
-    const float* keys = kv.rows(p, r, sc.keys + (p - p0) * D.W);
+    const float* keys = converted ? kv.pool.f32_rows(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size())
+                                  : kv.rows(p, r, sc.keys + (p - p0) * D.W);
+    if (!keys) keys = converted + (p - p0) * D.W;
     dot_rows(qa, D.H, D.W, keys, r, D.W, D.W, sc.scores + (p - p0), kSeg);
     p += r;
   }
@@ -93,7 +98,7 @@ void segment_partial(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1
   for (int64_t p = p0; p < p1;) {
     const int64_t r = kv.run(p, p1);
     const float* keys = kv.pool.f32_rows(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size());
-    if (!keys) keys = sc.keys + (p - p0) * D.W;  // converted by the scores pass
+    if (!keys) keys = conv + (p - p0) * D.W;  // converted by the scores pass or beforehand
     weighted_rows(sc.scores + (p - p0), D.H, kSeg, keys, r, D.W, D.R, acc, D.R, p > p0);
     p += r;
   }
@@ -160,18 +165,33 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   };
   auto segments = [&](int64_t t) { return (start + t + 1 + kSeg - 1) / kSeg; };
   if (n >= nt) {
-    // Enough queries for every thread: each takes whole queries, segments in order.
-    parallel_for_dynamic(n, [&](int64_t t) {
-      auto [sc, pb] = scratch_of(omp_get_thread_num());
-      const int64_t vis = start + t + 1;
-      float* st = state + size_t(t) * part;
-      for (int64_t k = 0; k < segments(t); ++k) {
-        segment_partial(D, kv, k * kSeg, std::min(vis, (k + 1) * kSeg), qa + t * D.H * D.W, scale, sc, pb, pb + D.H,
-                        pb + 2 * D.H);
-        merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
+    // Enough queries for every thread: segment by segment (its rows converted once for all the
+    // queries that see it, non-F32 pools), each query's partial merged into its state in
+    // segment order, as the decode path below merges them.
+    const bool f32 = kv.pool.dtype() == KvDtype::F32;
+    float* seg = f32 ? nullptr : arena.alloc(size_t(kSeg * D.W));
+    const int64_t last = start + n;  // rows the last query sees
+    for (int64_t k = 0; k * kSeg < last; ++k) {
+      const int64_t p0 = k * kSeg, p1 = std::min(last, p0 + kSeg);
+      if (!f32) {
+        parallel_for(p1 - p0, 16, [&](int64_t b, int64_t e) {
+          for (int64_t p = p0 + b; p < p0 + e;) {
+            const int64_t r = std::min(kv.run(p, p0 + e), p0 + e - p);
+            kv.pool.load(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size(), r, seg + (p - p0) * D.W);
+            p += r;
+          }
+        });
       }
-      finish_token(t, pb);
-    });
+      const int64_t t0 = std::max<int64_t>(0, p0 - start);  // first query that sees row p0
+      parallel_for_dynamic(n - t0, [&](int64_t i) {
+        const int64_t t = t0 + i, vis = start + t + 1;
+        auto [sc, pb] = scratch_of(omp_get_thread_num());
+        float* st = state + size_t(t) * part;
+        segment_partial(D, kv, p0, std::min(vis, p1), qa + t * D.H * D.W, scale, sc, pb, pb + D.H, pb + 2 * D.H, seg);
+        merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
+      });
+    }
+    parallel_for_dynamic(n, [&](int64_t t) { finish_token(t, scratch_of(omp_get_thread_num()).second); });
     return;
   }
   // Few queries (decode): their segments are the work items; partials merge afterwards.
