@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/kernels/vec_ops.h"
@@ -38,11 +39,20 @@ int32_t Sampler::argmax(const float* logits, int64_t n) {
 
 namespace {
 // log Σ exp(l[i]) over finite entries (−inf entries contribute nothing).
+// log Σ e^l over a row: the vectorised exp (|relative error| < 2e-7) over chunks of a copy,
+// chunk sums added in double. A 129k-entry row took 2.6 ms with scalar double exp, for every
+// generated token.
 double log_sum_exp(const float* l, int64_t n) {
   const float m = max_value(l, n);
   if (!std::isfinite(m)) return m;
+  constexpr int64_t kChunk = 4096;
+  thread_local std::vector<float> buf(kChunk);
   double z = 0;
-  for (int64_t i = 0; i < n; ++i) z += std::exp(double(l[i]) - double(m));
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t c = std::min(kChunk, n - i);
+    std::copy_n(l + i, c, buf.data());
+    z += double(exp_shift_sum(buf.data(), c, m));
+  }
   return double(m) + std::log(z);
 }
 }  // namespace
