@@ -368,6 +368,22 @@ TEST_P(EngineTest, InvalidRequestsAreErrors) {
   EXPECT_TRUE(e.idle());
 }
 
+// A request that finishes in the step that fills its last full prompt block still leaves every
+// full block in the prefix cache: the same prompt again recomputes only the last partial block
+// (and the position before the first generated token).
+TEST_P(EngineTest, FinishedRequestsLeaveAllTheirFullBlocksCached) {
+  EngineOptions eo = opts();
+  eo.max_step_tokens = 13;  // the prompt's last chunk and its only generated token in one step
+  Engine e(*model_, nullptr, eo);
+  const auto p = prompt(41, 7);  // 5 full blocks of 8, and one token
+  const auto first = e.generate({req(p, greedy(1))})[0];
+  const auto again = e.generate({req(p, greedy(1))})[0];
+  EXPECT_EQ(first.cached_tokens, 0);
+  EXPECT_EQ(again.cached_tokens, 40);
+  EXPECT_EQ(again.tokens, first.tokens);
+  expect_no_blocks_in_use(e);
+}
+
 // Contexts longer than attention's 256-position segments, for every KV cache type: a request
 // gives bitwise the same tokens and log-probabilities alone (one 512-token prefill step) and
 // among others with its prefill chunked at 13 and 100 tokens per step (the segments' partial

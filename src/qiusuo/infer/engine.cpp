@@ -176,6 +176,13 @@ void Engine::finish(Sequence& s, FinishReason r, const std::string& error) {
   s.error = error;
   Callbacks cb;
   if (auto it = callbacks_.find(s.id); it != callbacks_.end()) cb = std::move(it->second);
+  // What it computed stays in the prefix cache (the same prompt again, the next turn of a chat):
+  // its full blocks are published before they are released, those its last step filled too. In
+  // a speculative engine the last computed position may hold a draft that was not kept: left out.
+  if (r != FinishReason::Error && !s.blocks.empty()) {
+    const int64_t n = std::min(s.n_tokens(), opt_.speculative ? s.n_computed - 1 : s.n_computed);
+    if (n > 0) bm_->publish(s.tokens, n, s.blocks, s.hashes);
+  }
   sched_->remove(&s);
   count_finished(s.n_prompt, std::max<int64_t>(0, s.cached_tokens));
   if (s.score) {
