@@ -2,7 +2,7 @@
 # The main job: DeepSeek-R1 in miniature (`qiusuo r1`, docs/rl.md), end to end on generated data
 # with no download: pretrain a small DeepSeek-style MoE on worked arithmetic, R1-Zero GRPO on it,
 # rejection sampling + SFT, distillation into a smaller student and the same student trained by
-# GRPO alone; every stage evaluated on held-out problems. 11-20 minutes on 2 cores.
+# GRPO alone; every stage evaluated on held-out problems. 4-20 minutes on 2 cores.
 #
 #   scripts/demo.sh                          # results in out/r1 (results.json, results.md, plots/)
 #   QIUSUO_DEMO_DIR=/tmp/r1 scripts/demo.sh  # another run directory (run again to continue it)
