@@ -51,13 +51,20 @@ struct LatentRows {
     const int64_t B = pool.block_size();
     return std::min(B - pos % B, limit - pos);
   }
-  // Rows [pos, pos + n) (within one block) as F32 [n, W]: the pool's own rows when it stores
-  // F32, else converted into `buf`.
-  const float* rows(int64_t pos, int64_t n, float* buf) const {
+  // The stored F32 rows from `pos` on (contiguous for run(pos, ...) rows); null unless the pool
+  // stores F32.
+  const float* stored(int64_t pos) const {
     const int64_t B = pool.block_size();
-    if (const float* p = pool.f32_rows(layer, table[pos / B], pos % B)) return p;
-    pool.load(layer, table[pos / B], pos % B, n, buf);
-    return buf;
+    return pool.f32_rows(layer, table[pos / B], pos % B);
+  }
+  // Rows [p0, p1) as F32 into dst [p1 - p0, W] (a copy, converted from the pool's type).
+  void load(int64_t p0, int64_t p1, float* dst) const {
+    const int64_t B = pool.block_size();
+    for (int64_t p = p0; p < p1;) {
+      const int64_t r = run(p, p1);
+      pool.load(layer, table[p / B], p % B, r, dst + (p - p0) * pool.row_width());
+      p += r;
+    }
   }
 };
 
@@ -74,32 +81,30 @@ struct SegScratch {
 };
 
 // The partial state of segment [p0, p1) for the H heads of one query: m [H], l [H], a [H, R].
-// `converted` (non-F32 pools, may be null): the segment's rows already converted to F32 from p0
-// on, shared by the queries of a chunk; else each call converts into its scratch.
+// The keys are the pool's own rows when it stores F32, else `converted` [p1 - p0, W] (the
+// segment's rows from p0 on as LatentRows::load gives them).
 void segment_partial(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1, const float* qa, float scale,
-                     const SegScratch& sc, float* m, float* l, float* acc, const float* converted = nullptr) {
+                     const float* converted, float* scores, float* m, float* l, float* acc) {
   const int64_t n = p1 - p0;
-  const float* conv = converted ? converted : sc.keys;
+  auto keys_at = [&](int64_t p) {
+    const float* k = kv.stored(p);
+    return k ? k : converted + (p - p0) * D.W;
+  };
   // Scores for every head, run by run (a run is the rest of one block).
   for (int64_t p = p0; p < p1;) {
     const int64_t r = kv.run(p, p1);
-    const float* keys = converted ? kv.pool.f32_rows(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size())
-                                  : kv.rows(p, r, sc.keys + (p - p0) * D.W);
-    if (!keys) keys = converted + (p - p0) * D.W;
-    dot_rows(qa, D.H, D.W, keys, r, D.W, D.W, sc.scores + (p - p0), kSeg);
+    dot_rows(qa, D.H, D.W, keys_at(p), r, D.W, D.W, scores + (p - p0), kSeg);
     p += r;
   }
   for (int64_t h = 0; h < D.H; ++h) {
-    float* s = sc.scores + h * kSeg;
+    float* s = scores + h * kSeg;
     qs::scale(s, scale, n);
     m[h] = max_value(s, n);
     l[h] = exp_shift_sum(s, n, m[h]);
   }
   for (int64_t p = p0; p < p1;) {
     const int64_t r = kv.run(p, p1);
-    const float* keys = kv.pool.f32_rows(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size());
-    if (!keys) keys = conv + (p - p0) * D.W;  // converted by the scores pass or beforehand
-    weighted_rows(sc.scores + (p - p0), D.H, kSeg, keys, r, D.W, D.R, acc, D.R, p > p0);
+    weighted_rows(scores + (p - p0), D.H, kSeg, keys_at(p), r, D.W, D.R, acc, D.R, p > p0);
     p += r;
   }
 }
@@ -173,21 +178,15 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     const int64_t last = start + n;  // rows the last query sees
     for (int64_t k = 0; k * kSeg < last; ++k) {
       const int64_t p0 = k * kSeg, p1 = std::min(last, p0 + kSeg);
-      if (!f32) {
-        parallel_for(p1 - p0, 16, [&](int64_t b, int64_t e) {
-          for (int64_t p = p0 + b; p < p0 + e;) {
-            const int64_t r = std::min(kv.run(p, p0 + e), p0 + e - p);
-            kv.pool.load(kv.layer, kv.table[p / kv.pool.block_size()], p % kv.pool.block_size(), r, seg + (p - p0) * D.W);
-            p += r;
-          }
-        });
-      }
+      if (!f32)
+        parallel_for(p1 - p0, 16, [&](int64_t b, int64_t e) { kv.load(p0 + b, p0 + e, seg + b * D.W); });
       const int64_t t0 = std::max<int64_t>(0, p0 - start);  // first query that sees row p0
       parallel_for_dynamic(n - t0, [&](int64_t i) {
         const int64_t t = t0 + i, vis = start + t + 1;
         auto [sc, pb] = scratch_of(omp_get_thread_num());
         float* st = state + size_t(t) * part;
-        segment_partial(D, kv, p0, std::min(vis, p1), qa + t * D.H * D.W, scale, sc, pb, pb + D.H, pb + 2 * D.H, seg);
+        segment_partial(D, kv, p0, std::min(vis, p1), qa + t * D.H * D.W, scale, seg, sc.scores, pb, pb + D.H,
+                        pb + 2 * D.H);
         merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
       });
     }
@@ -201,12 +200,11 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   float* partials = arena.alloc(size_t(items) * part);
   parallel_for_dynamic(items, [&](int64_t i) {
     const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
-    const int64_t k = i - first[size_t(t)], vis = start + t + 1;
-    auto [sc, unused] = scratch_of(omp_get_thread_num());
-    (void)unused;
+    const int64_t k = i - first[size_t(t)], p0 = k * kSeg, p1 = std::min(start + t + 1, p0 + kSeg);
+    const SegScratch sc = scratch_of(omp_get_thread_num()).first;
+    if (kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
     float* pb = partials + size_t(i) * part;
-    segment_partial(D, kv, k * kSeg, std::min(vis, (k + 1) * kSeg), qa + t * D.H * D.W, scale, sc, pb, pb + D.H,
-                    pb + 2 * D.H);
+    segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, sc.keys, sc.scores, pb, pb + D.H, pb + 2 * D.H);
   });
   for (int64_t t = 0; t < n; ++t) {
     float* st = state + size_t(t) * part;
@@ -223,12 +221,7 @@ void attend_naive(const Dims& D, const MlaWeights& w, const LatentRows& kv, int6
                   const float* q, float scale, float* o, Arena& arena) {
   const int64_t L = start + n, U = D.H * (D.dn + D.dv);
   float* kc = arena.alloc(size_t(L * D.W));  // gathered latents [L, R + dr]
-  for (int64_t p = 0; p < L;) {
-    const int64_t m = kv.run(p, L);
-    const float* rows = kv.rows(p, m, kc + p * D.W);
-    if (rows != kc + p * D.W) std::memcpy(kc + p * D.W, rows, size_t(m * D.W) * sizeof(float));
-    p += m;
-  }
+  kv.load(0, L, kc);
   float* up = arena.alloc(size_t(L * U));  // [L, H, dn+dv]
   gemm_f32(false, true, L, U, D.R, 1.0f, kc, D.W, w.kv_b_f32, D.R, 0.0f, up, U);
   float* S = arena.alloc(size_t(D.H * n * L));  // [H, n, L]
