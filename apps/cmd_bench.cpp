@@ -38,7 +38,7 @@ void register_bench_command(CLI::App& app) {
     if (o->precision == "bf16") o->b.compute = Compute::BF16;
     else if (o->precision == "f32") o->b.compute = Compute::F32;
     else fail("--precision must be bf16 or f32");
-    if (o->kv_cache != "auto") o->b.kv_dtype = parse_kv_dtype(o->kv_cache);
+    o->b.kv_dtype = kv_cache_of(o->kv_cache);
     QS_CHECK(o->b.decode_steps >= 4, "--steps must be at least 4");
     QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1, "bench sizes must be positive");
     o->b.verbose = !o->json;

@@ -69,11 +69,6 @@ std::string tokenizer_dir(const GenOpts& o) {
   return {};
 }
 
-std::optional<KvDtype> kv_cache_of(const std::string& s) {
-  if (s == "auto") return std::nullopt;
-  return parse_kv_dtype(s);
-}
-
 Compute precision_of(const std::string& p) {
   if (p == "bf16") return Compute::BF16;
   if (p == "f32") return Compute::F32;

@@ -27,7 +27,7 @@ void run_serve(ServeOpts o) {
   if (o.precision == "bf16") o.s.compute = Compute::BF16;
   else if (o.precision == "f32") o.s.compute = Compute::F32;
   else fail("--precision must be bf16 or f32, got '", o.precision, "'");
-  if (o.kv_dtype != "auto") o.s.kv_dtype = parse_kv_dtype(o.kv_dtype);
+  o.s.kv_dtype = kv_cache_of(o.kv_dtype);
   o.s.log_requests = !o.quiet;
   apply_threads(o.s.threads);
   // Expert parallelism under mpirun: rank 0 serves HTTP and runs the engine; the other ranks map

@@ -1,8 +1,13 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
+
+namespace qs {
+enum class KvDtype;  // model/kv_cache.h
+}
 
 namespace qs::cli {
 void register_model_commands(CLI::App& app);     // info, logits, init
@@ -20,6 +25,8 @@ int num_threads_for_cli();
 void apply_threads(int threads);  // 0 = all cores
 std::string human_count(double n);  // 1.23B, 45.6M
 std::string human_bytes(double n);  // 1.2 GB
-// --kv-cache-dtype auto|f32|bf16|fp8 into `value` (parse with kv_cache_of in the command).
+// --kv-cache-dtype auto|f32|bf16|fp8 into `value`; kv_cache_of(value): "auto" is unset (the
+// engine's default for its precision).
 void add_kv_cache_option(CLI::App* c, std::string& value);
+std::optional<KvDtype> kv_cache_of(const std::string& value);
 }  // namespace qs::cli

@@ -2,6 +2,7 @@
 
 #include "commands.h"
 #include "qiusuo/core/parallel.h"
+#include "qiusuo/model/kv_cache.h"
 
 namespace qs::cli {
 void apply_threads(int threads) { set_num_threads(threads); }
@@ -15,6 +16,11 @@ void add_kv_cache_option(CLI::App* c, std::string& value) {
                 "Measured error vs f32: docs/benchmarks.md")
       ->check(CLI::IsMember({"auto", "f32", "bf16", "fp8"}))
       ->capture_default_str();
+}
+
+std::optional<KvDtype> kv_cache_of(const std::string& value) {
+  if (value == "auto") return std::nullopt;
+  return parse_kv_dtype(value);
 }
 
 std::string human_count(double n) {
