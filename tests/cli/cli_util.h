@@ -3,9 +3,15 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "qiusuo/core/rng.h"
 #include "qiusuo/io/file.h"
+#include "qiusuo/train/data.h"
 #include "test_util.h"
 
 namespace qs::testing_util {
@@ -25,6 +31,45 @@ inline CmdResult qiusuo(const std::string& args) {
   r.out = read_text_file(d / "out");
   r.err = read_text_file(d / "err");
   return r;
+}
+
+// The training commands' tests: a prepared dataset of 40000 tokens over a 64-token vocabulary
+// (EOS every 7th token, a learnable pattern), 4000 of them also as the validation split.
+inline void write_tiny_dataset(const std::string& dir) {
+  make_dirs(dir);
+  Rng r(4);
+  std::vector<int32_t> t;
+  for (int i = 0; i < 40000; ++i) t.push_back(i % 7 == 0 ? 1 : int32_t(2 + (i * 5 + r.below(3)) % 60));
+  write_token_shard(dir + "/train.bin", {64, 1, 0}, t);
+  write_token_shard(dir + "/val.bin", {64, 1, 0}, std::vector<int32_t>(t.begin(), t.begin() + 4000));
+  write_text_file_atomic(dir + "/meta.json",
+                         nlohmann::json{{"vocab_size", 64}, {"eos_id", 1}, {"bos_id", 0}, {"train_tokens", t.size()},
+                                        {"val_tokens", 4000}, {"tokenizer", ""}}
+                             .dump());
+}
+
+// A tiny V3-style config for that dataset (seq_len 32, batch 4) in dir/config.json; its path.
+inline std::string write_tiny_train_config(const std::string& dir, int warmup) {
+  auto j = tiny_v3_config(64);
+  j["hidden_size"] = 32;
+  j["intermediate_size"] = 64;
+  j["moe_intermediate_size"] = 16;
+  j["q_lora_rank"] = 24;
+  j["kv_lora_rank"] = 16;
+  j["qk_nope_head_dim"] = 8;
+  j["v_head_dim"] = 8;
+  j["train"] = {{"seq_len", 32}, {"batch_size", 4}, {"lr", 2e-3}, {"warmup", warmup}};
+  write_text_file_atomic(dir + "/config.json", j.dump());
+  return dir + "/config.json";
+}
+
+// The lines of a run directory's metrics.jsonl.
+inline std::vector<nlohmann::json> read_metrics(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::ifstream in(out + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) v.push_back(nlohmann::json::parse(line));
+  return v;
 }
 
 }  // namespace qs::testing_util

@@ -23,45 +23,14 @@ namespace qs {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::read_metrics;
 using testing_util::TempDir;
+using testing_util::write_tiny_dataset;
+using testing_util::write_tiny_train_config;
 
 using testing_util::CmdResult;
 using testing_util::qiusuo;
 
-void make_dataset(const std::string& dir) {
-  make_dirs(dir);
-  Rng r(4);
-  std::vector<int32_t> t;
-  for (int i = 0; i < 40000; ++i) t.push_back(i % 7 == 0 ? 1 : int32_t(2 + (i * 5 + r.below(3)) % 60));
-  write_token_shard(dir + "/train.bin", {64, 1, 0}, t);
-  write_token_shard(dir + "/val.bin", {64, 1, 0}, std::vector<int32_t>(t.begin(), t.begin() + 4000));
-  write_text_file_atomic(dir + "/meta.json",
-                         nlohmann::json{{"vocab_size", 64}, {"eos_id", 1}, {"bos_id", 0}, {"train_tokens", t.size()},
-                                        {"val_tokens", 4000}, {"tokenizer", ""}}
-                             .dump());
-}
-
-std::string make_config(const std::string& dir) {
-  auto j = testing_util::tiny_v3_config(64);
-  j["hidden_size"] = 32;
-  j["intermediate_size"] = 64;
-  j["moe_intermediate_size"] = 16;
-  j["q_lora_rank"] = 24;
-  j["kv_lora_rank"] = 16;
-  j["qk_nope_head_dim"] = 8;
-  j["v_head_dim"] = 8;
-  j["train"] = {{"seq_len", 32}, {"batch_size", 4}, {"lr", 2e-3}, {"warmup", 5}};
-  write_text_file_atomic(dir + "/config.json", j.dump());
-  return dir + "/config.json";
-}
-
-std::vector<nlohmann::json> metrics(const std::string& out) {
-  std::vector<nlohmann::json> v;
-  std::ifstream in(out + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) v.push_back(nlohmann::json::parse(line));
-  return v;
-}
 
 std::string train_args(const std::string& cfg, const std::string& data, const std::string& out, int steps) {
   return "train --config " + cfg + " --data " + data + " --out " + out + " --steps " + std::to_string(steps) +
@@ -70,8 +39,8 @@ std::string train_args(const std::string& cfg, const std::string& data, const st
 
 TEST(TrainCli, KilledRunResumesWithTheSameLosses) {
   TempDir d("resume");
-  make_dataset(d / "data");
-  const std::string cfg = make_config(d.path);
+  write_tiny_dataset(d / "data");
+  const std::string cfg = write_tiny_train_config(d.path, 5);
   ASSERT_EQ(qiusuo(train_args(cfg, d / "data", d / "a", 40)).code, 0);
   // Run B in the background and SIGKILL it once a mid-run checkpoint exists.
   const pid_t pid = fork();
@@ -98,7 +67,7 @@ TEST(TrainCli, KilledRunResumesWithTheSameLosses) {
   ASSERT_LT(latest, "step-00000040") << "the run finished before it could be killed";
   const CmdResult r = qiusuo(train_args(cfg, d / "data", d / "b", 40) + " --resume");
   ASSERT_EQ(r.code, 0) << r.err;
-  const auto a = metrics(d / "a"), b = metrics(d / "b");
+  const auto a = read_metrics(d / "a"), b = read_metrics(d / "b");
   ASSERT_EQ(a.size(), 40u);
   ASSERT_EQ(b.size(), 40u);
   for (size_t i = 0; i < a.size(); ++i) {
@@ -114,8 +83,8 @@ TEST(TrainCli, KilledRunResumesWithTheSameLosses) {
 
 TEST(TrainCli, CorruptCheckpointIsAClearErrorAndThePreviousOneLoads) {
   TempDir d("corrupt");
-  make_dataset(d / "data");
-  const std::string cfg = make_config(d.path);
+  write_tiny_dataset(d / "data");
+  const std::string cfg = write_tiny_train_config(d.path, 5);
   ASSERT_EQ(qiusuo(train_args(cfg, d / "data", d / "a", 16)).code, 0);
   ASSERT_TRUE(std::filesystem::exists(d / "a/checkpoints/step-00000008"));
   const std::string victim = d / "a/checkpoints/step-00000016/model.safetensors";
@@ -127,13 +96,13 @@ TEST(TrainCli, CorruptCheckpointIsAClearErrorAndThePreviousOneLoads) {
   EXPECT_THAT(r.err, HasSubstr("--resume-from " + (d / "a/checkpoints/step-00000008")));
   r = qiusuo(train_args(cfg, d / "data", d / "a", 24) + " --resume-from " + (d / "a/checkpoints/step-00000008"));
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(metrics(d / "a").size(), 24u);
+  EXPECT_EQ(read_metrics(d / "a").size(), 24u);
 }
 
 TEST(TrainCli, BadArgumentsAreClearErrors) {
   TempDir d("badargs");
-  make_dataset(d / "data");
-  const std::string cfg = make_config(d.path);
+  write_tiny_dataset(d / "data");
+  const std::string cfg = write_tiny_train_config(d.path, 5);
   CmdResult r = qiusuo("train --config " + cfg + " --data " + (d / "nope") + " --out " + (d / "o"));
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("does not exist"));
@@ -175,11 +144,11 @@ TEST(TrainCli, RawTextDataIsTokenizedAndPreparedFirst) {
   EXPECT_TRUE(file_exists(d / "out/data/meta.json"));
   EXPECT_TRUE(file_exists(d / "out/data/tokenizer/tokenizer.json"));
   EXPECT_TRUE(file_exists(d / "out/tokenizer.json")) << "the checkpoint ships the trained tokenizer";
-  EXPECT_EQ(metrics(d / "out").size(), 2u);
+  EXPECT_EQ(read_metrics(d / "out").size(), 2u);
   res = qiusuo(args + " --steps 3 --resume");
   ASSERT_EQ(res.code, 0) << res.err;
   EXPECT_THAT(res.err, HasSubstr("reusing it"));
-  EXPECT_EQ(metrics(d / "out").size(), 3u);
+  EXPECT_EQ(read_metrics(d / "out").size(), 3u);
   // The result generates text with its own tokenizer.
   EXPECT_EQ(qiusuo("generate --model " + (d / "out") + " --prompt the --max-tokens 3 --temperature 0").code, 0);
 }

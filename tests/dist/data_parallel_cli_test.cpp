@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_util.h"
 #include "dist/mpi_util.h"
 #include "qiusuo/core/rng.h"
 #include "qiusuo/io/file.h"
@@ -35,44 +36,20 @@ namespace {
 using ::testing::HasSubstr;
 using testing_util::mpirun_cmd;
 using testing_util::run_shell;
+using testing_util::read_metrics;
 using testing_util::TempDir;
+using testing_util::write_tiny_dataset;
+using testing_util::write_tiny_train_config;
 
 std::string qiusuo_bin() { return std::string(QS_BINARY_DIR) + "/qiusuo"; }
-
-void make_dataset(const std::string& dir) {
-  make_dirs(dir);
-  Rng r(4);
-  std::vector<int32_t> t;
-  for (int i = 0; i < 40000; ++i) t.push_back(i % 7 == 0 ? 1 : int32_t(2 + (i * 5 + r.below(3)) % 60));
-  write_token_shard(dir + "/train.bin", {64, 1, 0}, t);
-  write_token_shard(dir + "/val.bin", {64, 1, 0}, std::vector<int32_t>(t.begin(), t.begin() + 4000));
-  write_text_file_atomic(dir + "/meta.json",
-                         nlohmann::json{{"vocab_size", 64}, {"eos_id", 1}, {"bos_id", 0}, {"train_tokens", t.size()},
-                                        {"val_tokens", 4000}, {"tokenizer", ""}}
-                             .dump());
-}
-
-std::string make_config(const std::string& dir) {
-  auto j = testing_util::tiny_v3_config(64);
-  j["hidden_size"] = 32;
-  j["intermediate_size"] = 64;
-  j["moe_intermediate_size"] = 16;
-  j["q_lora_rank"] = 24;
-  j["kv_lora_rank"] = 16;
-  j["qk_nope_head_dim"] = 8;
-  j["v_head_dim"] = 8;
-  j["train"] = {{"seq_len", 32}, {"batch_size", 4}, {"lr", 2e-3}, {"warmup", 3}};
-  write_text_file_atomic(dir + "/config.json", j.dump());
-  return dir + "/config.json";
-}
 
 // One shared data set and config for the tests of this file.
 struct Setup {
   TempDir d{"dptrain"};
   std::string cfg, data;
   Setup() {
-    make_dataset(d / "data");
-    cfg = make_config(d.path);
+    write_tiny_dataset(d / "data");
+    cfg = write_tiny_train_config(d.path, 3);
     data = d / "data";
   }
   std::string args(const std::string& out, int steps, const std::string& extra = "") const {
@@ -83,14 +60,6 @@ struct Setup {
 Setup& setup() {
   static Setup s;
   return s;
-}
-
-std::vector<nlohmann::json> metrics(const std::string& out) {
-  std::vector<nlohmann::json> v;
-  std::ifstream in(out + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) v.push_back(nlohmann::json::parse(line));
-  return v;
 }
 
 nlohmann::json summary(const testing_util::RunResult& r) {
@@ -167,7 +136,7 @@ TEST(DataParallelTrain, TwoRanksTrainTheModelOneProcessTrains) {
   EXPECT_EQ(j["overlap"], true) << "Open MPI gives MPI_THREAD_MULTIPLE: the reduction runs during the backward pass";
   EXPECT_GT(j["allreduce_busy_s"].get<double>(), 0);
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "rank 0 alone prints:\n" << r.out;
-  expect_same_curve(metrics(one), metrics(two), 2);
+  expect_same_curve(read_metrics(one), read_metrics(two), 2);
   ParamDiff p = param_diff(one, two);
   EXPECT_LE(p.global, 1e-6);
   EXPECT_LE(p.worst_tensor, 1e-5);
@@ -180,7 +149,7 @@ TEST(DataParallelTrain, TwoRanksTrainTheModelOneProcessTrains) {
   r = run_shell(mpirun_cmd(2) + qiusuo_bin() + setup().args(zero, 6, "--shard-optimizer"), 300);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(param_diff(two, zero).identical);
-  const auto mz = metrics(zero), m2 = metrics(two);
+  const auto mz = read_metrics(zero), m2 = read_metrics(two);
   ASSERT_EQ(mz.size(), m2.size());
   for (size_t i = 0; i < mz.size(); ++i) EXPECT_EQ(mz[i]["loss"], m2[i]["loss"]);
   // The sharded run's checkpoint holds the full optimizer state: it equals the replicated run's.
@@ -204,9 +173,9 @@ TEST(DataParallelTrain, ExpertParallelTrainsTheModelOneProcessTrains) {
   EXPECT_EQ(j["world_size"], 2);
   EXPECT_EQ(j["expert_parallel"], true);
   EXPECT_GT(j["alltoall_s"].get<double>(), 0);
-  const auto m = metrics(ep);
+  const auto m = read_metrics(ep);
   for (const auto& line : m) EXPECT_EQ(line["expert_parallel"], true);
-  expect_same_curve(metrics(one), m, 2);
+  expect_same_curve(read_metrics(one), m, 2);
   const ParamDiff p = param_diff(one, ep);
   EXPECT_LE(p.global, 1e-6);
   EXPECT_LE(p.worst_tensor, 1e-5);
@@ -223,12 +192,12 @@ TEST(DataParallelTrain, ResumesWithAnotherNumberOfRanks) {
   ASSERT_EQ(r.code, 0) << r.err;
   r = run_shell(qiusuo_bin() + setup().args(b, 6, "--threads 1 --resume-from " + two + "/checkpoints/step-00000003"), 300);
   ASSERT_EQ(r.code, 0) << r.err;
-  const auto ma = metrics(a), mb = metrics(b);
+  const auto ma = read_metrics(a), mb = read_metrics(b);
   ASSERT_EQ(ma.size(), 3u);
   ASSERT_EQ(mb.size(), 3u);
   EXPECT_EQ(ma.front()["step"], 4);
-  expect_same_curve(metrics(one), ma, 2);
-  expect_same_curve(metrics(one), mb, 1);
+  expect_same_curve(read_metrics(one), ma, 2);
+  expect_same_curve(read_metrics(one), mb, 1);
   EXPECT_LE(param_diff(one, a).global, 1e-6);
   EXPECT_LE(param_diff(one, b).global, 1e-6);
 }
