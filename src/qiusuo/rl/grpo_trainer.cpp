@@ -101,45 +101,29 @@ GrpoSummary run_grpo(const std::string& model_dir, const std::string& tasks, con
   }
 
   const int64_t B = o.prompts, G = o.group, N = int64_t(problems.size());
-  LoopOptions lo;
-  lo.out_dir = o.out_dir;
-  lo.tokenizer_dir = model_dir;
-  lo.steps = o.steps;
-  lo.lr.kind = parse_schedule(o.schedule);
-  lo.lr.peak = o.lr;
-  lo.lr.warmup = o.warmup;
-  lo.lr.min_ratio = 0.1;
-  lo.adam.weight_decay = o.weight_decay;
-  lo.clip = o.clip;
-  lo.save_every = o.save_every;
-  lo.keep_last = o.keep_last;
-  lo.resume = o.resume;
-  lo.resume_from = o.resume_from;
-  lo.time_limit_s = o.time_limit_s;
-  lo.progress = o.progress;
-  lo.quiet = o.quiet;
-  lo.settings = {{"model", model_dir},
-                 {"tasks", tasks},
-                 {"problems", N},
-                 {"prompts", B},
-                 {"group", G},
-                 {"max_tokens", o.max_tokens},
-                 {"mu", o.mu},
-                 {"beta", o.loss.beta},
-                 {"clip_low", o.loss.clip_low},
-                 {"clip_high", o.loss.clip_high},
-                 {"loss", loss_aggregation_name(o.loss.loss)},
-                 {"scale_rewards", scale_rewards_name(o.scale_rewards)},
-                 {"drop_uniform_groups", o.drop_uniform_groups},
-                 {"mask_truncated", o.loss.mask_truncated},
-                 {"ref_resync", o.ref_resync},
-                 {"micro_batch", o.micro_batch},
-                 {"lr", o.lr},
-                 {"precision", train_precision_name(o.precision)},
-                 {"seed", o.seed}};
-  lo.must_match = {"problems", "prompts", "group", "mu", "beta", "ref_resync", "micro_batch", "seed", "threads",
-                   "precision", "max_tokens"};
-  TrainLoop loop("grpo", model, lo);
+  nlohmann::json settings = {{"model", model_dir},
+                              {"tasks", tasks},
+                              {"problems", N},
+                              {"prompts", B},
+                              {"group", G},
+                              {"max_tokens", o.max_tokens},
+                              {"mu", o.mu},
+                              {"beta", o.loss.beta},
+                              {"clip_low", o.loss.clip_low},
+                              {"clip_high", o.loss.clip_high},
+                              {"loss", loss_aggregation_name(o.loss.loss)},
+                              {"scale_rewards", scale_rewards_name(o.scale_rewards)},
+                              {"drop_uniform_groups", o.drop_uniform_groups},
+                              {"mask_truncated", o.loss.mask_truncated},
+                              {"ref_resync", o.ref_resync},
+                              {"micro_batch", o.micro_batch},
+                              {"lr", o.lr},
+                              {"precision", train_precision_name(o.precision)},
+                              {"seed", o.seed}};
+  TrainLoop loop("grpo", model,
+                 loop_options_from(o, o.steps, 0.1, model_dir, std::move(settings),
+                                   {"problems", "prompts", "group", "mu", "beta", "ref_resync", "micro_batch", "seed",
+                                    "threads", "precision", "max_tokens"}));
   if (ref && loop.resumed() && o.ref_resync > 0) {
     const int64_t r = loop.step() / o.ref_resync * o.ref_resync;
     if (r > 0) {

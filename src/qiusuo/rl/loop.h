@@ -47,6 +47,33 @@ struct LoopOptions {
   std::vector<std::string> must_match;
 };
 
+// LoopOptions from a command's options (GrpoOptions, FinetuneOptions: the same field names for
+// the schedule, optimizer, checkpoints, time limit and output); min_lr_ratio is the schedule's floor.
+template <typename Options>
+LoopOptions loop_options_from(const Options& o, int64_t steps, double min_lr_ratio, const std::string& tokenizer_dir,
+                              nlohmann::json settings, std::vector<std::string> must_match) {
+  LoopOptions lo;
+  lo.out_dir = o.out_dir;
+  lo.tokenizer_dir = tokenizer_dir;
+  lo.steps = steps;
+  lo.lr.kind = parse_schedule(o.schedule);
+  lo.lr.peak = o.lr;
+  lo.lr.warmup = o.warmup;
+  lo.lr.min_ratio = min_lr_ratio;
+  lo.adam.weight_decay = o.weight_decay;
+  lo.clip = o.clip;
+  lo.save_every = o.save_every;
+  lo.keep_last = o.keep_last;
+  lo.resume = o.resume;
+  lo.resume_from = o.resume_from;
+  lo.time_limit_s = o.time_limit_s;
+  lo.progress = o.progress;
+  lo.quiet = o.quiet;
+  lo.settings = std::move(settings);
+  lo.must_match = std::move(must_match);
+  return lo;
+}
+
 struct StepReport {
   nlohmann::json metrics = nlohmann::json::object();  // logged with step, lr, grad_norm, time_s, ...
   std::string progress;   // the middle of the progress line ("loss 0.53 | 1200 tok/s")

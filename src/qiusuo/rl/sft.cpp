@@ -101,33 +101,6 @@ nlohmann::ordered_json FinetuneSummary::to_json() const {
           {"checkpoint", checkpoint}};
 }
 
-namespace {
-
-LoopOptions loop_options(const FinetuneOptions& o, int64_t steps, nlohmann::json settings,
-                         const std::string& tokenizer_dir) {
-  LoopOptions lo;
-  lo.out_dir = o.out_dir;
-  lo.tokenizer_dir = tokenizer_dir;
-  lo.steps = steps;
-  lo.lr.kind = parse_schedule(o.schedule);
-  lo.lr.peak = o.lr;
-  lo.lr.warmup = o.warmup;
-  lo.lr.min_ratio = o.min_lr_ratio;
-  lo.adam.weight_decay = o.weight_decay;
-  lo.clip = o.clip;
-  lo.save_every = o.save_every;
-  lo.keep_last = o.keep_last;
-  lo.resume = o.resume;
-  lo.resume_from = o.resume_from;
-  lo.time_limit_s = o.time_limit_s;
-  lo.progress = o.progress;
-  lo.quiet = o.quiet;
-  lo.settings = std::move(settings);
-  lo.must_match = {"batch", "seed", "examples", "threads"};
-  return lo;
-}
-
-}  // namespace
 
 FinetuneSummary run_finetune(const std::string& what, TrainModel<float>& model, const std::string& tokenizer_dir,
                              const SftData& data, const FinetuneOptions& o, nlohmann::json settings,
@@ -150,7 +123,8 @@ FinetuneSummary run_finetune(const std::string& what, TrainModel<float>& model, 
   settings["examples"] = N;
   settings["lr"] = o.lr;
   settings["precision"] = train_precision_name(o.precision);
-  TrainLoop loop(what, model, loop_options(o, steps, settings, tokenizer_dir));
+  TrainLoop loop(what, model,
+                 loop_options_from(o, steps, o.min_lr_ratio, tokenizer_dir, settings, {"batch", "seed", "examples", "threads"}));
 
   TrainLossOptions lo;
   lo.precision = o.precision;
