@@ -220,4 +220,15 @@ inline SseResult post_sse(httplib::Client& c, const std::string& path, const nlo
   return out;
 }
 
+// A greedy chat completion request with one user message (`extra` fields added or replaced).
+inline nlohmann::json chat(const std::string& model, const std::string& user, int max_tokens,
+                           nlohmann::json extra = nlohmann::json::object()) {
+  nlohmann::json b = {{"model", model},
+                      {"messages", {{{"role", "user"}, {"content", user}}}},
+                      {"max_tokens", max_tokens},
+                      {"temperature", 0}};
+  b.update(extra);
+  return b;
+}
+
 }  // namespace qs::testing_util

@@ -14,15 +14,6 @@ namespace qs::testing_util {
 namespace {
 using json = nlohmann::json;
 
-json chat(const std::string& model, const std::string& user, int max_tokens, json extra = json::object()) {
-  json b = {{"model", model},
-            {"messages", {{{"role", "user"}, {"content", user}}}},
-            {"max_tokens", max_tokens},
-            {"temperature", 0}};
-  b.update(extra);
-  return b;
-}
-
 void expect_error(const json& body, int status, int want, const std::string& what) {
   EXPECT_EQ(status, want) << what << ": " << body.dump();
   ASSERT_TRUE(body.contains("error")) << what << ": " << body.dump();

@@ -15,15 +15,6 @@ namespace qs::testing_util {
 namespace {
 using json = nlohmann::json;
 
-json chat(const std::string& model, const std::string& user, int max_tokens, json extra = json::object()) {
-  json b = {{"model", model},
-            {"messages", {{{"role", "user"}, {"content", user}}}},
-            {"max_tokens", max_tokens},
-            {"temperature", 0}};
-  b.update(extra);
-  return b;
-}
-
 std::string words(int n, int seed) {
   static const char* w[] = {"river", "stone", "light", "cloud", "seven", "paper", "glass", "north", "quiet", "amber"};
   std::string s;
