@@ -18,12 +18,7 @@ namespace {
 
 using testing_util::mpirun_cmd;
 using testing_util::run_shell;
-
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return std::string(buf, size_t(std::max<ssize_t>(n, 0)));
-}
+using testing_util::self_exe;
 
 // A value that differs by rank and element, with bits below float precision in the sums.
 float value(int rank, int64_t i) { return float(std::sin(0.37 * double(i) + 1.3 * rank) * (1.0 + 1e-3 * rank)); }

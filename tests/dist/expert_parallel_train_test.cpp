@@ -20,12 +20,7 @@ namespace {
 
 using testing_util::mpirun_cmd;
 using testing_util::run_shell;
-
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return std::string(buf, size_t(std::max<ssize_t>(n, 0)));
-}
+using testing_util::self_exe;
 
 // Pretraining windows: B rows of S + 1 random tokens.
 std::vector<int32_t> windows(int64_t B, int64_t S, int64_t V, uint64_t seed) {

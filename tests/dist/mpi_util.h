@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -39,6 +40,13 @@ inline std::string mpi_skip_reason() {
   } while (0)
 
 // "mpirun -np N <flags>" ready for a command to follow. One thread per rank; loopback only.
+// This test binary's path (mpirun starts it again as the ranks' workers).
+inline std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return std::string(buf, size_t(std::max<ssize_t>(n, 0)));
+}
+
 inline std::string mpirun_cmd(int np, const std::string& extra_env = "") {
   std::string c = mpirun_path() + " -np " + std::to_string(np) +
                   " --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl_tcp_if_include lo"
