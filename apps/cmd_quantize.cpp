@@ -1,5 +1,6 @@
 // qiusuo quantize
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -13,7 +14,7 @@ namespace qs::cli {
 void register_quantize_command(CLI::App& app) {
   struct Opts {
     QuantizeOptions q;
-    std::string to;
+    std::string to, group = "auto";
     int threads = 0;
     bool json = false, quiet = false;
   };
@@ -29,7 +30,10 @@ void register_quantize_command(CLI::App& app) {
   c->add_option("--model,-m", o->q.model_dir, "Checkpoint directory (BF16, F16, F32 or FP8 weights)")->required();
   c->add_option("--to", o->to, "Format: fp8, int8 or int4")->required();
   c->add_option("--out,-o", o->q.out_dir, "Output directory (must not exist)")->required();
-  c->add_option("--group", o->q.group, "int8/int4: columns per scale (32, 64 or 128)")->capture_default_str();
+  c->add_option("--group", o->group,
+                "int8/int4: columns per scale: 32, 64, 128, or auto (the largest of them dividing the width of\n"
+                "every quantized tensor; DeepSeek-V2-Lite's dense FFN is 10944 wide, so 64 there)")
+      ->capture_default_str();
   c->add_option("--keep", o->q.keep,
                 "Tensor-name pattern (* and ?) to leave unquantized, repeatable; e.g.\n"
                 "--keep 'model.layers.0.*' --keep '*.self_attn.kv_b_proj.weight'");
@@ -39,6 +43,15 @@ void register_quantize_command(CLI::App& app) {
   c->callback([o] {
     apply_threads(o->threads);
     o->q.format = parse_quant_format(o->to);
+    if (o->group == "auto") {
+      o->q.group = 0;
+    } else {
+      char* end = nullptr;
+      const long g = std::strtol(o->group.c_str(), &end, 10);
+      QS_CHECK(!o->group.empty() && *end == 0 && (g == 32 || g == 64 || g == 128), "quantize: --group '", o->group,
+               "' is not supported (32, 64, 128 or auto)");
+      o->q.group = g;
+    }
     if (!o->json)
       o->q.progress = [](size_t done, size_t total, const std::string& name) {
         std::fprintf(stderr, "\r[%zu/%zu] %-70.70s", done, total, name.c_str());
@@ -46,15 +59,18 @@ void register_quantize_command(CLI::App& app) {
       };
     const QuantizeReport r = quantize_checkpoint(o->q);
     if (o->json) {
-      const nlohmann::json j = {{"format", quant_format_name(o->q.format)}, {"group", o->q.group},
+      const nlohmann::json j = {{"format", quant_format_name(o->q.format)}, {"group", r.group},
                                 {"tensors", r.tensors}, {"quantized", r.quantized}, {"kept", r.kept},
                                 {"input_bytes", r.input_bytes}, {"output_bytes", r.output_bytes},
                                 {"seconds", r.seconds}, {"peak_rss_mb", r.peak_rss_mb}, {"out", o->q.out_dir}};
       std::printf("%s\n", j.dump().c_str());
       return;
     }
+    const std::string fmt = o->q.format == QuantFormat::Fp8
+                                ? std::string("fp8")
+                                : std::string(quant_format_name(o->q.format)) + " g" + std::to_string(r.group);
     std::printf("quantized %zu of %zu tensors to %s (%zu kept): %s -> %s in %.1f s, peak RSS %.0f MB; wrote %s\n",
-                r.quantized, r.tensors, quant_format_name(o->q.format), r.kept, human_bytes(r.input_bytes).c_str(),
+                r.quantized, r.tensors, fmt.c_str(), r.kept, human_bytes(r.input_bytes).c_str(),
                 human_bytes(r.output_bytes).c_str(), r.seconds, r.peak_rss_mb, o->q.out_dir.c_str());
   });
 }

@@ -265,7 +265,19 @@ TEST(Quantize, BadInputsAreClearErrorsAndWriteNothing) {
     o2.group = 64;
     expect_error(o2, "tensor 'model.layers.0.self_attn.q_b_proj.weight' [128, 96]: the group size 64 does not divide its width 96");
     o2.keep = {"*.q_b_proj.weight"};
-    EXPECT_NO_THROW(quantize_checkpoint(o2));
+    QuantizeReport r = quantize_checkpoint(o2);
+    EXPECT_EQ(r.group, 64);
+    // --group auto: the largest size dividing every quantized width (96 = 3 x 32: 32), or 64
+    // once q_b_proj is kept; the config states the size used.
+    o2.group = 0;
+    o2.keep.clear();
+    o2.out_dir = d2 / "auto";
+    r = quantize_checkpoint(o2);
+    EXPECT_EQ(r.group, 32);
+    EXPECT_EQ(nlohmann::json::parse(read_text_file(o2.out_dir + "/config.json"))["quantization_config"]["group_size"], 32);
+    o2.keep = {"*.q_b_proj.weight"};
+    o2.out_dir = d2 / "auto-keep";
+    EXPECT_EQ(quantize_checkpoint(o2).group, 128);
   }
   o.group = 64;
   o.model_dir = d / "missing";

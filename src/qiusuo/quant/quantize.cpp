@@ -136,6 +136,30 @@ class Quantizer {
       if (e.quantizable) quantizable_.insert(e.name);
   }
 
+  // Left as it is: not a projection of the model, not a matrix, or matched by --keep.
+  bool kept(const std::string& name, const TensorView& t) const {
+    return !quantizable_.count(name) || t.shape.size() != 2 ||
+           std::any_of(o_.keep.begin(), o_.keep.end(), [&](const std::string& p) { return glob_match(p, name); });
+  }
+
+  // --group auto: the largest of 128, 64, 32 that divides the width of every tensor to be
+  // quantized (one group size for the whole file, as GPTQ's quantization_config has); 128 when
+  // none does (the plan then names the tensor that does not fit).
+  int64_t auto_group() const {
+    for (int64_t g : {128, 64, 32}) {
+      bool fits = true;
+      for (const std::string& name : store_.names()) {
+        const TensorView& t = store_.get(name);
+        if (!kept(name, t) && t.shape.size() == 2 && t.shape[1] % g != 0) {
+          fits = false;
+          break;
+        }
+      }
+      if (fits) return g;
+    }
+    return 128;
+  }
+
   // The output tensors, in writing order.
   std::vector<OutTensor> plan(QuantizeReport* rep) {
     std::vector<OutTensor> out;
@@ -150,9 +174,7 @@ class Quantizer {
       ++rep->tensors;
       const TensorView* scale = t.dtype == DType::F8_E4M3 ? store_.find(name + "_scale_inv") : nullptr;
       QS_CHECK(t.dtype != DType::F8_E4M3 || scale, "quantize: FP8 tensor '", name, "' has no '", name, "_scale_inv'");
-      const bool kept = !quantizable_.count(name) || t.shape.size() != 2 ||
-                        std::any_of(o_.keep.begin(), o_.keep.end(), [&](const std::string& p) { return glob_match(p, name); });
-      if (kept) {  // as it is; an FP8 tensor in an INT8/INT4 output becomes BF16 (one format per file)
+      if (kept(name, t)) {  // as it is; an FP8 tensor in an INT8/INT4 output becomes BF16 (one format per file)
         ++rep->kept;
         if (t.dtype == DType::F8_E4M3 && to_int) {
           out.push_back({name, DType::BF16, t.shape, nbytes(DType::BF16, t.shape), Op::Fp8ToBf16, name});
@@ -336,8 +358,8 @@ bool glob_match(const std::string& p, const std::string& s) {
 QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
   QS_CHECK(!o.model_dir.empty() && !o.out_dir.empty(), "quantize: --model and --out are required");
   if (o.format != QuantFormat::Fp8)
-    QS_CHECK(o.group == 32 || o.group == 64 || o.group == 128, "quantize: --group ", o.group,
-             " is not supported (32, 64 or 128)");
+    QS_CHECK(o.group == 0 || o.group == 32 || o.group == 64 || o.group == 128, "quantize: --group ", o.group,
+             " is not supported (32, 64 or 128; 0 = auto)");
   QS_CHECK(o.shard_gb > 0, "quantize: shard size must be positive");
   const std::string out = fs::path(o.out_dir).lexically_normal().string();
   QS_CHECK(!fs::exists(out), "quantize: output '", out, "' exists; remove it or choose another --out");
@@ -346,7 +368,11 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
   const ModelConfig cfg = load_model_config(o.model_dir);
   const TensorStore store = TensorStore::open_dir(o.model_dir);
   QuantizeReport rep;
-  Quantizer q(o, store, cfg);
+  QuantizeOptions opt = o;
+  if (opt.format == QuantFormat::Fp8) opt.group = 128;  // the 128x128 blocks
+  Quantizer q(opt, store, cfg);
+  if (opt.group == 0) opt.group = q.auto_group();
+  rep.group = opt.group;
   const std::vector<OutTensor> plan = q.plan(&rep);  // every shape error before any output
 
   // Shards: consecutive groups (the entries of one source stay together) up to shard_gb.
@@ -427,7 +453,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
                                        {"weight_block_size", {128, 128}}};
     else
       config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", o.format == QuantFormat::Int4 ? 4 : 8},
-                                       {"group_size", o.group}, {"sym", true}, {"desc_act", false},
+                                       {"group_size", opt.group}, {"sym", true}, {"desc_act", false},
                                        {"checkpoint_format", "gptq"}, {"damp_percent", 0.0},
                                        {"true_sequential", true}, {"static_groups", false}};
     write_text_file_atomic(path_join(tmp, "config.json"), config.dump(2) + "\n");

@@ -35,7 +35,8 @@ const char* quant_format_name(QuantFormat f);
 struct QuantizeOptions {
   std::string model_dir, out_dir;
   QuantFormat format = QuantFormat::Fp8;
-  int64_t group = 128;                // int8 / int4: columns per scale (32, 64 or 128)
+  int64_t group = 0;                  // int8 / int4: columns per scale (32, 64 or 128); 0 = auto:
+                                      // the largest dividing every quantized width
   std::vector<std::string> keep;      // glob patterns (* and ?) of tensor names to leave as they are
   double shard_gb = 4.0;              // output shard size
   // Called after each tensor: (tensors done, tensors total, name).
@@ -46,6 +47,7 @@ struct QuantizeReport {
   size_t tensors = 0, quantized = 0, kept = 0;
   double input_bytes = 0, output_bytes = 0, seconds = 0;
   double peak_rss_mb = 0;
+  int64_t group = 0;  // int8 / int4: the group size used (128 for fp8: its blocks)
 };
 
 QuantizeReport quantize_checkpoint(const QuantizeOptions& opt);
