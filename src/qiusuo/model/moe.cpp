@@ -104,6 +104,7 @@ void run_local_experts(const MoeWeights& w, const ExpertExchange& ex, const floa
   const int64_t first = w.ep->placement.local_begin();
   for (int64_t j = 0; j < ex.local_experts(); ++j) {
     const int64_t o = ex.offset(j), n = ex.real_rows(j);
+    Arena::Scope expert_scratch(a);
     if (n > 0) mlp_forward(w.experts[size_t(first + j)], rows + o * d, n, ys + o * d, cmp, a);
   }
 }
@@ -211,6 +212,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
     const int64_t n = int64_t(te.size());
     if (n == 0) continue;
     for (int64_t i = 0; i < n; ++i) std::memcpy(xe + i * d, x + te[i] * d, size_t(d) * sizeof(float));
+    Arena::Scope expert_scratch(a);
     mlp_forward(w.experts[e], xe, n, ye, cmp, a);
     // Combine: out[t] += g · expert(x[t])
     for (int64_t i = 0; i < n; ++i) axpy(wt[e][i], ye + i * d, out + te[i] * d, d);
