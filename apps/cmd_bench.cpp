@@ -60,10 +60,13 @@ void register_bench_command(CLI::App& app) {
                 o->precision.c_str(), j["prefill_gflops"].get<double>(), 100 * j["prefill_peak_fraction"].get<double>(),
                 o->precision.c_str(), j["gemm_peak_gflops"].get<double>(), 100 * j["prefill_f32_peak_fraction"].get<double>(),
                 j["gemm_peak_f32_gflops"].get<double>());
-    std::printf("decode batch 1   %.2f tokens/s, %.1f MB read per token: %.1f GB/s = %.1f%% of measured read bandwidth %.1f GB/s\n",
+    std::string probes;
+    for (const auto& p : j["decode_probe_gb_s"]) probes += (probes.empty() ? "" : " ") + std::to_string(int(p.get<double>() + 0.5));
+    std::printf("decode batch 1   %.2f tokens/s, %.1f MB read per token: %.1f GB/s = %.1f%% of the read bandwidth probed "
+                "around it (median of 4 rounds; probes %s GB/s)\n",
                 j["decode_tokens_per_s"].get<double>(), j["decode_bytes_per_token"].get<double>() / 1e6,
                 j["decode_bandwidth_gb_s"].get<double>(), 100 * j["decode_bandwidth_fraction"].get<double>(),
-                j["measured_bandwidth_gb_s"].get<double>());
+                probes.c_str());
     std::printf("decode batch %-3lld %.2f tokens/s, %.1f MB read per step (the experts its tokens touch): %.1f%% of measured bandwidth\n",
                 (long long)j["decode_batch"].get<int64_t>(), j["decode_batch8_tokens_per_s"].get<double>(),
                 j["decode_batch8_bytes_per_step"].get<double>() / 1e6,
@@ -72,7 +75,7 @@ void register_bench_command(CLI::App& app) {
     std::printf("prefix cache     time to first token of a 1024-token prompt: %.3f s cold, %.3f s cached (%.1fx)\n",
                 j["prefix_cold_ttft_s"].get<double>(), j["prefix_hit_ttft_s"].get<double>(),
                 j["prefix_hit_ttft_speedup"].get<double>());
-    std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, F32 copies %.0f MB, KV cache %.0f MB in %s, %.0f bytes per token)\n",
+    std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, %.0f MB copied at load: F32 norms, router and absorbed kv_b, integer tiles repacked; KV cache %.0f MB in %s, %.0f bytes per token)\n",
                 j["peak_rss_mb"].get<double>(), j["weights_mb"].get<double>(), j["weight_f32_copies_mb"].get<double>(),
                 j["kv_cache_mb"].get<double>(), j["kv_cache_dtype"].get<std::string>().c_str(),
                 j["kv_bytes_per_token"].get<double>());

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Inference benchmark: `qiusuo bench` on the 6-layer DeepSeek-V2-Lite-shaped model (`qiusuo init
-# --config v2-lite --layers 6`, random weights, real widths) in BF16 and FP8, and, when a
-# llama.cpp source tree is given, llama.cpp on the same checkpoints converted with its own
-# converter (BF16 GGUF; Q8_0 as the 8-bit peer of FP8, since llama.cpp has no FP8 weights),
-# one after the other on the same machine and threads. Prints a JSON report (also written to
-# WORK/report.json). See docs/benchmarks.md.
+# --config v2-lite --layers 6`, random weights, real widths) in BF16, FP8 and INT4 (`qiusuo
+# quantize --to int4` of the BF16 checkpoint), and, when a llama.cpp source tree is given,
+# llama.cpp on the same checkpoint converted with its own converter (BF16 GGUF; Q8_0 as the
+# 8-bit peer of FP8, since llama.cpp has no FP8 weights; Q4_0 and Q4_K_M, made by llama-quantize
+# from the BF16 GGUF, as the peers of INT4), interleaved on the same machine and threads: round
+# after round, qiusuo then llama.cpp for each format (the host's bandwidth moves between runs).
+# Prints a JSON report (also written to WORK/report.json) with every round and the means. See
+# docs/benchmarks.md.
 #
 #   scripts/bench-infer.sh                               qiusuo only
 #   scripts/bench-infer.sh --llama-cpp ~/src/llama.cpp   with the llama.cpp peer
@@ -13,7 +16,8 @@
 #
 # Options (each also an environment variable):
 #   --threads N        BENCH_THREADS     threads of both engines (default 2)
-#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 (default "bf16 fp8")
+#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int4 (default "bf16 fp8 int4")
+#   --rounds N         BENCH_ROUNDS      interleaved rounds (default 2)
 #   --work DIR         BENCH_WORK        models, GGUF files, llama.cpp build, report
 #                                        (default /tmp/qiusuo-bench-infer)
 #   --llama-cpp DIR    LLAMACPP_SRC      llama.cpp source tree (built into WORK/llama-build)
@@ -28,7 +32,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 THREADS="${BENCH_THREADS:-2}"
-DTYPES="${BENCH_DTYPES:-bf16 fp8}"
+DTYPES="${BENCH_DTYPES:-bf16 fp8 int4}"
+ROUNDS="${BENCH_ROUNDS:-2}"
 WORK="${BENCH_WORK:-/tmp/qiusuo-bench-infer}"
 LLAMA_SRC="${LLAMACPP_SRC:-}"
 FETCH=0
@@ -45,6 +50,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) need_value "$@"; THREADS="$2"; shift 2 ;;
     --dtypes|--dtype) need_value "$@"; DTYPES="$2"; shift 2 ;;
+    --rounds) need_value "$@"; ROUNDS="$2"; shift 2 ;;
     --work) need_value "$@"; WORK="$2"; shift 2 ;;
     --llama-cpp) need_value "$@"; LLAMA_SRC="$2"; shift 2 ;;
     --fetch-llama-cpp) FETCH=1; shift ;;
@@ -56,7 +62,8 @@ while [[ $# -gt 0 ]]; do
 done
 DTYPES="${DTYPES//,/ }"
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$THREADS'"
-for d in $DTYPES; do [[ "$d" == bf16 || "$d" == fp8 ]] || die "dtype '$d' is not bf16 or fp8"; done
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
+for d in $DTYPES; do [[ "$d" == bf16 || "$d" == fp8 || "$d" == int4 ]] || die "dtype '$d' is not bf16, fp8 or int4"; done
 
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
@@ -98,15 +105,16 @@ if [[ -n "$LLAMA_SRC" ]]; then
   # so build without them: Q8_0 then runs on AVX-512-VNNI, BF16 is unaffected.
   NOAMX=""
   if grep -q amx_int8 /proc/cpuinfo; then NOAMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; fi
-  if [[ ! -x "$B/bin/llama-bench" || ! -x "$B/bin/llama-batched-bench" ]]; then
+  if [[ ! -x "$B/bin/llama-bench" || ! -x "$B/bin/llama-batched-bench" || ! -x "$B/bin/llama-quantize" ]]; then
     log "building llama.cpp (llama-bench, llama-batched-bench) in $B"
     cmake -S "$LLAMA_SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
       -DCMAKE_C_FLAGS="$NOAMX" -DCMAKE_CXX_FLAGS="$NOAMX" \
       -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
-    cmake --build "$B" --target llama-bench llama-batched-bench -j"$(nproc)" >&2
+    cmake --build "$B" --target llama-bench llama-batched-bench llama-quantize -j"$(nproc)" >&2
   fi
   LLAMA_BENCH="$B/bin/llama-bench"
   LLAMA_BATCHED="$B/bin/llama-batched-bench"
+  LLAMA_QUANTIZE="$B/bin/llama-quantize"
   if [[ -z "$TOKENIZER" ]]; then
     for d in "$ROOT/../shared/fixtures/tokenizer/deepseek-v3" /work/shared/fixtures/tokenizer/deepseek-v3; do
       [[ -f "$d/tokenizer.json" ]] && TOKENIZER="$d/tokenizer.json" && break
@@ -117,48 +125,78 @@ fi
 
 # --- runs --------------------------------------------------------------------------------------
 mkdir -p "$WORK/runs"
-# WORK/v2lite6-DTYPE, created with `qiusuo init` unless present.
+rm -f "$WORK"/runs/*-r[0-9]*.json "$WORK"/runs/*-r[0-9]*.jsonl
+# WORK/v2lite6-DTYPE: bf16 and fp8 from `qiusuo init`, int4 quantized from the bf16 one.
 model_dir() {
   local m="$WORK/v2lite6-$1"
   if [[ ! -f "$m/config.json" ]]; then
-    log "qiusuo init --config v2-lite --layers 6 --dtype $1"
     rm -rf "$m"
-    "$QS" init --config v2-lite --layers 6 --dtype "$1" --seed 0 --out "$m" >&2
+    if [[ "$1" == int4 ]]; then
+      local src
+      src="$(model_dir bf16)"
+      log "qiusuo quantize --to int4"
+      "$QS" quantize --model "$src" --to int4 --out "$m" >&2
+    else
+      log "qiusuo init --config v2-lite --layers 6 --dtype $1"
+      "$QS" init --config v2-lite --layers 6 --dtype "$1" --seed 0 --out "$m" >&2
+    fi
   fi
   echo "$m"
 }
-for d in $DTYPES; do
-  M="$(model_dir "$d")"
-  log "qiusuo bench, $d, $THREADS threads"
-  "$QS" bench --model "$M" --threads "$THREADS" --json > "$WORK/runs/qiusuo-$d.json"
-  if [[ -n "$LLAMA_BENCH" ]]; then
-    # llama.cpp has no FP8 weight type: its 8-bit peer of our FP8 checkpoint is Q8_0
-    # (blocks of 32 int8 with one F16 scale, 8.5 bits per weight).
-    case "$d" in bf16) OT=bf16 ;; fp8) OT=q8_0 ;; esac
-    G="$WORK/v2lite6-$OT.gguf"
-    if [[ ! -f "$G" ]]; then
-      log "converting to $OT GGUF with llama.cpp's convert_hf_to_gguf.py"
-      "$PYTHON" "$ROOT/bench/llamacpp_convert.py" --llama-cpp "$LLAMA_SRC" --model "$(model_dir bf16)" \
-        --tokenizer "$TOKENIZER" --outtype "$OT" --out "$G.tmp" > "$WORK/runs/convert-$OT.log" 2>&1 ||
-        { tail -20 "$WORK/runs/convert-$OT.log" >&2; die "GGUF conversion failed (log: $WORK/runs/convert-$OT.log)"; }
-      mv "$G.tmp" "$G"
-    fi
-    log "llama-bench, $OT, $THREADS threads"
-    # prefill of 512 tokens; 32 decode steps after a 128-token context (as qiusuo bench)
-    "$LLAMA_BENCH" -m "$G" -t "$THREADS" -p 512 -n 0 -r 3 -o json > "$WORK/runs/llama-$OT-pp.json" \
-      2> "$WORK/runs/llama-$OT-pp.log" || { log "llama-bench failed (log: $WORK/runs/llama-$OT-pp.log)"; rm -f "$WORK/runs/llama-$OT-pp.json"; }
-    "$LLAMA_BENCH" -m "$G" -t "$THREADS" -p 0 -n 32 -d 128 -r 3 -o json > "$WORK/runs/llama-$OT-tg.json" \
-      2> "$WORK/runs/llama-$OT-tg.log" || { log "llama-bench failed (log: $WORK/runs/llama-$OT-tg.log)"; rm -f "$WORK/runs/llama-$OT-tg.json"; }
-    log "llama-batched-bench, $OT, 8 sequences"
-    "$LLAMA_BATCHED" -m "$G" -t "$THREADS" -tb "$THREADS" -c 2048 -b 2048 -ub 512 -npp 128 -ntg 32 -npl 1,8 \
-      --output-format jsonl > "$WORK/runs/llama-$OT-batched.jsonl" 2> "$WORK/runs/llama-$OT-batched.log" ||
-      log "llama-batched-bench failed (log: $WORK/runs/llama-$OT-batched.log)"
+# llama.cpp's peers of each format.
+peers_of() { case "$1" in bf16) echo bf16 ;; fp8) echo q8_0 ;; int4) echo "q4_0 q4_k_m" ;; esac; }
+gguf_of() {  # WORK/v2lite6-OT.gguf, converted or quantized unless present
+  local OT="$1" G="$WORK/v2lite6-$1.gguf"
+  if [[ ! -f "$G" ]]; then
+    case "$OT" in
+      bf16|q8_0)
+        log "converting to $OT GGUF with llama.cpp's convert_hf_to_gguf.py"
+        "$PYTHON" "$ROOT/bench/llamacpp_convert.py" --llama-cpp "$LLAMA_SRC" --model "$(model_dir bf16)" \
+          --tokenizer "$TOKENIZER" --outtype "$OT" --out "$G.tmp" > "$WORK/runs/convert-$OT.log" 2>&1 ||
+          { tail -20 "$WORK/runs/convert-$OT.log" >&2; die "GGUF conversion failed (log: $WORK/runs/convert-$OT.log)"; }
+        ;;
+      *)
+        local src
+        src="$(gguf_of bf16)"
+        log "llama-quantize $OT"
+        "$LLAMA_QUANTIZE" "$src" "$G.tmp" "${OT^^}" "$THREADS" > "$WORK/runs/quantize-$OT.log" 2>&1 ||
+          { tail -20 "$WORK/runs/quantize-$OT.log" >&2; die "llama-quantize failed (log: $WORK/runs/quantize-$OT.log)"; }
+        ;;
+    esac
+    mv "$G.tmp" "$G"
   fi
+  echo "$G"
+}
+# Models and GGUF files first, so the rounds measure only the runs.
+for d in $DTYPES; do
+  model_dir "$d" > /dev/null
+  if [[ -n "$LLAMA_BENCH" ]]; then for OT in $(peers_of "$d"); do gguf_of "$OT" > /dev/null; done; fi
+done
+for r in $(seq 1 "$ROUNDS"); do
+  for d in $DTYPES; do
+    M="$(model_dir "$d")"
+    log "round $r: qiusuo bench, $d, $THREADS threads"
+    "$QS" bench --model "$M" --threads "$THREADS" --json > "$WORK/runs/qiusuo-$d-r$r.json"
+    [[ -n "$LLAMA_BENCH" ]] || continue
+    for OT in $(peers_of "$d"); do
+      G="$(gguf_of "$OT")"
+      log "round $r: llama-bench, $OT, $THREADS threads"
+      # prefill of 512 tokens; 32 decode steps after a 128-token context (as qiusuo bench)
+      "$LLAMA_BENCH" -m "$G" -t "$THREADS" -p 512 -n 0 -r 3 -o json > "$WORK/runs/llama-$OT-pp-r$r.json" \
+        2> "$WORK/runs/llama-$OT-pp.log" || { log "llama-bench failed (log: $WORK/runs/llama-$OT-pp.log)"; rm -f "$WORK/runs/llama-$OT-pp-r$r.json"; }
+      "$LLAMA_BENCH" -m "$G" -t "$THREADS" -p 0 -n 32 -d 128 -r 3 -o json > "$WORK/runs/llama-$OT-tg-r$r.json" \
+        2> "$WORK/runs/llama-$OT-tg.log" || { log "llama-bench failed (log: $WORK/runs/llama-$OT-tg.log)"; rm -f "$WORK/runs/llama-$OT-tg-r$r.json"; }
+      log "round $r: llama-batched-bench, $OT, 8 sequences"
+      "$LLAMA_BATCHED" -m "$G" -t "$THREADS" -tb "$THREADS" -c 2048 -b 2048 -ub 512 -npp 128 -ntg 32 -npl 1,8 \
+        --output-format jsonl > "$WORK/runs/llama-$OT-batched-r$r.jsonl" 2> "$WORK/runs/llama-$OT-batched.log" ||
+        log "llama-batched-bench failed (log: $WORK/runs/llama-$OT-batched.log)"
+    done
+  done
 done
 
-"$PYTHON" - "$WORK" "$DTYPES" "$THREADS" <<'PY' | tee "$WORK/report.json"
+"$PYTHON" - "$WORK" "$DTYPES" "$THREADS" "$ROUNDS" <<'PY' | tee "$WORK/report.json"
 import json, os, platform, sys
-work, dtypes, threads = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+work, dtypes, threads, rounds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
 cpu = "?"
 try:
     for line in open("/proc/cpuinfo"):
@@ -168,35 +206,44 @@ except OSError:
     pass
 rep = {"machine": {"cpu": cpu, "logical_cpus": os.cpu_count(), "kernel": platform.release()},
        "model": "qiusuo init --config v2-lite --layers 6 (hidden 2048, 1 dense + 5 MoE layers, 64 routed top-6 + 2 shared, vocab 102400)",
-       "threads": threads, "results": {}}
+       "threads": threads, "rounds": rounds, "results": {}}
+PEERS = {"bf16": ["bf16"], "fp8": ["q8_0"], "int4": ["q4_0", "q4_k_m"]}
+KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s")
+mean = lambda v: sum(v) / len(v) if v else None
+
+def llama_round(ot, r):
+    pp, tg = f"{work}/runs/llama-{ot}-pp-r{r}.json", f"{work}/runs/llama-{ot}-tg-r{r}.json"
+    if not (os.path.exists(pp) and os.path.exists(tg)):
+        return None
+    l = {}
+    for f, key in ((pp, "prefill_tokens_per_s"), (tg, "decode_tokens_per_s")):
+        rows = json.load(open(f))
+        l[key] = rows[0]["avg_ts"]
+        l["build"] = rows[0].get("build_commit")
+        l["model_size_bytes"] = rows[0].get("model_size")
+    bj = f"{work}/runs/llama-{ot}-batched-r{r}.jsonl"
+    if os.path.exists(bj):
+        for line in open(bj):
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if o.get("pl") == 8:
+                l["decode_batch8_tokens_per_s"] = o.get("speed_tg")
+    return l
+
 for d in dtypes:
-    r = {"qiusuo": json.load(open(f"{work}/runs/qiusuo-{d}.json"))}
-    ot = {"bf16": "bf16", "fp8": "q8_0"}[d]
-    pp, tg = f"{work}/runs/llama-{ot}-pp.json", f"{work}/runs/llama-{ot}-tg.json"
-    if os.path.exists(pp) and os.path.exists(tg):
-        l = {"weights": ot}
-        for f, key in ((pp, "prefill_tokens_per_s"), (tg, "decode_tokens_per_s")):
-            rows = json.load(open(f))
-            l[key] = rows[0]["avg_ts"]
-            l[key + "_stddev"] = rows[0]["stddev_ts"]
-            l["build"] = rows[0].get("build_commit")
-            l["model_size_bytes"] = rows[0].get("model_size")
-        bj = f"{work}/runs/llama-{ot}-batched.jsonl"
-        if os.path.exists(bj):
-            for line in open(bj):
-                try:
-                    o = json.loads(line)
-                except ValueError:
-                    continue
-                if o.get("pl") == 8:
-                    l["decode_batch8_tokens_per_s"] = o.get("speed_tg")
-                if o.get("pl") == 1:
-                    l["decode_batch1_batched_bench_tokens_per_s"] = o.get("speed_tg")
-        r["llama_cpp"] = l
-        q = r["qiusuo"]
-        r["ratio_qiusuo_over_llama_cpp"] = {
-            k: q[k] / l[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s")
-            if l.get(k)}
-    rep["results"][d] = r
+    qs = [json.load(open(f"{work}/runs/qiusuo-{d}-r{r}.json")) for r in range(1, rounds + 1)]
+    res = {"qiusuo_rounds": qs, "qiusuo": {k: mean([q[k] for q in qs]) for k in KEYS + ("decode_bandwidth_fraction",)}}
+    for ot in PEERS[d]:
+        ls = [l for l in (llama_round(ot, r) for r in range(1, rounds + 1)) if l]
+        if not ls:
+            continue
+        lm = {k: mean([l[k] for l in ls if l.get(k)]) for k in KEYS}
+        lm["build"], lm["model_size_bytes"] = ls[0].get("build"), ls[0].get("model_size_bytes")
+        res["llama_cpp_" + ot + "_rounds"] = ls
+        res["llama_cpp_" + ot] = lm
+        res["ratio_qiusuo_over_" + ot] = {k: res["qiusuo"][k] / lm[k] for k in KEYS if lm.get(k) and res["qiusuo"].get(k)}
+    rep["results"][d] = res
 print(json.dumps(rep, indent=1))
 PY
