@@ -98,13 +98,26 @@ nlohmann::json model_info(const Model& m) {
     by_kv[kv_dtype_name(d)] = kv_row_bytes(d, c.kv_lora_rank, c.qk_rope_head_dim) * size_t(L);
   j["kv_cache_bytes_per_token_by_dtype"] = by_kv;
   // Weights in memory per format (qiusuo quantize's defaults: embedding and head kept in BF16;
-  // FP8 adds an F32 scale per 128x128 block, INT8/INT4 an F16 scale per group of 128).
+  // FP8 adds an F32 scale per 128x128 block, INT8/INT4 an F16 scale per group of --group auto's
+  // size: the largest of 128, 64, 32 dividing every projection's input width).
   const double all = double(c.total_params()), kept = double(2 * c.vocab_size * c.hidden_size);
+  int64_t group = 32;
+  for (int64_t g : {128, 64}) {
+    bool fits = true;
+    for (int64_t w : {c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.q_lora_rank, c.kv_lora_rank,
+                      c.num_attention_heads * c.v_head_dim})
+      fits = fits && w % g == 0;
+    if (fits) {
+      group = g;
+      break;
+    }
+  }
   nlohmann::json fmt;
   fmt["bf16"] = 2.0 * all;
   fmt["fp8"] = 2.0 * kept + (all - kept) * (1.0 + 4.0 / (128.0 * 128.0));
-  fmt["int8"] = 2.0 * kept + (all - kept) * (1.0 + 2.0 / 128.0);
-  fmt["int4"] = 2.0 * kept + (all - kept) * (0.5 + 2.0 / 128.0);
+  fmt["int8"] = 2.0 * kept + (all - kept) * (1.0 + 2.0 / double(group));
+  fmt["int4"] = 2.0 * kept + (all - kept) * (0.5 + 2.0 / double(group));
+  j["int_group"] = group;
   j["weight_bytes_by_format"] = fmt;
   j["memory_bytes"] = physical_memory_bytes();
   return j;
@@ -164,8 +177,8 @@ void run_info(const std::string& dir, bool json_out) {
     const double b = j["weight_bytes_by_format"][f].get<double>();
     fits += std::string(fits.empty() ? "" : ", ") + f + " " + human_bytes(b) + (b < 0.9 * mem ? " (fits)" : " (too big)");
   }
-  std::printf("in memory    %s; this machine has %s (qiusuo quantize --to fp8|int8|int4)\n", fits.c_str(),
-              human_bytes(mem).c_str());
+  std::printf("in memory    %s (int groups of %lld); this machine has %s (qiusuo quantize --to fp8|int8|int4)\n",
+              fits.c_str(), (long long)j["int_group"].get<int64_t>(), human_bytes(mem).c_str());
 }
 
 void run_logits(const std::string& dir, const std::string& ids_arg, const std::string& mode, const std::string& out,
