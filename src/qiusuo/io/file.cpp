@@ -145,4 +145,12 @@ void write_text_file_atomic(const std::string& path, const std::string& text) {
   write_file_atomic(path, [&](int fd) { write_all(fd, text.data(), text.size(), path); });
 }
 
+void drop_resident_pages(const void* p, size_t n) {
+  if (!p || n == 0) return;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (uintptr_t(p) + page - 1) / page * page;
+  const uintptr_t e = (uintptr_t(p) + n) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 }  // namespace qs

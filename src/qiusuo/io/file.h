@@ -40,5 +40,9 @@ void write_file_atomic(const std::string& path, const std::function<void(int fd)
 void write_text_file_atomic(const std::string& path, const std::string& text);
 void write_all(int fd, const void* data, size_t n, const std::string& what);  // loops over write(2)
 void sync_file(const std::string& path);  // fsync of an existing file (errors ignored)
+// Drops the whole pages inside [p, p + n) of a memory mapping from this process's resident set
+// (madvise MADV_DONTNEED): a read-only file mapping reads them again from the file if touched;
+// anonymous memory would read back zeros, so use it only on file mappings or on data read once.
+void drop_resident_pages(const void* p, size_t n);
 
 }  // namespace qs

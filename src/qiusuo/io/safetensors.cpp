@@ -6,6 +6,7 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/json_util.h"
+#include "qiusuo/io/file.h"
 
 namespace qs {
 
@@ -170,6 +171,20 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
       fail(ErrorKind::Format, index_path, " maps tensor '", name, "' to ", fname, " but it is in ", it->second);
   }
   return s;
+}
+
+void SafetensorsFile::release_pages(const TensorView& t) const {
+  if (!copy_) drop_resident_pages(t.data, t.nbytes);
+}
+
+void TensorStore::release_pages(const std::string& name) const {
+  const auto it = index_.find(name);
+  if (it == index_.end()) return;
+  for (const auto& f : files_)
+    if (const TensorView* t = f->find(name); t == it->second) {
+      f->release_pages(*t);
+      return;
+    }
 }
 
 const TensorView* TensorStore::find(const std::string& name) const {

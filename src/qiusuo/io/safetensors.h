@@ -34,6 +34,10 @@ class SafetensorsFile {
   const nlohmann::json& metadata() const { return metadata_; }
   const std::string& path() const { return file_.path(); }
   const TensorView* find(const std::string& name) const;
+  // Drops the pages of tensor `t` (one of this file's) from the process's resident set when the
+  // data is memory-mapped from the file (they are read again from it if touched later); a no-op
+  // for a file read into an aligned copy, whose pages hold the only copy.
+  void release_pages(const TensorView& t) const;
 
  private:
   struct AlignedFree {
@@ -59,6 +63,9 @@ class TensorStore {
                             std::initializer_list<DType> dtypes = {}) const;
   std::vector<std::string> names() const;
   const std::string& dir() const { return dir_; }
+  // SafetensorsFile::release_pages for tensor `name` (if present): for data read once, e.g. by
+  // quantize or when GPTQ weights are repacked at load.
+  void release_pages(const std::string& name) const;
   size_t total_bytes() const;
 
  private:

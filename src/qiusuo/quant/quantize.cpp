@@ -94,11 +94,7 @@ std::string strip_suffix(const std::string& s, const std::string& suffix) {
 
 // Drops the pages of an input tensor from this process's resident set (they were read once).
 void release(const TensorView* t) {
-  if (!t || !t->data || t->nbytes == 0) return;
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t b = (uintptr_t(t->data) + page - 1) / page * page;
-  const uintptr_t e = (uintptr_t(t->data) + t->nbytes) / page * page;
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+  if (t) drop_resident_pages(t->data, t->nbytes);
 }
 
 // Rows [r0, r1) of a 2-D input (BF16 / F16 / F32, or F8_E4M3 with its block scales) as F32.
