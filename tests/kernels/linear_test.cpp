@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <limits>
 
 #include "kernels/kernel_test_util.h"
@@ -215,6 +217,58 @@ TEST(Linear, RejectsBadArguments) {
   EXPECT_THROW(gemv(x.data(), 8, 1, bad, y.data(), 4), Error);
   WeightMatrix noscale{DType::F8_E4M3, 4, 8, w.W.data, nullptr};
   EXPECT_THROW(gemv(x.data(), 8, 1, noscale, y.data(), 4), Error);
+}
+
+}  // namespace
+}  // namespace qs
+
+namespace qs {
+namespace {
+
+// linear_batch: decode-sized calls of every weight type, ragged shapes (odd rows and columns,
+// 1..4 rows of x), handed out together, give bitwise what linear() gives call by call; calls it
+// cannot take together (F32 compute, many rows) go one by one with the same result.
+TEST(Linear, BatchEqualsOneCallAtATimeBitwise) {
+  struct Case {
+    DType dt;
+    int64_t rows, cols, M;
+  };
+  const std::vector<Case> cases = {{DType::BF16, 1408, 2048, 1}, {DType::F8_E4M3, 300, 384, 2},
+                                   {DType::I4, 272, 256, 1},     {DType::I8, 160, 192, 4},
+                                   {DType::BF16, 77, 130, 3},    {DType::F16, 50, 96, 1},
+                                   {DType::BF16, 2048, 1408, 1}};
+  std::vector<std::unique_ptr<test::OwnedWeights>> ws;
+  std::vector<std::vector<float>> xs, want, got;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    ws.push_back(std::make_unique<test::OwnedWeights>(c.dt, c.rows, c.cols, 11 + uint32_t(i)));
+    xs.push_back(test::random_floats(size_t((c.M + 12) * (c.cols + 3)), 90 + uint32_t(i)));
+  }
+  for (Compute compute : {Compute::BF16, Compute::F32}) {
+    for (int64_t extra_rows : {0, 12}) {  // 12: M beyond the streaming size, one call at a time
+      std::vector<LinearCall> calls;
+      want.assign(cases.size(), {});
+      got.assign(cases.size(), {});
+      for (size_t i = 0; i < cases.size(); ++i) {
+        const Case& c = cases[i];
+        const int64_t M = c.M + extra_rows;
+        want[i].assign(size_t(M * (c.rows + 1)), -1.0f);
+        got[i].assign(size_t(M * (c.rows + 1)), -2.0f);
+        linear(xs[i].data(), c.cols + 3, M, ws[i]->W, want[i].data(), c.rows + 1, compute);
+        calls.push_back({xs[i].data(), c.cols + 3, M, &ws[i]->W, got[i].data(), c.rows + 1});
+      }
+      linear_batch(calls, compute);
+      for (size_t i = 0; i < cases.size(); ++i)
+        for (size_t j = 0; j < want[i].size(); ++j) {
+          if (j % size_t(cases[i].rows + 1) == size_t(cases[i].rows)) continue;  // padding column: untouched
+          uint32_t g, w;
+          std::memcpy(&g, &got[i][j], 4);
+          std::memcpy(&w, &want[i][j], 4);
+          ASSERT_EQ(g, w)
+              << "call " << i << " (" << dtype_name(cases[i].dt) << ") element " << j;
+        }
+    }
+  }
 }
 
 }  // namespace

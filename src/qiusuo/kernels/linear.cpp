@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "qiusuo/core/buffer.h"
 #include "qiusuo/core/error.h"
@@ -233,23 +234,30 @@ int64_t stream_chunk(const WeightMatrix& W, int64_t align) {
   return std::max<int64_t>(16, chunk_bytes / row_bytes) / align * align;
 }
 
+// x rows in BF16 for the BF16 kernels: row stride Kp (K padded to the kernels' multiple), plus
+// one cache line when rows would be a multiple of 4 KB apart (they would then all map to the
+// same L1 sets and evict each other); zeros past K.
+int64_t bf16_x_stride(int64_t K) {
+  const int64_t Kp = (K + cpu::kBf16Pad - 1) / cpu::kBf16Pad * cpu::kBf16Pad;
+  return Kp * 2 % 4096 == 0 ? Kp + 32 : Kp;
+}
+void bf16_x_rows(const cpu::Kernels& k, const float* x, int64_t ldx, int64_t b, int64_t e, int64_t K, uint16_t* xb,
+                 int64_t ldxb) {
+  for (int64_t m = b; m < e; ++m) {
+    k.f32_to_bf16(x + m * ldx, xb + m * ldxb, K);
+    std::fill(xb + m * ldxb + K, xb + (m + 1) * ldxb, uint16_t(0));
+  }
+}
+
 // y = x · Wᵀ in BF16 compute (see the top of this file).
 void linear_bf16(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
   const cpu::Kernels& k = cpu::kernels();
   const int64_t K = W.cols, N = W.rows;
-  const int64_t Kp = (K + cpu::kBf16Pad - 1) / cpu::kBf16Pad * cpu::kBf16Pad;
-  // Row stride of xb: Kp, plus one cache line when rows would be a multiple of 4 KB apart (they
-  // would then all map to the same L1 sets and evict each other).
-  const int64_t ldxb = Kp * 2 % 4096 == 0 ? Kp + 32 : Kp;
+  const int64_t Kp = (K + cpu::kBf16Pad - 1) / cpu::kBf16Pad * cpu::kBf16Pad, ldxb = bf16_x_stride(K);
   thread_local Buffer<uint16_t> xbuf;  // [M, ldxb]
   xbuf.reserve(size_t(M * ldxb));
   uint16_t* xb = xbuf.data();
-  parallel_for(M, std::max<int64_t>(1, 16384 / Kp), [&](int64_t b, int64_t e) {
-    for (int64_t m = b; m < e; ++m) {
-      k.f32_to_bf16(x + m * ldx, xb + m * ldxb, K);
-      std::fill(xb + m * ldxb + K, xb + (m + 1) * ldxb, uint16_t(0));
-    }
-  });
+  parallel_for(M, std::max<int64_t>(1, 16384 / Kp), [&](int64_t b, int64_t e) { bf16_x_rows(k, x, ldx, b, e, K, xb, ldxb); });
   const bool stream = M <= kBf16StreamMaxM;
   const int64_t chunk = stream ? stream_chunk(W, 1)
                                : std::max<int64_t>(24, int64_t(kBf16PanelBytes / size_t(Kp * 2)) / 24 * 24);
@@ -305,6 +313,86 @@ void linear_int_exact(const float* x, int64_t ldx, int64_t M, const WeightMatrix
 }
 
 }  // namespace
+
+void linear_batch(std::span<const LinearCall> calls, Compute compute) {
+  bool together = compute == Compute::BF16 && calls.size() > 1 && num_threads() > 1 && !omp_in_parallel();
+  for (const LinearCall& c : calls) {
+    check_linear_args(c.M, c.ldx, *c.W, c.ldy);
+    together = together && c.M >= 1 && c.M <= kBf16StreamMaxM && c.W->rows > 0 && c.W->cols > 0;
+  }
+  if (!together) {
+    for (const LinearCall& c : calls) linear(c.x, c.ldx, c.M, *c.W, c.y, c.ldy, compute);
+    return;
+  }
+  // Each call's x in its kernel's form (BF16 rows, or int8 rows with group scales), then the
+  // weight chunks of all the calls as one list of work items, chunked as linear() chunks each.
+  const cpu::Kernels& k = cpu::kernels();
+  struct Prepared {
+    size_t xb = 0, q = 0, g = 0;  // offsets into the buffers below
+    int64_t ldxb = 0, ngroups = 0;
+  };
+  std::vector<Prepared> prep(calls.size());
+  size_t nxb = 0, nq = 0, ng = 0;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const LinearCall& c = calls[i];
+    Prepared& p = prep[i];
+    if (c.W->is_int()) {
+      p.ngroups = c.W->cols / c.W->group;
+      p.q = nq;
+      p.g = ng;
+      nq += size_t(c.M * c.W->cols);
+      ng += size_t(c.M * p.ngroups);
+    } else {
+      p.ldxb = bf16_x_stride(c.W->cols);
+      p.xb = nxb;
+      nxb += size_t(c.M * p.ldxb);
+    }
+  }
+  thread_local Buffer<uint16_t> xbuf;
+  thread_local Buffer<int8_t> qbuf;
+  thread_local Buffer<float> sbuf;
+  thread_local Buffer<int32_t> zbuf;
+  xbuf.reserve(std::max<size_t>(nxb, 1));
+  qbuf.reserve(std::max<size_t>(nq, 1));
+  sbuf.reserve(std::max<size_t>(ng, 1));
+  zbuf.reserve(std::max<size_t>(ng, 1));
+  uint16_t* xb = xbuf.data();
+  int8_t* q = qbuf.data();
+  float* sc = sbuf.data();
+  int32_t* zs = zbuf.data();
+  struct Item {
+    size_t call;
+    int64_t n0, n1;
+  };
+  std::vector<Item> items;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const LinearCall& c = calls[i];
+    const WeightMatrix& W = *c.W;
+    const Prepared& p = prep[i];
+    const int64_t K = W.cols;
+    if (W.is_int()) {
+      for (int64_t m = 0; m < c.M; ++m)
+        k.quantize_x(c.x + m * c.ldx, K, W.group, W.dtype, q + p.q + m * K, sc + p.g + m * p.ngroups,
+                     zs + p.g + m * p.ngroups);
+    } else {
+      bf16_x_rows(k, c.x, c.ldx, 0, c.M, K, xb + p.xb, p.ldxb);
+    }
+    const int64_t chunk = stream_chunk(W, W.is_int() ? WeightMatrix::kIntTile : 1);
+    for (int64_t n0 = 0; n0 < W.rows; n0 += chunk) items.push_back({i, n0, std::min(W.rows, n0 + chunk)});
+  }
+#pragma omp parallel for num_threads(int(std::min<int64_t>(num_threads(), int64_t(items.size())))) schedule(dynamic, 1)
+  for (size_t it = 0; it < items.size(); ++it) {
+    const Item& w = items[it];
+    const LinearCall& c = calls[w.call];
+    const Prepared& p = prep[w.call];
+    if (c.W->is_int()) {
+      const cpu::QuantizedX xs{q + p.q, c.W->cols, sc + p.g, zs + p.g, p.ngroups};
+      k.linear_int(xs, c.M, *c.W, w.n0, w.n1, c.y, c.ldy);
+    } else {
+      k.linear_bf16(xb + p.xb, p.ldxb, c.M, *c.W, w.n0, w.n1, c.y, c.ldy);
+    }
+  }
+}
 
 void linear(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy,
             Compute compute) {

@@ -8,6 +8,7 @@
 // whatever the batch size; tiles, panels and threads only decide where and when.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "qiusuo/core/dtype.h"
 
@@ -73,6 +74,20 @@ inline void linear(const float* x, int64_t M, const WeightMatrix& W, float* y,
                    Compute compute = Compute::F32) {
   linear(x, W.cols, M, W, y, W.rows, compute);
 }
+
+// Several independent products y_i = x_i · W_iᵀ. With BF16 compute and decode-sized calls
+// (M <= 4 rows each) the weight chunks of all of them are handed out to the threads as one
+// list, so the threads stream from one matrix into the next without a join between calls (a
+// MoE layer's experts at batch 1: 2 parallel regions instead of 3 per expert); otherwise one
+// linear() after another. Either way every output is bitwise what linear() gives.
+struct LinearCall {
+  const float* x;
+  int64_t ldx, M;
+  const WeightMatrix* W;
+  float* y;
+  int64_t ldy;
+};
+void linear_batch(std::span<const LinearCall> calls, Compute compute);
 
 // The streaming F32 kernels alone (any M; linear() with Compute::F32 runs them over blocks of
 // rows of x): exact F32 accumulation, weights read once per call.

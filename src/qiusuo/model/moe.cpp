@@ -178,6 +178,9 @@ void serve_experts(const ModelConfig& c, const ModelWeights& w, const ExpertPara
   }
 }
 
+// Up to this many tokens a step's experts run as batches of products (linear_batch).
+constexpr int64_t kBatchedExpertsMaxT = 4;
+
 void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const float* x, float* out,
                  StepContext& ctx) {
   const int64_t T = ctx.batch.size(), d = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
@@ -205,6 +208,51 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
       wt[idx[size_t(t * K + k)]].push_back(gw[t * K + k]);
     }
   std::memset(out, 0, size_t(T * d) * sizeof(float));
+  if (T <= kBatchedExpertsMaxT && cmp == Compute::BF16) {
+    // Decode: the gate and up products of every active expert (and of the shared experts) as
+    // one batch, then every down product: the threads stream from one expert's weights into
+    // the next without a join per matrix. The same kernels per product and the same order of
+    // combination as the loop below, so the output is bitwise the same.
+    struct Active {
+      const MlpWeights* mlp;
+      int64_t e, n;  // e = -1: the shared experts, over all T rows
+      float *x, *g, *u, *y;
+    };
+    std::vector<Active> act;
+    for (int64_t e = 0; e < E; ++e)
+      if (!tok[e].empty()) act.push_back({&w.experts[e], e, int64_t(tok[e].size()), nullptr, nullptr, nullptr, nullptr});
+    if (w.has_shared) act.push_back({&w.shared, -1, T, nullptr, nullptr, nullptr, nullptr});
+    std::vector<LinearCall> calls;
+    for (Active& z : act) {
+      const int64_t I = z.mlp->gate.rows;
+      if (z.e >= 0) {
+        z.x = a.alloc(size_t(z.n * d));
+        for (int64_t i = 0; i < z.n; ++i) std::memcpy(z.x + i * d, x + tok[z.e][i] * d, size_t(d) * sizeof(float));
+      } else {
+        z.x = const_cast<float*>(x);
+      }
+      z.g = a.alloc(size_t(z.n * I));
+      z.u = a.alloc(size_t(z.n * I));
+      z.y = a.alloc(size_t(z.n * d));
+      calls.push_back({z.x, d, z.n, &z.mlp->gate, z.g, I});
+      calls.push_back({z.x, d, z.n, &z.mlp->up, z.u, I});
+    }
+    linear_batch(calls, cmp);
+    calls.clear();
+    for (Active& z : act) {
+      const int64_t I = z.mlp->gate.rows;
+      silu_mul(z.g, z.u, z.g, z.n * I);
+      calls.push_back({z.g, I, z.n, &z.mlp->down, z.y, d});
+    }
+    linear_batch(calls, cmp);
+    for (const Active& z : act) {
+      if (z.e >= 0)
+        for (int64_t i = 0; i < z.n; ++i) axpy(wt[z.e][i], z.y + i * d, out + tok[z.e][i] * d, d);
+      else
+        for (int64_t t = 0; t < T; ++t) axpy(1.0f, z.y + t * d, out + t * d, d);
+    }
+    return;
+  }
   float* xe = a.alloc(size_t(T * d));
   float* ye = a.alloc(size_t(T * d));
   for (int64_t e = 0; e < E; ++e) {
