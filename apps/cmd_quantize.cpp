@@ -25,7 +25,7 @@ void register_quantize_command(CLI::App& app) {
       "  fp8   DeepSeek-V3's FP8 release layout (E4M3 + weight_scale_inv per 128x128 block)\n"
       "  int8, int4  group-wise symmetric integers in the GPTQ layout (qweight/scales/qzeros/g_idx,\n"
       "        sym, no act-order; round to nearest), run with int8 activations (docs/quantization.md)\n"
-      "Embeddings, LM head, MoE router and norms stay as they are. The output directory appears\n"
+      "Embeddings, LM head (unless --quantize-head), MoE router and norms stay as they are. The output directory appears\n"
       "complete or not at all (an error or Ctrl-C leaves nothing behind)");
   c->add_option("--model,-m", o->q.model_dir, "Checkpoint directory (BF16, F16, F32 or FP8 weights)")->required();
   c->add_option("--to", o->to, "Format: fp8, int8 or int4")->required();
@@ -37,6 +37,10 @@ void register_quantize_command(CLI::App& app) {
   c->add_option("--keep", o->q.keep,
                 "Tensor-name pattern (* and ?) to leave unquantized, repeatable; e.g.\n"
                 "--keep 'model.layers.0.*' --keep '*.self_attn.kv_b_proj.weight'");
+  c->add_flag("--quantize-head", o->q.quantize_head,
+              "Quantize the LM head too (kept in its own precision by default, as DeepSeek's FP8 release\n"
+              "does; llama.cpp's Q4 files store it in 6 bits): fewer bytes per decoded token, measured\n"
+              "cost in docs/quantization.md");
   c->add_option("--shard-gb", o->q.shard_gb, "Output shard size in GB")->capture_default_str();
   c->add_option("--threads", o->threads, "Threads (0 = all cores)");
   c->add_flag("--json", o->json, "Print one JSON summary instead of progress");

@@ -41,16 +41,26 @@ TEST(QuantizeCli, BoundedMemoryAutoGroupAndLoadableOutput) {
     if (e.path().extension() == ".safetensors") in_bytes += double(std::filesystem::file_size(e.path()));
   ASSERT_GT(in_bytes, 5e8);
 
-  for (const std::string to : {"int4", "fp8"}) {
+  for (const std::string to : {"int4", "fp8", "int4-head", "fp8-head"}) {
     SCOPED_TRACE(to);
-    r = qiusuo("quantize --model " + (d / "bf16") + " --to " + to + " --out " + (d / to) + " --json");
+    const bool head = to.size() > 5 && to.substr(to.size() - 5) == "-head";
+    const std::string fmt = head ? to.substr(0, to.size() - 5) : to;
+    r = qiusuo("quantize --model " + (d / "bf16") + " --to " + fmt + " --out " + (d / to) + " --json" +
+               (head ? " --quantize-head" : ""));
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_LT(j["peak_rss_mb"].get<double>(), 160.0) << "quantize held more than a tensor's worth of memory";
     EXPECT_LT(j["peak_rss_mb"].get<double>() * 1e6, in_bytes / 4);
-    EXPECT_EQ(j["group"].get<int>(), to == "fp8" ? 128 : 64);  // 10944 = 64 x 171
+    EXPECT_EQ(j["group"].get<int>(), fmt == "fp8" ? 128 : 64);  // 10944 = 64 x 171
+    // The LM head: as it was (BF16) unless --quantize-head.
+    {
+      const TensorStore st = TensorStore::open_dir(d / to);
+      if (!head) EXPECT_EQ(st.get("lm_head.weight").dtype, DType::BF16);
+      else if (fmt == "int4") EXPECT_NE(st.find("lm_head.qweight"), nullptr);
+      else EXPECT_EQ(st.get("lm_head.weight").dtype, DType::F8_E4M3);
+    }
     const auto cfg = nlohmann::json::parse(read_text_file(d / (to + "/config.json")));
-    if (to == "int4") EXPECT_EQ(cfg["quantization_config"]["group_size"], 64);
+    if (fmt == "int4") EXPECT_EQ(cfg["quantization_config"]["group_size"], 64);
     // The output loads and runs: finite logits for two positions.
     r = qiusuo("logits --model " + (d / to) + " --ids 1,2 --mode prefill --out " + (d / (to + ".safetensors")));
     ASSERT_EQ(r.code, 0) << r.err;

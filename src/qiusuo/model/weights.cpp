@@ -57,7 +57,7 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   out.push_back({"model.embed_tokens.weight", {V, d}});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_tensors(c, l, layer_prefix(l), false, out);
   out.push_back({"model.norm.weight", {d}});
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {V, d}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {V, d}, false, false, false, true});
   for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) {
     const int64_t l = c.num_hidden_layers + k;
     const std::string p = layer_prefix(l);
@@ -290,7 +290,7 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
       store.require(e.name, e.shape);
       continue;
     }
-    if (!e.quantizable) {
+    if (!e.quantizable && !e.head) {
       store.require(e.name, e.shape, {DType::F32, DType::BF16, DType::F16});
       continue;
     }

@@ -129,7 +129,7 @@ class Quantizer {
  public:
   Quantizer(const QuantizeOptions& o, const TensorStore& store, const ModelConfig& cfg) : o_(o), store_(store) {
     for (const auto& e : expected_tensors(cfg))
-      if (e.quantizable) quantizable_.insert(e.name);
+      if (e.quantizable || (e.head && o.quantize_head)) quantizable_.insert(e.name);
   }
 
   // Left as it is: not a projection of the model, not a matrix, or matched by --keep.

@@ -38,6 +38,7 @@ struct QuantizeOptions {
   int64_t group = 0;                  // int8 / int4: columns per scale (32, 64 or 128); 0 = auto:
                                       // the largest dividing every quantized width
   std::vector<std::string> keep;      // glob patterns (* and ?) of tensor names to leave as they are
+  bool quantize_head = false;         // the LM head too (kept in its own precision by default)
   double shard_gb = 4.0;              // output shard size
   // Called after each tensor: (tensors done, tensors total, name).
   std::function<void(size_t, size_t, const std::string&)> progress;
