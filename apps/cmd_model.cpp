@@ -11,6 +11,7 @@
 #include "dist_cli.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/timer.h"
+#include "qiusuo/quant/quantize.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/io/safetensors.h"
 #include "qiusuo/model/init.h"
@@ -101,17 +102,9 @@ nlohmann::json model_info(const Model& m) {
   // FP8 adds an F32 scale per 128x128 block, INT8/INT4 an F16 scale per group of --group auto's
   // size: the largest of 128, 64, 32 dividing every projection's input width).
   const double all = double(c.total_params()), kept = double(2 * c.vocab_size * c.hidden_size);
-  int64_t group = 32;
-  for (int64_t g : {128, 64}) {
-    bool fits = true;
-    for (int64_t w : {c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.q_lora_rank, c.kv_lora_rank,
-                      c.num_attention_heads * c.v_head_dim})
-      fits = fits && w % g == 0;
-    if (fits) {
-      group = g;
-      break;
-    }
-  }
+  const int64_t widths[] = {c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.q_lora_rank,
+                            c.kv_lora_rank, c.num_attention_heads * c.v_head_dim};
+  const int64_t fitting = auto_group_size(widths), group = fitting ? fitting : 32;
   nlohmann::json fmt;
   fmt["bf16"] = 2.0 * all;
   fmt["fp8"] = 2.0 * kept + (all - kept) * (1.0 + 4.0 / (128.0 * 128.0));

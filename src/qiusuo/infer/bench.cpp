@@ -134,6 +134,10 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   const double round_probe_s = std::min(o.probe_seconds, 0.3);
   auto probe = [&] { return measure_read_bandwidth_gbs(size_t(1) << 30, num_threads(), round_probe_s); };
   std::vector<double> probes;
+  // A run's read rate over the mean of the last two probes (the ones on either side of it).
+  auto fraction = [&](const Run& r) {
+    return r.bytes_per_step / r.mean_s / 1e9 / (0.5 * (probes[probes.size() - 2] + probes.back()));
+  };
   log("decode batch 1");
   decode_run(1, 3);  // page the weights in
   constexpr int kRounds = 4;
@@ -144,7 +148,7 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   for (int r = 0; r < kRounds; ++r) {
     const Run x = decode_run(1, round_steps);
     probes.push_back(probe());
-    fractions.push_back(x.bytes_per_step / x.mean_s / 1e9 / (0.5 * (probes[probes.size() - 2] + probes.back())));
+    fractions.push_back(fraction(x));
     d1.mean_s += x.mean_s / kRounds;
     d1.bytes_per_step += x.bytes_per_step / kRounds;
     d1.best_s = std::min(d1.best_s, x.best_s);
@@ -161,8 +165,7 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   log("decode batch 8");
   const Run d8 = decode_run(o.batch, o.decode_steps);
   probes.push_back(probe());
-  j["decode_batch8_bandwidth_fraction"] =
-      d8.bytes_per_step / d8.mean_s / 1e9 / (0.5 * (probes[probes.size() - 2] + probes.back()));
+  j["decode_batch8_bandwidth_fraction"] = fraction(d8);
   j["decode_probe_gb_s"] = probes;
   j["decode_batch8_tokens_per_s"] = double(o.batch) / d8.mean_s;
   j["decode_batch"] = o.batch;

@@ -249,6 +249,15 @@ void bf16_x_rows(const cpu::Kernels& k, const float* x, int64_t ldx, int64_t b, 
   }
 }
 
+// x rows [b, e) quantized for the integer kernels of W: row m's int8 values at q + m * K, its
+// group scales and zero sums at sc / zs + m * (K / W.group).
+void int_x_rows(const cpu::Kernels& k, const float* x, int64_t ldx, int64_t b, int64_t e, const WeightMatrix& W,
+                int8_t* q, float* sc, int32_t* zs) {
+  const int64_t K = W.cols, ngroups = K / W.group;
+  for (int64_t m = b; m < e; ++m)
+    k.quantize_x(x + m * ldx, K, W.group, W.dtype, q + m * K, sc + m * ngroups, zs + m * ngroups);
+}
+
 // y = x · Wᵀ in BF16 compute (see the top of this file).
 void linear_bf16(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {
   const cpu::Kernels& k = cpu::kernels();
@@ -282,10 +291,7 @@ void linear_int(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, f
   float* sc = sbuf.data();
   int32_t* zs = zbuf.data();
   const cpu::QuantizedX xq{q, K, sc, zs, ngroups};
-  parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) {
-    for (int64_t m = b; m < e; ++m)
-      k.quantize_x(x + m * ldx, K, W.group, W.dtype, q + m * K, sc + m * ngroups, zs + m * ngroups);
-  });
+  parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) { int_x_rows(k, x, ldx, b, e, W, q, sc, zs); });
   const bool stream = M <= kBf16StreamMaxM;
   const int64_t tile = WeightMatrix::kIntTile;
   const int64_t chunk = stream ? stream_chunk(W, tile)
@@ -370,13 +376,8 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     const WeightMatrix& W = *c.W;
     const Prepared& p = prep[i];
     const int64_t K = W.cols;
-    if (W.is_int()) {
-      for (int64_t m = 0; m < c.M; ++m)
-        k.quantize_x(c.x + m * c.ldx, K, W.group, W.dtype, q + p.q + m * K, sc + p.g + m * p.ngroups,
-                     zs + p.g + m * p.ngroups);
-    } else {
-      bf16_x_rows(k, c.x, c.ldx, 0, c.M, K, xb + p.xb, p.ldxb);
-    }
+    if (W.is_int()) int_x_rows(k, c.x, c.ldx, 0, c.M, W, q + p.q, sc + p.g, zs + p.g);
+    else bf16_x_rows(k, c.x, c.ldx, 0, c.M, K, xb + p.xb, p.ldxb);
     const int64_t chunk = stream_chunk(W, W.is_int() ? WeightMatrix::kIntTile : 1);
     for (int64_t n0 = 0; n0 < W.rows; n0 += chunk) items.push_back({i, n0, std::min(W.rows, n0 + chunk)});
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
@@ -11,13 +12,30 @@
 namespace qs {
 
 void mlp_forward(const MlpWeights& w, const float* x, int64_t T, float* out, Compute compute, Arena& arena) {
-  const int64_t I = w.gate.rows;
-  float* g = arena.alloc(size_t(T * I));  // [T, I]
-  float* u = arena.alloc(size_t(T * I));
-  linear(x, T, w.gate, g, compute);
-  linear(x, T, w.up, u, compute);
-  silu_mul(g, u, g, T * I);
-  linear(g, T, w.down, out, compute);
+  const MlpCall call{&w, x, T, out};
+  mlp_forward_batch({&call, 1}, compute, arena);
+}
+
+void mlp_forward_batch(std::span<const MlpCall> calls, Compute compute, Arena& arena) {
+  std::vector<LinearCall> lin;
+  std::vector<float*> g(calls.size()), u(calls.size());  // [T, I] each
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const MlpCall& c = calls[i];
+    const int64_t I = c.w->gate.rows, d = c.w->gate.cols;
+    g[i] = arena.alloc(size_t(c.T * I));
+    u[i] = arena.alloc(size_t(c.T * I));
+    lin.push_back({c.x, d, c.T, &c.w->gate, g[i], I});
+    lin.push_back({c.x, d, c.T, &c.w->up, u[i], I});
+  }
+  linear_batch(lin, compute);
+  lin.clear();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const MlpCall& c = calls[i];
+    const int64_t I = c.w->gate.rows;
+    silu_mul(g[i], u[i], g[i], c.T * I);
+    lin.push_back({g[i], I, c.T, &c.w->down, c.out, c.w->down.rows});
+  }
+  linear_batch(lin, compute);
 }
 
 }  // namespace qs

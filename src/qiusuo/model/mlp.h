@@ -1,6 +1,8 @@
 // SwiGLU feed-forward: out = down_proj(silu(gate_proj(x)) * up_proj(x)). Used by the dense
 // layers, by every routed expert and by the shared experts.
 #pragma once
+#include <span>
+
 #include "qiusuo/core/arena.h"
 #include "qiusuo/model/train_ops.h"
 #include "qiusuo/model/train_params.h"
@@ -10,6 +12,17 @@ namespace qs {
 
 // x [T, d] → out [T, d] (overwritten).
 void mlp_forward(const MlpWeights& w, const float* x, int64_t T, float* out, Compute compute, Arena& arena);
+
+// Several MLPs at once (a MoE layer's active experts): every gate and up product as one
+// linear_batch, then every down product as another, so decode-sized ones share parallel regions.
+// Each output is bitwise what mlp_forward gives alone.
+struct MlpCall {
+  const MlpWeights* w;
+  const float* x;  // [T, d]
+  int64_t T;
+  float* out;      // [T, d]
+};
+void mlp_forward_batch(std::span<const MlpCall> calls, Compute compute, Arena& arena);
 
 // ---- Training ----
 // Gate and up outputs share one [N, 2I] buffer (gate | up per row). When gate_proj and up_proj

@@ -178,7 +178,7 @@ void serve_experts(const ModelConfig& c, const ModelWeights& w, const ExpertPara
   }
 }
 
-// Up to this many tokens a step's experts run as batches of products (linear_batch).
+// Up to this many tokens a step's experts run as one mlp_forward_batch (decode-sized products).
 constexpr int64_t kBatchedExpertsMaxT = 4;
 
 void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const float* x, float* out,
@@ -208,48 +208,29 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
       wt[idx[size_t(t * K + k)]].push_back(gw[t * K + k]);
     }
   std::memset(out, 0, size_t(T * d) * sizeof(float));
-  if (T <= kBatchedExpertsMaxT && cmp == Compute::BF16) {
-    // Decode: the gate and up products of every active expert (and of the shared experts) as
-    // one batch, then every down product: the threads stream from one expert's weights into
-    // the next without a join per matrix. The same kernels per product and the same order of
-    // combination as the loop below, so the output is bitwise the same.
-    struct Active {
-      const MlpWeights* mlp;
-      int64_t e, n;  // e = -1: the shared experts, over all T rows
-      float *x, *g, *u, *y;
-    };
-    std::vector<Active> act;
-    for (int64_t e = 0; e < E; ++e)
-      if (!tok[e].empty()) act.push_back({&w.experts[e], e, int64_t(tok[e].size()), nullptr, nullptr, nullptr, nullptr});
-    if (w.has_shared) act.push_back({&w.shared, -1, T, nullptr, nullptr, nullptr, nullptr});
-    std::vector<LinearCall> calls;
-    for (Active& z : act) {
-      const int64_t I = z.mlp->gate.rows;
-      if (z.e >= 0) {
-        z.x = a.alloc(size_t(z.n * d));
-        for (int64_t i = 0; i < z.n; ++i) std::memcpy(z.x + i * d, x + tok[z.e][i] * d, size_t(d) * sizeof(float));
-      } else {
-        z.x = const_cast<float*>(x);
-      }
-      z.g = a.alloc(size_t(z.n * I));
-      z.u = a.alloc(size_t(z.n * I));
-      z.y = a.alloc(size_t(z.n * d));
-      calls.push_back({z.x, d, z.n, &z.mlp->gate, z.g, I});
-      calls.push_back({z.x, d, z.n, &z.mlp->up, z.u, I});
+  if (T <= kBatchedExpertsMaxT) {
+    // Decode: all active experts (and the shared experts) as one mlp_forward_batch, so the
+    // threads stream from one expert's weights into the next without a join per matrix; then
+    // the combination in the order of the loop below: bitwise the same output.
+    std::vector<MlpCall> calls;
+    std::vector<int64_t> expert;  // of each call; -1: the shared experts, over all T rows
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t n = int64_t(tok[e].size());
+      if (n == 0) continue;
+      float* xg = a.alloc(size_t(n * d));
+      for (int64_t i = 0; i < n; ++i) std::memcpy(xg + i * d, x + tok[e][i] * d, size_t(d) * sizeof(float));
+      calls.push_back({&w.experts[e], xg, n, a.alloc(size_t(n * d))});
+      expert.push_back(e);
     }
-    linear_batch(calls, cmp);
-    calls.clear();
-    for (Active& z : act) {
-      const int64_t I = z.mlp->gate.rows;
-      silu_mul(z.g, z.u, z.g, z.n * I);
-      calls.push_back({z.g, I, z.n, &z.mlp->down, z.y, d});
+    if (w.has_shared) {
+      calls.push_back({&w.shared, x, T, a.alloc(size_t(T * d))});
+      expert.push_back(-1);
     }
-    linear_batch(calls, cmp);
-    for (const Active& z : act) {
-      if (z.e >= 0)
-        for (int64_t i = 0; i < z.n; ++i) axpy(wt[z.e][i], z.y + i * d, out + tok[z.e][i] * d, d);
-      else
-        for (int64_t t = 0; t < T; ++t) axpy(1.0f, z.y + t * d, out + t * d, d);
+    mlp_forward_batch(calls, cmp, a);
+    for (size_t i = 0; i < calls.size(); ++i) {
+      const int64_t e = expert[i];
+      for (int64_t r = 0; r < calls[i].T; ++r)
+        axpy(e >= 0 ? wt[e][r] : 1.0f, calls[i].out + r * d, out + (e >= 0 ? tok[e][r] : r) * d, d);
     }
     return;
   }

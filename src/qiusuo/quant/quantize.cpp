@@ -138,22 +138,15 @@ class Quantizer {
            std::any_of(o_.keep.begin(), o_.keep.end(), [&](const std::string& p) { return glob_match(p, name); });
   }
 
-  // --group auto: the largest of 128, 64, 32 that divides the width of every tensor to be
-  // quantized (one group size for the whole file, as GPTQ's quantization_config has); 128 when
-  // none does (the plan then names the tensor that does not fit).
+  // --group auto over the widths of the tensors to be quantized (one group size for the whole
+  // file, as GPTQ's quantization_config has); 128 when none fits (the plan then names the
+  // tensor that does not).
   int64_t auto_group() const {
-    for (int64_t g : {128, 64, 32}) {
-      bool fits = true;
-      for (const std::string& name : store_.names()) {
-        const TensorView& t = store_.get(name);
-        if (!kept(name, t) && t.shape.size() == 2 && t.shape[1] % g != 0) {
-          fits = false;
-          break;
-        }
-      }
-      if (fits) return g;
-    }
-    return 128;
+    std::vector<int64_t> widths;
+    for (const std::string& name : store_.names())
+      if (const TensorView& t = store_.get(name); !kept(name, t)) widths.push_back(t.shape[1]);
+    const int64_t g = auto_group_size(widths);
+    return g ? g : 128;
   }
 
   // The output tensors, in writing order.
@@ -319,6 +312,12 @@ double peak_rss_mb_now() {
 }
 
 }  // namespace
+
+int64_t auto_group_size(std::span<const int64_t> widths) {
+  for (int64_t g : {128, 64, 32})
+    if (std::all_of(widths.begin(), widths.end(), [&](int64_t w) { return w % g == 0; })) return g;
+  return 0;
+}
 
 QuantFormat parse_quant_format(const std::string& s) {
   if (s == "fp8") return QuantFormat::Fp8;

@@ -22,6 +22,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ struct QuantizeReport {
 };
 
 QuantizeReport quantize_checkpoint(const QuantizeOptions& opt);
+
+// --group auto's choice: the largest of 128, 64 and 32 that divides every width (the input
+// widths of the tensors to quantize); 0 when none does.
+int64_t auto_group_size(std::span<const int64_t> widths);
 
 // Glob match of `name` against `pattern` (* any run, ? one character).
 bool glob_match(const std::string& pattern, const std::string& name);
