@@ -80,7 +80,11 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   defaults.compute = o.compute;
   defaults.kv_dtype = o.kv_dtype;
   const KvDtype kv_dtype = kv_dtype_of(defaults);
-  KVCache cache(c, (o.decode_context + o.decode_steps + 8) * maxb + o.prefill_tokens + 256, maxb + 1, 64, -1, kv_dtype);
+  // Capacity in whole blocks per sequence (a sequence holds ceil(length / block) blocks).
+  constexpr int64_t kBlockTokens = 64;
+  auto blocks_of = [&](int64_t tokens) { return (tokens + kBlockTokens - 1) / kBlockTokens * kBlockTokens; };
+  KVCache cache(c, blocks_of(o.decode_context + o.decode_steps + 8) * maxb + blocks_of(o.prefill_tokens) + 256,
+                maxb + 1, kBlockTokens, -1, kv_dtype);
   const double kv_token_bytes = double(cache.bytes_per_token());  // all layers
   ForwardOptions fo;
   fo.compute = o.compute;
