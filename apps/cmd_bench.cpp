@@ -12,7 +12,7 @@ namespace qs::cli {
 void register_bench_command(CLI::App& app) {
   struct Opts {
     std::string model, precision = "bf16", kv_cache = "auto";
-    bool json = false, expert_parallel = false;
+    bool json = false, expert_parallel = false, mmap = false;
     int threads = 0;
     BenchOptions b;
   };
@@ -31,6 +31,7 @@ void register_bench_command(CLI::App& app) {
   c->add_option("--batch", o->b.batch, "Sequences in the batched decode figure")->capture_default_str();
   c->add_option("--precision", o->precision, "Prefill GEMM precision: bf16 or f32")->capture_default_str();
   add_kv_cache_option(c, o->kv_cache);
+  add_mmap_flag(c, o->mmap);
   c->add_flag("--expert-parallel", o->expert_parallel,
               "Under mpirun: the routed experts divided among the ranks, rank 0 measures (docs/dist.md)");
   c->callback([o] {
@@ -42,7 +43,7 @@ void register_bench_command(CLI::App& app) {
     QS_CHECK(o->b.decode_steps >= 4, "--steps must be at least 4");
     QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1, "bench sizes must be positive");
     o->b.verbose = !o->json;
-    InferenceModel model("bench", o->model, /*with_mtp=*/false, o->expert_parallel);
+    InferenceModel model("bench", o->model, /*with_mtp=*/false, o->expert_parallel, o->mmap);
     if (model.serving_done()) return;  // a rank that served its experts to rank 0
     auto j = run_benchmark(*model, o->b);
     j.update(model.fields());

@@ -22,7 +22,7 @@ namespace {
 
 struct GenOpts {
   std::string model, tokenizer, prompt, ids, jsonl, system, precision = "bf16", speculative = "none", kv_cache = "auto";
-  bool chat_template = false, json = false, show_stats = true, expert_parallel = false;
+  bool chat_template = false, json = false, show_stats = true, expert_parallel = false, mmap = false;
   int threads = 0;
   int64_t context = 4096, completions = 1, max_seqs = 64;
   int top_logprobs = 0;
@@ -193,7 +193,7 @@ void run_generate(const GenOpts& o) {
   QS_CHECK(o.completions >= 1 && o.completions <= 4096, "--completions must be in [1, 4096]");
   QS_CHECK(o.top_logprobs >= 0, "--logprobs must be >= 0");
   const bool spec = speculative_of(o.speculative);
-  InferenceModel model("generate", o.model, /*with_mtp=*/spec, o.expert_parallel);
+  InferenceModel model("generate", o.model, /*with_mtp=*/spec, o.expert_parallel, o.mmap);
   if (model.serving_done()) return;  // a rank that served its experts to rank 0
   std::unique_ptr<Tokenizer> tok;
   const std::string tdir = tokenizer_dir(o);
@@ -313,7 +313,7 @@ void run_generate(const GenOpts& o) {
 void run_chat(const GenOpts& o) {
   apply_threads(o.threads);
   const bool spec = speculative_of(o.speculative);
-  InferenceModel model("chat", o.model, spec, o.expert_parallel);
+  InferenceModel model("chat", o.model, spec, o.expert_parallel, o.mmap);
   if (model.serving_done()) return;
   const std::string tdir = tokenizer_dir(o);
   if (tdir.empty()) fail(ErrorKind::NotFound, "no tokenizer.json in ", o.model, ": pass --tokenizer DIR");
@@ -385,13 +385,13 @@ struct ScoreOpts {
   std::string model, jsonl, precision = "bf16", kv_cache = "auto";
   int top_logprobs = 0, threads = 0;
   int64_t context = 4096;
-  bool expert_parallel = false;
+  bool expert_parallel = false, mmap = false;
 };
 
 void run_score(const ScoreOpts& o) {
   apply_threads(o.threads);
   QS_CHECK(o.top_logprobs >= 0, "--top-logprobs must be >= 0");
-  InferenceModel model("score", o.model, false, o.expert_parallel);
+  InferenceModel model("score", o.model, false, o.expert_parallel, o.mmap);
   if (model.serving_done()) return;
   std::ifstream in(o.jsonl);
   if (!in) fail(ErrorKind::NotFound, "--jsonl: cannot open ", o.jsonl);
@@ -481,6 +481,7 @@ void register_generate_commands(CLI::App& app) {
                 "ttft_s, decode_tokens_per_s");
     c->add_option("--max-seqs", o->max_seqs, "Sequences decoding together at most")->capture_default_str();
     add_sampling_options(c, *o);
+    add_mmap_flag(c, o->mmap);
     c->add_flag("--expert-parallel", o->expert_parallel,
                 "Under mpirun: each rank maps only its share of the routed experts; rank 0 runs the engine\n"
                 "and prints, the MoE rows go to the experts' ranks by all-to-all (docs/dist.md)");
@@ -504,6 +505,7 @@ void register_generate_commands(CLI::App& app) {
     c->add_option("--tokenizer", o->tokenizer, "Tokenizer directory (default: the model directory)");
     c->add_option("--system", o->system, "System message");
     add_sampling_options(c, *o);
+    add_mmap_flag(c, o->mmap);
     c->add_flag("--expert-parallel", o->expert_parallel, "Under mpirun: experts divided among the ranks (docs/dist.md)");
     c->callback([o] { run_chat(*o); });
   }
@@ -522,6 +524,7 @@ void register_generate_commands(CLI::App& app) {
     c->add_option("--top-logprobs", o->top_logprobs, "Alternatives per token")->capture_default_str();
     c->add_option("--context", o->context, "Longest prompt + completion")->capture_default_str();
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");
+    add_mmap_flag(c, o->mmap);
     c->add_flag("--expert-parallel", o->expert_parallel, "Under mpirun: experts divided among the ranks (docs/dist.md)");
     c->callback([o] { run_score(*o); });
   }

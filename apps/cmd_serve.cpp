@@ -20,7 +20,7 @@ namespace {
 struct ServeOpts {
   serve::ServerOptions s;
   std::string precision = "bf16", kv_dtype = "auto";
-  bool quiet = false, expert_parallel = false;
+  bool quiet = false, expert_parallel = false, mmap = false;
 };
 
 void run_serve(ServeOpts o) {
@@ -29,6 +29,7 @@ void run_serve(ServeOpts o) {
   else fail("--precision must be bf16 or f32, got '", o.precision, "'");
   o.s.kv_dtype = kv_cache_of(o.kv_dtype);
   o.s.log_requests = !o.quiet;
+  o.s.placement.mmap = o.mmap;
   apply_threads(o.s.threads);
   // Expert parallelism under mpirun: rank 0 serves HTTP and runs the engine; the other ranks map
   // only their experts and serve rank 0's MoE layer calls until it stops.
@@ -42,11 +43,11 @@ void run_serve(ServeOpts o) {
              cfg.n_routed_experts, " routed experts per MoE layer");
     ep = std::make_unique<ExpertParallel>(w, cfg.n_routed_experts, /*leader_follower=*/true);
     if (w.rank() != 0) {
-      auto m = Model::load(o.s.model_dir, false, {ep.get(), /*experts_only=*/true});
+      auto m = Model::load(o.s.model_dir, false, {ep.get(), /*experts_only=*/true, o.mmap});
       serve_experts(m->config(), m->weights(), *ep);
       return;
     }
-    o.s.placement = {ep.get(), false};
+    o.s.placement = {ep.get(), false, o.mmap};
     std::fprintf(stderr, "qiusuo serve: expert parallel over %d ranks (%s)\n", w.size(), world_description().c_str());
   }
   // SIGTERM / SIGINT: stop accepting, let in-flight requests finish, exit 0. A second signal
@@ -112,6 +113,7 @@ void register_serve_command(CLI::App& app) {
   c->add_option("--threads", o->s.threads, "Compute threads (0 = all cores)");
   c->add_option("--http-threads", o->s.http_threads, "HTTP connection threads (0 = batch + queue + 32)");
   c->add_flag("--quiet", o->quiet, "Do not log every request");
+  add_mmap_flag(c, o->mmap);
   c->add_flag("--expert-parallel", o->expert_parallel,
               "Under mpirun: rank 0 serves HTTP and runs the engine, every rank maps only its share of the\n"
               "routed experts and computes them for rank 0's batches (all-to-all; docs/dist.md)");

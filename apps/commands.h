@@ -28,5 +28,7 @@ std::string human_bytes(double n);  // 1.2 GB
 // --kv-cache-dtype auto|f32|bf16|fp8 into `value`; kv_cache_of(value): "auto" is unset (the
 // engine's default for its precision).
 void add_kv_cache_option(CLI::App* c, std::string& value);
+// --mmap (WeightPlacement::mmap): the kernels read the weights in the checkpoint's mapping.
+void add_mmap_flag(CLI::App* c, bool& value);
 std::optional<KvDtype> kv_cache_of(const std::string& value);
 }  // namespace qs::cli

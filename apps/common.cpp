@@ -8,6 +8,13 @@ namespace qs::cli {
 void apply_threads(int threads) { set_num_threads(threads); }
 int num_threads_for_cli() { return num_threads(); }
 
+void add_mmap_flag(CLI::App* c, bool& value) {
+  c->add_flag("--mmap", value,
+              "Read the weights where the checkpoint is mapped instead of copying them into memory at\n"
+              "load (the default: huge pages, decode 8-15% faster on Zen 5); --mmap starts without\n"
+              "reading the files and shares their pages with the page cache and other processes");
+}
+
 void add_kv_cache_option(CLI::App* c, std::string& value) {
   c->add_option("--kv-cache-dtype", value,
                 "How the latent KV cache stores tokens: auto (bf16 with --precision bf16, f32 with f32),\n"

@@ -33,14 +33,14 @@ nlohmann::json dist_fields(bool expert_parallel) {
 }
 
 InferenceModel::InferenceModel(const std::string& command, const std::string& dir, bool with_mtp,
-                               bool expert_parallel) {
+                               bool expert_parallel, bool mmap) {
   Comm& w = world();
   if (w.size() > 1 && !expert_parallel)
     fail(ErrorKind::Unsupported, "qiusuo ", command, " was started by mpirun as ", w.size(),
          " ranks: inference runs distributed only with --expert-parallel (each rank maps its share of the "
          "routed experts); or run it without mpirun");
   if (w.size() == 1) {
-    model_ = Model::load(dir, with_mtp);
+    model_ = Model::load(dir, with_mtp, {nullptr, false, mmap});
     return;
   }
   const ModelConfig cfg = load_model_config(dir);
@@ -48,11 +48,11 @@ InferenceModel::InferenceModel(const std::string& command, const std::string& di
            cfg.n_routed_experts, " routed experts per MoE layer, fewer than the ranks");
   ep_ = std::make_unique<ExpertParallel>(w, cfg.n_routed_experts, /*leader_follower=*/true);
   if (w.rank() != 0) {
-    auto m = Model::load(dir, with_mtp, {ep_.get(), /*experts_only=*/true});
+    auto m = Model::load(dir, with_mtp, {ep_.get(), /*experts_only=*/true, mmap});
     serve_experts(m->config(), m->weights(), *ep_);
     return;
   }
-  model_ = Model::load(dir, with_mtp, {ep_.get(), false});
+  model_ = Model::load(dir, with_mtp, {ep_.get(), false, mmap});
   const ExpertPlacement& pl = ep_->placement;
   std::string spread;
   for (int r = 0; r < pl.ranks; ++r)

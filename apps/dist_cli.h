@@ -29,7 +29,9 @@ nlohmann::json dist_fields(bool expert_parallel);
 // Rank 0 says on stderr how the experts are spread. Without mpirun: the plain model.
 class InferenceModel {
  public:
-  InferenceModel(const std::string& command, const std::string& dir, bool with_mtp, bool expert_parallel);
+  // `mmap`: the kernels read the weights in the files' mapping instead of a copy (WeightPlacement).
+  InferenceModel(const std::string& command, const std::string& dir, bool with_mtp, bool expert_parallel,
+                 bool mmap = false);
   ~InferenceModel();  // rank 0: tells the serving ranks that the run is over
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;

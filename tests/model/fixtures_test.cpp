@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -127,6 +128,41 @@ TEST_P(ModelFixture, PrefillAndDecodeNaive) {
 TEST_P(ModelFixture, PrefillAndDecodeAuto) {
   Fixture f = open(GetParam());
   run_prefill(f, AttnImpl::Auto, "prefill_logits");
+}
+
+// Weights copied at load (the default) and read in the files' mapping (--mmap) are the same
+// bytes: bitwise-equal logits in both compute modes. The copy's matrices must not point into the
+// mapping (else the default would silently keep the slower 4 KB page-cache pages).
+TEST_P(ModelFixture, CopiedWeightsEqualMappedWeights) {
+  Fixture f = open(GetParam());
+  const auto mapped = Model::load(GetParam(), true, {nullptr, false, /*mmap=*/true});
+  auto inside = [](const TensorStore& st, const void* p) {
+    for (const auto& n : st.names()) {
+      const TensorView& t = st.get(n);
+      const auto* b = static_cast<const uint8_t*>(t.data);
+      if (p >= b && p < b + t.nbytes) return true;
+    }
+    return false;
+  };
+  const ModelWeights& wc = f.model->weights();
+  const ModelWeights& wm = mapped->weights();
+  EXPECT_FALSE(inside(*f.model->store(), wc.lm_head.data));
+  EXPECT_TRUE(inside(*mapped->store(), wm.lm_head.data));
+  EXPECT_FALSE(inside(*f.model->store(), wc.layers.back().attn.kv_a_proj.data));
+  EXPECT_TRUE(inside(*f.model->store(), wc.embed.data));  // the embedding stays mapped (rows gathered)
+  const auto input = ids(*f.expected.find("input_ids"));
+  for (Compute cm : {Compute::F32, Compute::BF16}) {
+    ForwardOptions opt;
+    opt.compute = cm;
+    KVCache c1(f.model->config(), f.B * f.P + 64, f.B, 64, -1, KvDtype::F32);
+    KVCache c2(f.model->config(), f.B * f.P + 64, f.B, 64, -1, KvDtype::F32);
+    const auto a = prefill(f, input, c1, opt);
+    std::swap(f.model, const_cast<std::unique_ptr<Model>&>(mapped));
+    const auto b = prefill(f, input, c2, opt);
+    std::swap(f.model, const_cast<std::unique_ptr<Model>&>(mapped));
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "compute " << int(cm);
+  }
 }
 
 // The BF16 latent cache (generate --kv-cache-dtype bf16, the default with BF16 products): rows

@@ -61,6 +61,7 @@ WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t
   const int64_t tiles = W.int_tiles(), T = WeightMatrix::kIntTile, words = cols / per;
   const size_t data_words = size_t(tiles * T * words), scale_halves = size_t(tiles * T * ngroups);
   storage.resize((data_words * 4 + scale_halves * 2 + 63) / 4, false);
+  advise_huge_pages(storage.data(), storage.size() * sizeof(float));  // before the first touch
   auto* data = reinterpret_cast<uint32_t*>(storage.data());
   auto* scales = reinterpret_cast<uint16_t*>(data + data_words);
   const auto* src = qw.as<uint32_t>();

@@ -102,9 +102,18 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 // with `ep`, only this rank's routed experts of every MoE layer get views (the others keep
 // their shapes, no data: their pages are never touched); `experts_only` (a follower rank of
 // expert-parallel inference) maps nothing but those experts.
+//
+// `mmap`: whether the kernels read the weights where the checkpoint's files are mapped. By
+// default (false) every tensor a view needs is copied once, at load, into anonymous memory
+// advised for transparent huge pages, and its mapped pages leave the resident set: the decode
+// kernels stream that memory 8-15% faster than the page cache's 4 KB pages (the BF16 LM head of
+// the benchmark model read 58 vs 51 GB/s on Zen 5, docs/benchmarks.md), the price of llama.cpp's
+// --no-mmap. true (`--mmap`): nothing is copied — start-up touches no page, pages are shared
+// with the page cache and other processes mapping the same files.
 struct WeightPlacement {
   const ExpertParallel* ep = nullptr;
   bool experts_only = false;
+  bool mmap = false;
 };
 
 // Validates every expected tensor (presence, dtype, shape, FP8 scales) and builds the views.
