@@ -5,6 +5,8 @@
 //                                                the same run
 //   kernels_bench --benchmark_filter=Stream      linear() in Compute::BF16 at decode sizes
 //                                                (M = 1, 8, 32), same counters
+//   kernels_bench --benchmark_filter=MoeDecode   a MoE layer's experts at batch 1 (linear_batch over
+//                                                matrices beyond the last-level cache)
 //   kernels_bench --benchmark_filter=Linear|Gemm prefill: linear() (batch-invariant kernels) vs
 //                                                the former oneDNN path (cpu::linear_gemm), GFLOP/s
 //                                                and fraction of the measured BF16 GEMM peak
@@ -171,6 +173,51 @@ void stream_args(benchmark::internal::Benchmark* b) {
   }
 }
 BENCHMARK(BM_Stream)->Apply(stream_args)->ArgNames({"dtype", "rows", "cols", "M"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// A MoE layer's decode at batch 1, the regime of a full-depth model: 8 of 64 experts' gate and
+// up (1408 x 2048) through one linear_batch, then their down (2048 x 1408), each step picking
+// other experts, so ~300-430 MB of weights in 192 separate buffers stream from memory in chunks
+// of 1-1.5 MB (a whole matrix is what one step reads of it). args: dtype
+void BM_MoeDecode(benchmark::State& state) {
+  const auto dt = DType(state.range(0));
+  const double bw = read_bandwidth_gbs();
+  constexpr int kExperts = 64, kActive = 8;
+  std::vector<std::unique_ptr<BenchWeights>> gate, up, down;
+  for (int e = 0; e < kExperts; ++e) {
+    gate.push_back(std::make_unique<BenchWeights>(dt, 1408, 2048));
+    up.push_back(std::make_unique<BenchWeights>(dt, 1408, 2048));
+    down.push_back(std::make_unique<BenchWeights>(dt, 2048, 1408));
+  }
+  std::vector<float> x(2048, 0.01f), h(size_t(2 * kActive * 1408)), y(size_t(kActive * 2048));
+  uint64_t s = 7;
+  double bytes = 0;
+  auto step = [&] {
+    std::vector<qs::LinearCall> gu, dn;
+    for (int i = 0; i < kActive; ++i) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const int e = int((s >> 33) % kExperts);  // repeats allowed: routing may repeat across steps
+      gu.push_back({x.data(), 2048, 1, &gate[size_t(e)]->W, h.data() + 2 * i * 1408, 1408});
+      gu.push_back({x.data(), 2048, 1, &up[size_t(e)]->W, h.data() + (2 * i + 1) * 1408, 1408});
+      dn.push_back({h.data() + 2 * i * 1408, 1408, 1, &down[size_t(e)]->W, y.data() + i * 2048, 2048});
+      bytes += double(gate[size_t(e)]->W.bytes() + up[size_t(e)]->W.bytes() + down[size_t(e)]->W.bytes());
+    }
+    qs::linear_batch(gu, qs::Compute::BF16);
+    qs::linear_batch(dn, qs::Compute::BF16);
+  };
+  for (int i = 0; i < 16; ++i) step();  // warm-up: page faults
+  bytes = 0;
+  for (auto _ : state) {
+    step();
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(int64_t(bytes));
+  state.counters["read_bw_GBps"] = bw;
+  state.counters["frac_of_bw"] = benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(qs::dtype_name(dt)) + " " + qs::isa_name(qs::best_isa()) + " threads=" +
+                 std::to_string(qs::num_threads()));
+}
+BENCHMARK(BM_MoeDecode)->ArgName("dtype")->Arg(int64_t(DType::BF16))->Arg(int64_t(DType::F8_E4M3))
+    ->Arg(int64_t(DType::I8))->Arg(int64_t(DType::I4))->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // args: dtype, rows, cols, M, compute (0 = F32, 1 = BF16), path (0 = linear(), 1 = the former
 // oneDNN path cpu::linear_gemm)
