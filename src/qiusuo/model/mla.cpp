@@ -157,16 +157,19 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     float* base = thread_scratch + size_t(tid) * (scratch + part);
     return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
   };
-  // o_h = (A_h / L_h) · W_UV_hᵀ; `ol` is R floats of scratch.
-  auto finish_token = [&](int64_t t, float* ol) {
+  // o_h = (A_h / L_h) · W_UV_hᵀ of query t, head h; `ol` is R floats of scratch.
+  auto finish_head = [&](int64_t t, int64_t h, float* ol) {
     const float* st = state + size_t(t) * part;
     const float* L = st + D.H;
     const float* A = st + 2 * D.H;
-    for (int64_t h = 0; h < D.H; ++h) {
-      for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
-      const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
-      dot_rows(ol, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
-    }
+    for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
+    const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
+    dot_rows(ol, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
+  };
+  // Every (query, head) pair is an item: at decode (one query) the heads' W_UV products (a
+  // quarter of the F32 kv_b per layer) were one thread's work while the others waited.
+  auto finish = [&] {
+    parallel_for_dynamic(n * D.H, [&](int64_t i) { finish_head(i / D.H, i % D.H, scratch_of(omp_get_thread_num()).second); });
   };
   auto segments = [&](int64_t t) { return (start + t + 1 + kSeg - 1) / kSeg; };
   if (n >= nt) {
@@ -190,7 +193,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
         merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
       });
     }
-    parallel_for_dynamic(n, [&](int64_t t) { finish_token(t, scratch_of(omp_get_thread_num()).second); });
+    finish();
     return;
   }
   // Few queries (decode): their segments are the work items; partials merge afterwards.
@@ -213,7 +216,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
     }
   }
-  parallel_for_dynamic(n, [&](int64_t t) { finish_token(t, scratch_of(omp_get_thread_num()).second); });
+  finish();
 }
 
 // Naive attention for one chunk: decompress K_nope and V of all L cached tokens.
