@@ -145,6 +145,16 @@ void write_text_file_atomic(const std::string& path, const std::string& text) {
   write_file_atomic(path, [&](int fd) { write_all(fd, text.data(), text.size(), path); });
 }
 
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
 void drop_resident_pages(const void* p, size_t n) {
   if (!p || n == 0) return;
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));

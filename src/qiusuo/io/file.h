@@ -8,6 +8,10 @@
 
 namespace qs {
 
+// Memory the kernel could give this process now without swapping (MemAvailable of /proc/meminfo:
+// free memory plus reclaimable page cache), in bytes; 0 when unknown.
+size_t available_memory_bytes();
+
 class MappedFile {
  public:
   static MappedFile open(const std::string& path);  // throws qs::Error (NotFound / Io)

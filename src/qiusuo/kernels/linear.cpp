@@ -157,10 +157,12 @@ size_t WeightMatrix::bytes() const {
   return b;
 }
 
-void WeightMatrix::dequant_row(int64_t r, float* out) const {
+void WeightMatrix::dequant_row(int64_t r, float* out) const { dequant_rows(r, r + 1, out); }
+
+void WeightMatrix::dequant_rows(int64_t r0, int64_t r1, float* out) const {
   check_weights(*this);
-  QS_CHECK(r >= 0 && r < rows, "dequant_row: row ", r, " out of [0, ", rows, ")");
-  cpu::dequant_rows_f32(cpu::kernels(), *this, r, r + 1, out, cols);
+  QS_CHECK(r0 >= 0 && r0 <= r1 && r1 <= rows, "dequant_rows: rows [", r0, ", ", r1, ") out of [0, ", rows, ")");
+  cpu::dequant_rows_f32(cpu::kernels(), *this, r0, r1, out, cols);
 }
 
 void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {

@@ -45,6 +45,8 @@ struct WeightMatrix {
   size_t bytes() const;  // bytes of `data` (+ scales) a full pass reads
   // Row r (0 <= r < rows), dequantized to F32 exactly (out[cols]).
   void dequant_row(int64_t r, float* out) const;
+  // Rows [r0, r1) likewise, into out[(r - r0) * cols + c].
+  void dequant_rows(int64_t r0, int64_t r1, float* out) const;
 };
 
 // The arithmetic of linear() (both modes are batch-invariant, for every weight dtype):

@@ -74,6 +74,7 @@ struct LatentRows {
 // (flash-decoding). Keys are read once per segment for all heads, one pass, whatever the
 // storage type; a long context splits into segments that threads share even for one query.
 constexpr int64_t kSeg = 256;
+constexpr int64_t kKvbRows = 16;  // kv_b rows dequantized at a time by absorbed attention (32 KB at R = 512)
 
 struct SegScratch {
   float* keys;    // [kSeg, W] converted rows (non-F32 pools)
@@ -136,35 +137,59 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
                    const float* q, float scale, float* o, Arena& arena) {
   const int64_t rows = n * D.H;
   float* qa = arena.alloc(size_t(rows * D.W));  // [n*H, R + dr]: q_nope·W_UK | q_pe
-  const float* kvb = w.kv_b_f32;                // [H, dn+dv, R]
+  const int64_t nt = num_threads();
+  const size_t part = size_t(D.H * (2 + D.R));  // one segment's partial state: m, l, a
+  const size_t scratch = size_t(kSeg * D.W + D.H * kSeg);
+  const size_t per_thread = scratch + part + size_t(kKvbRows * D.R);
+  float* thread_scratch = arena.alloc(size_t(nt) * per_thread);
+  float* state = arena.alloc(size_t(n) * part);  // running (M, L, A) per query
+  auto scratch_of = [&](int tid) {
+    float* base = thread_scratch + size_t(tid) * per_thread;
+    return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
+  };
+  // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. A kv_b stored in BF16, F16
+  // or FP8 (as checkpoints have it) is read as stored and dequantized block by block into the
+  // thread's scratch: the values of the F32 copy (made by the same exact dequantization), so the
+  // same results bit for bit, from a half or a quarter of the bytes (absorbed decode reads all
+  // of kv_b every step: 8.4 MB per layer in F32 at V2-Lite widths). F32 and I8/I4 (whose
+  // row-wise dequantization is scalar) use the F32 copy.
+  const float* kvb = w.kv_b_f32;
+  const DType kvdt = w.kv_b_proj.dtype;
+  const bool stored = kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3;
+  auto kvb_rows = [&](int64_t i, int64_t n, float* tmp) -> const float* {
+    if (!stored) return kvb + i * D.R;
+    w.kv_b_proj.dequant_rows(i, i + n, tmp);
+    return tmp;
+  };
+  auto row_scratch = [&] { return thread_scratch + size_t(omp_get_thread_num()) * per_thread + scratch + part; };
   parallel_for(rows, 1, [&](int64_t b, int64_t e) {
+    float* tmp = row_scratch();
     for (int64_t r = b; r < e; ++r) {
       const int64_t t = r / D.H, h = r % D.H;
       const float* qh = q + (t * D.H + h) * D.dq;
       float* dst = qa + r * D.W;
       std::memset(dst, 0, size_t(D.R) * sizeof(float));
-      const float* uk = kvb + h * (D.dn + D.dv) * D.R;
-      for (int64_t i = 0; i < D.dn; ++i) axpy(qh[i], uk + i * D.R, dst, D.R);
+      for (int64_t i0 = 0; i0 < D.dn; i0 += kKvbRows) {
+        const int64_t nb = std::min(kKvbRows, D.dn - i0);
+        const float* uk = kvb_rows(h * (D.dn + D.dv) + i0, nb, tmp);  // W_UK_h rows i0..
+        for (int64_t i = 0; i < nb; ++i) axpy(qh[i0 + i], uk + i * D.R, dst, D.R);
+      }
       std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
     }
   });
-  const int64_t nt = num_threads();
-  const size_t part = size_t(D.H * (2 + D.R));  // one segment's partial state: m, l, a
-  const size_t scratch = size_t(kSeg * D.W + D.H * kSeg);
-  float* thread_scratch = arena.alloc(size_t(nt) * (scratch + part));
-  float* state = arena.alloc(size_t(n) * part);  // running (M, L, A) per query
-  auto scratch_of = [&](int tid) {
-    float* base = thread_scratch + size_t(tid) * (scratch + part);
-    return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
-  };
   // o_h = (A_h / L_h) · W_UV_hᵀ of query t, head h; `ol` is R floats of scratch.
   auto finish_head = [&](int64_t t, int64_t h, float* ol) {
     const float* st = state + size_t(t) * part;
     const float* L = st + D.H;
     const float* A = st + 2 * D.H;
     for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
-    const float* uv = kvb + (h * (D.dn + D.dv) + D.dn) * D.R;  // [dv, R]
-    dot_rows(ol, 1, D.R, uv, D.dv, D.R, D.R, o + t * D.H * D.dv + h * D.dv, D.dv);
+    float* out = o + t * D.H * D.dv + h * D.dv;
+    const int64_t uv = h * (D.dn + D.dv) + D.dn;  // W_UV_h: kv_b rows [uv, uv + dv)
+    float* tmp = row_scratch();
+    for (int64_t j0 = 0; j0 < D.dv; j0 += kKvbRows) {
+      const int64_t nb = std::min(kKvbRows, D.dv - j0);
+      dot_rows(ol, 1, D.R, kvb_rows(uv + j0, nb, tmp), nb, D.R, D.R, out + j0, D.dv);
+    }
   };
   // Every (query, head) pair is an item: at decode (one query) the heads' W_UV products (a
   // quarter of the F32 kv_b per layer) were one thread's work while the others waited.
@@ -252,18 +277,19 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   const float eps = float(c.rms_norm_eps);
   Arena& a = ctx.arena;
 
+  // The two products of x (q_a or q, and kv_a) as one batch: at decode, one parallel region.
   float* q = a.alloc(size_t(T * D.H * D.dq));  // [T, H, dn + dr]
-  if (c.q_lora_rank > 0) {
-    const int64_t ql = c.q_lora_rank;
-    float* qa = a.alloc(size_t(T * ql));
-    linear(x, T, w.q_a_proj, qa, cmp);
+  float* kv = a.alloc(size_t(T * D.W));         // [T, R + dr]
+  const int64_t ql = c.q_lora_rank;
+  float* qa = ql > 0 ? a.alloc(size_t(T * ql)) : nullptr;
+  const WeightMatrix& wq = ql > 0 ? w.q_a_proj : w.q_proj;
+  const LinearCall first[2] = {{x, wq.cols, T, &wq, ql > 0 ? qa : q, wq.rows},
+                               {x, w.kv_a_proj.cols, T, &w.kv_a_proj, kv, w.kv_a_proj.rows}};
+  linear_batch(first, cmp);
+  if (ql > 0) {
     for (int64_t t = 0; t < T; ++t) rmsnorm(qa + t * ql, w.q_a_norm, eps, ql, qa + t * ql);
     linear(qa, T, w.q_b_proj, q, cmp);
-  } else {
-    linear(x, T, w.q_proj, q, cmp);
   }
-  float* kv = a.alloc(size_t(T * D.W));  // [T, R + dr]
-  linear(x, T, w.kv_a_proj, kv, cmp);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t pos = b.positions[size_t(t)];
     rmsnorm(kv + t * D.W, w.kv_a_norm, eps, D.R, kv + t * D.W);

@@ -1,10 +1,12 @@
 #include "qiusuo/model/weights.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/dist/expert_parallel.h"
+#include "qiusuo/io/file.h"
 #include "qiusuo/io/safetensors.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/int_weights.h"
@@ -326,11 +328,24 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
     QS_CHECK(cfg.n_routed_experts >= place.ep->placement.ranks, "expert parallelism over ",
              place.ep->placement.ranks, " ranks needs at least as many routed experts (the model has ",
              cfg.n_routed_experts, ")");
-  std::map<std::string, TensorView> copies;  // !place.mmap: the copies the views point into
+  // Copies need the memory: when the checkpoint is more than 90% of what the machine has
+  // available, the weights are read in the mapping instead (paged from disk as needed, slowly).
+  bool mapped = place.mmap;
+  if (!mapped) {
+    const size_t need = store.total_bytes(), avail = available_memory_bytes();
+    if (avail > 0 && double(need) > 0.9 * double(avail)) {
+      std::fprintf(stderr,
+                   "qiusuo: the checkpoint's %.2f GB exceed 90%% of the %.2f GB of memory available: its weights "
+                   "are read where the files are mapped (as --mmap), not copied\n",
+                   double(need) / 1e9, double(avail) / 1e9);
+      mapped = true;
+    }
+  }
+  std::map<std::string, TensorView> copies;  // !mapped: the copies the views point into
   auto tensor = [&](const std::string& n) -> const TensorView* {
     const TensorView& t = store.get(n);
     // Embedding tables stay mapped: a step reads a few of their rows, not the whole table.
-    if (place.mmap || n.ends_with("embed_tokens.weight")) return &t;
+    if (mapped || n.ends_with("embed_tokens.weight")) return &t;
     auto it = copies.find(n);
     if (it == copies.end()) {
       TensorView c = t;

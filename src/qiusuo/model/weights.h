@@ -1,6 +1,6 @@
 // Named views of a model's weights, in the Hugging Face layout of the real DeepSeek
-// checkpoints. Large matrices stay where they are stored (mmapped BF16 / FP8 / F32 in the
-// checkpoint, or a flat F32 training buffer); small vectors (norms, router, biases) and the
+// checkpoints. Large matrices keep their stored form (BF16 / FP8 / F32 of the checkpoint, copied
+// at load or read in the mapping, see WeightPlacement; or a flat F32 training buffer); small vectors (norms, router, biases) and the
 // MLA up-projection used by absorbed decode are kept as F32 copies.
 #pragma once
 #include <cstdint>
@@ -106,10 +106,12 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 // `mmap`: whether the kernels read the weights where the checkpoint's files are mapped. By
 // default (false) every tensor a view needs is copied once, at load, into anonymous memory
 // advised for transparent huge pages, and its mapped pages leave the resident set: the decode
-// kernels stream that memory 8-15% faster than the page cache's 4 KB pages (the BF16 LM head of
-// the benchmark model read 58 vs 51 GB/s on Zen 5, docs/benchmarks.md), the price of llama.cpp's
-// --no-mmap. true (`--mmap`): nothing is copied — start-up touches no page, pages are shared
-// with the page cache and other processes mapping the same files.
+// kernels stream that memory faster than the page cache's 4 KB pages (Zen 5, one process
+// alternating: the 6-layer BF16 model decoded 1.56x, FP8 1.21x faster; docs/benchmarks.md), as
+// llama.cpp's --no-mmap. Embedding tables stay mapped (a step reads a few rows), and so does
+// everything when the checkpoint is more than 90% of the memory available (said on stderr).
+// true (`--mmap`): nothing is copied — start-up touches no page, pages are shared with the page
+// cache and other processes mapping the same files.
 struct WeightPlacement {
   const ExpertParallel* ep = nullptr;
   bool experts_only = false;
