@@ -76,8 +76,9 @@ void register_bench_command(CLI::App& app) {
     std::printf("prefix cache     time to first token of a 1024-token prompt: %.3f s cold, %.3f s cached (%.1fx)\n",
                 j["prefix_cold_ttft_s"].get<double>(), j["prefix_hit_ttft_s"].get<double>(),
                 j["prefix_hit_ttft_speedup"].get<double>());
-    std::printf("memory           peak RSS %.0f MB (weights %.0f MB mmapped, %.0f MB copied at load: F32 norms, router and absorbed kv_b, integer tiles repacked; KV cache %.0f MB in %s, %.0f bytes per token)\n",
-                j["peak_rss_mb"].get<double>(), j["weights_mb"].get<double>(), j["weight_f32_copies_mb"].get<double>(),
+    std::printf("memory           peak RSS %.0f MB (checkpoint %.0f MB, of it %.0f MB copied into memory at load, the rest read where it is mapped; %.0f MB of F32 norms, router and absorbed kv_b and repacked integer tiles; KV cache %.0f MB in %s, %.0f bytes per token)\n",
+                j["peak_rss_mb"].get<double>(), j["weights_mb"].get<double>(), j["weights_copied_mb"].get<double>(),
+                j["weight_f32_copies_mb"].get<double>(),
                 j["kv_cache_mb"].get<double>(), j["kv_cache_dtype"].get<std::string>().c_str(),
                 j["kv_bytes_per_token"].get<double>());
   });

@@ -39,6 +39,11 @@ TEST(Bench, ShortRunReportsEveryFieldWithSaneValues) {
     const double v = j[k].get<double>();
     EXPECT_TRUE(std::isfinite(v) && v > 0) << k << " = " << v;
   }
+  // Loaded without --mmap: everything but the embedding was copied, and it is counted apart from
+  // the F32 copies.
+  EXPECT_GT(j["weights_copied_mb"].get<double>(), 0.0);
+  EXPECT_LT(j["weights_copied_mb"].get<double>(), j["weights_mb"].get<double>());
+  EXPECT_GT(j["weight_f32_copies_mb"].get<double>(), 0.0);
   // 4 rounds of batch 1 between 5 probes, then batch 8 before a 6th.
   ASSERT_EQ(j["decode_probe_gb_s"].size(), 6u);
   ASSERT_EQ(j["decode_bandwidth_fractions"].size(), 4u);

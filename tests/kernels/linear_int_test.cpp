@@ -224,5 +224,42 @@ TEST(IntWeights, EveryIsaMatchesScalarBitwise) {
   }
 }
 
+// A whole tile dequantized at once (absorbed attention reads an integer kv_b this way) gives the
+// bits of the row-by-row dequantization, on every ISA, into a strided output, writing nothing
+// past the matrix's last row (partial last tiles included).
+TEST(IntWeights, TileDequantizationMatchesRows) {
+  struct Case { DType dt; int64_t rows, cols, group; };
+  const Case cases[] = {{DType::I4, 40, 256, 64}, {DType::I4, 16, 512, 128}, {DType::I4, 8, 64, 32},
+                        {DType::I8, 40, 256, 128}, {DType::I8, 24, 96, 32}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << dtype_name(c.dt) << " rows=" << c.rows << " cols=" << c.cols << " group=" << c.group);
+    const test::OwnedWeights w(c.dt, c.rows, c.cols, uint32_t(c.rows * 3 + c.cols), c.group);
+    std::vector<float> ref(size_t(c.rows * c.cols));
+    for (int64_t r = 0; r < c.rows; ++r) w.W.dequant_row(r, ref.data() + r * c.cols);
+    const int64_t ld = c.cols + 5;
+    for (const cpu::Kernels* k : test::runnable_kernels()) {
+      for (int64_t t = 0; t * WeightMatrix::kIntTile < c.rows; ++t) {
+        std::vector<float> out(size_t(WeightMatrix::kIntTile * ld), -7.0f);
+        k->dequant_int_tile(w.W, t, out.data(), ld);
+        for (int64_t i = 0; i < WeightMatrix::kIntTile; ++i)
+          for (int64_t col = 0; col < ld; ++col) {
+            const int64_t r = t * WeightMatrix::kIntTile + i;
+            const float v = out[size_t(i * ld + col)];
+            if (r < c.rows && col < c.cols)
+              ASSERT_EQ(bits(v), bits(ref[size_t(r * c.cols + col)])) << isa_name(k->isa) << " row " << r << " col " << col;
+            else
+              ASSERT_EQ(v, -7.0f) << isa_name(k->isa) << " wrote row " << r << " col " << col;
+          }
+      }
+      // Through WeightMatrix::dequant_rows (tiles where whole, rows elsewhere): rows 3..40.
+      if (c.rows > 20) {
+        std::vector<float> got(size_t((c.rows - 3) * c.cols));
+        w.W.dequant_rows(3, c.rows, got.data());
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(bits(got[i]), bits(ref[size_t(3 * c.cols) + i])) << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qs

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "qiusuo/io/safetensors.h"
+#include "model/kv_b_check.h"
 #include "qiusuo/model/transformer.h"
 
 namespace qs {
@@ -251,44 +252,11 @@ TEST_P(ModelFixture, TokenByTokenDecodeMatchesPrefill) {
   }
 }
 
-// Absorbed decode reads a BF16 or FP8 kv_b as stored (dequantized 16 rows at a time); with kv_b
-// given as its F32 copy instead, every logit must be the same bit for bit, in both compute modes.
 TEST_P(ModelFixture, AbsorbedDecodeReadsStoredKvBLikeItsF32Copy) {
   Fixture f = open(GetParam());
-  auto& w = const_cast<ModelWeights&>(f.model->weights());
-  const DType dt = w.layers[0].attn.kv_b_proj.dtype;
+  const DType dt = f.model->weights().layers[0].attn.kv_b_proj.dtype;
   if (dt != DType::BF16 && dt != DType::F8_E4M3) GTEST_SKIP() << "kv_b is " << dtype_name(dt) << " here";
-  const auto input = ids(*f.expected.find("input_ids"));
-  auto decode = [&](Compute cm) {
-    KVCache cache(f.model->config(), f.B * f.P + 64, f.B, 8);
-    for (int64_t s = 0; s < f.B; ++s) cache.add_sequence();
-    ForwardOptions opt;
-    opt.compute = cm;
-    opt.attn = AttnImpl::Absorb;
-    std::vector<float> all;
-    for (int64_t p = 0; p < f.P; ++p) {
-      StepBatch d;
-      for (int64_t s = 0; s < f.B; ++s) cache.append(d, s, &input[size_t(s * f.P + p)], 1);
-      std::vector<int64_t> r;
-      for (int64_t s = 0; s < f.B; ++s) r.push_back(s);
-      std::vector<float> out(size_t(f.B * f.V));
-      f.model->forward(d, cache.pool(), r, out.data(), opt);
-      all.insert(all.end(), out.begin(), out.end());
-    }
-    return all;
-  };
-  for (Compute cm : {Compute::F32, Compute::BF16}) {
-    const auto bf16 = decode(cm);
-    std::vector<WeightMatrix> saved;
-    for (auto& l : w.layers) {
-      saved.push_back(l.attn.kv_b_proj);
-      l.attn.kv_b_proj = WeightMatrix{DType::F32, saved.back().rows, saved.back().cols, l.attn.kv_b_f32};
-    }
-    const auto f32 = decode(cm);
-    for (size_t i = 0; i < w.layers.size(); ++i) w.layers[i].attn.kv_b_proj = saved[i];
-    ASSERT_EQ(bf16.size(), f32.size());
-    EXPECT_EQ(0, std::memcmp(bf16.data(), f32.data(), bf16.size() * sizeof(float))) << "compute " << int(cm);
-  }
+  testing_util::expect_stored_kv_b_equals_f32_copy(*f.model, ids(*f.expected.find("input_ids")), f.B, f.P);
 }
 
 TEST_P(ModelFixture, HiddenStatesAndRouter) {

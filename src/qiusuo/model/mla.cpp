@@ -74,7 +74,7 @@ struct LatentRows {
 // (flash-decoding). Keys are read once per segment for all heads, one pass, whatever the
 // storage type; a long context splits into segments that threads share even for one query.
 constexpr int64_t kSeg = 256;
-constexpr int64_t kKvbRows = 16;  // kv_b rows dequantized at a time by absorbed attention (32 KB at R = 512)
+constexpr int64_t kKvbRows = WeightMatrix::kIntTile;  // kv_b rows dequantized at a time by absorbed attention
 
 struct SegScratch {
   float* keys;    // [kSeg, W] converted rows (non-F32 pools)
@@ -147,15 +147,17 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     float* base = thread_scratch + size_t(tid) * per_thread;
     return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
   };
-  // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. A kv_b stored in BF16, F16
-  // or FP8 (as checkpoints have it) is read as stored and dequantized block by block into the
-  // thread's scratch: the values of the F32 copy (made by the same exact dequantization), so the
-  // same results bit for bit, from a half or a quarter of the bytes (absorbed decode reads all
-  // of kv_b every step: 8.4 MB per layer in F32 at V2-Lite widths). F32 and I8/I4 (whose
-  // row-wise dequantization is scalar) use the F32 copy.
+  // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. A kv_b stored in BF16, F16,
+  // FP8 or I8/I4 (as checkpoints and `qiusuo quantize` have it) is read as stored and dequantized
+  // 16 rows at a time into the thread's scratch: the values of the F32 copy (made by the same
+  // exact dequantization), so the same results bit for bit, from a half, a quarter or an eighth
+  // of the bytes (absorbed decode reads all of kv_b every step: 8.4 MB per layer in F32 at
+  // V2-Lite widths). Integer rows go a whole 16-row tile at a time, so only when dn and dv are
+  // multiples of 16 (DeepSeek's 128); otherwise, and for F32, the F32 copy.
   const float* kvb = w.kv_b_f32;
   const DType kvdt = w.kv_b_proj.dtype;
-  const bool stored = kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3;
+  const bool stored = kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3 ||
+                      (w.kv_b_proj.is_int() && D.dn % kKvbRows == 0 && D.dv % kKvbRows == 0);
   auto kvb_rows = [&](int64_t i, int64_t n, float* tmp) -> const float* {
     if (!stored) return kvb + i * D.R;
     w.kv_b_proj.dequant_rows(i, i + n, tmp);

@@ -5,8 +5,8 @@
 //   h^k  = Block_k(h')
 //   logits = head(RMSNorm_shared_head(h^k))   — embedding and head shared with the main model
 // h^0 is the main model's last hidden state before its final norm. Training adds λ·CE of every
-// depth to the loss (weights: train/train_step.h). (Inference does not use the modules yet:
-// drafting tokens with module 1 for speculative decoding is planned, not written.)
+// depth to the loss (weights: train/train_step.h). Inference runs module 1 to draft the token
+// after next for speculative decoding (Model::forward_mtp, infer/engine.h: --speculative mtp).
 #pragma once
 #include "qiusuo/model/block.h"
 

@@ -350,6 +350,7 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
     if (it == copies.end()) {
       TensorView c = t;
       c.data = w.keep(copy_to_huge_pages(t.data, t.nbytes));
+      w.copied_bytes += t.nbytes;
       store.release_pages(n);
       it = copies.emplace(n, std::move(c)).first;
     }

@@ -78,6 +78,7 @@ struct ModelWeights {
 
   // Owned F32 copies backing the const float* members above.
   std::vector<Buffer<float>> owned;
+  size_t copied_bytes = 0;  // of `owned`: the checkpoint tensors copied at load (WeightPlacement::mmap)
   const float* keep(Buffer<float>&& b) { owned.push_back(std::move(b)); return owned.back().data(); }
 
   // Embedding row `token` as F32 into out[d].

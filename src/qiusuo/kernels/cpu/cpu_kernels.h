@@ -76,6 +76,9 @@ struct Kernels {
   LinearIntFn linear_int;
   // Memory-bandwidth probe: sums `streams` arrays of n floats each, read in lockstep.
   float (*read_streams)(const float* const* p, int streams, int64_t n);
+  // I8 / I4 weights: the rows of tile t (rows 16t .. min(16t + 16, W.rows)) dequantized exactly,
+  // row 16t + i to out + i*ld: (u - z) * s, the values dequant_rows_f32 gives row by row.
+  void (*dequant_int_tile)(const WeightMatrix& W, int64_t t, float* out, int64_t ld);
 };
 
 // The per-ISA functions the tables point to: gemv_<isa>.cpp, convert_<isa>.cpp,
@@ -100,7 +103,8 @@ struct Kernels {
   void quantize_x_##isa(const float* x, int64_t K, int64_t group, DType wdtype, int8_t* q,       \
                         float* scale, int32_t* zsum);                                           \
   void linear_int_##isa(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0,      \
-                        int64_t n1, float* y, int64_t ldy);
+                        int64_t n1, float* y, int64_t ldy);                                     \
+  void dequant_int_tile_##isa(const WeightMatrix& W, int64_t t, float* out, int64_t ld);
 QS_DECLARE_CPU_KERNELS(scalar)
 #ifdef QIUSUO_SIMD
 QS_DECLARE_CPU_KERNELS(avx2)

@@ -11,7 +11,8 @@ namespace {
   Kernels{isa_enum,          gemv_rows_##isa,   gemv_xpack_floats_##isa, gemv_pack_x_##isa,      \
           gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
-          linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa}
+          linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa,      \
+          dequant_int_tile_##isa}
 
 const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
 #ifdef QIUSUO_SIMD
@@ -89,7 +90,13 @@ void dequant_span(const Kernels& k, const WeightMatrix& W, int64_t r, int64_t c0
 
 void dequant_rows_f32(const Kernels& k, const WeightMatrix& W, int64_t r0, int64_t r1, float* out,
                       int64_t ld) {
+  constexpr int64_t kTile = WeightMatrix::kIntTile;
   for (int64_t r = r0; r < r1; ++r) {
+    if (W.is_int() && r % kTile == 0 && std::min(r + kTile, W.rows) <= r1) {  // a whole tile at once
+      k.dequant_int_tile(W, r / kTile, out + (r - r0) * ld, ld);
+      r = std::min(r + kTile, W.rows) - 1;
+      continue;
+    }
     float* o = out + (r - r0) * ld;
     if (W.dtype == DType::F8_E4M3 || W.is_int()) {
       for (int64_t c = 0; c < W.cols; c += WeightMatrix::kBlock)

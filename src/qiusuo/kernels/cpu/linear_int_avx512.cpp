@@ -215,4 +215,30 @@ void linear_int_avx512(const QuantizedX& x, int64_t M, const WeightMatrix& W, in
   else run<false>(x, M, W, n0, n1, y, ldy);
 }
 
+// One tile's words hold 16 rows of one column word: each of the 4 (I8) or 8 (I4) columns of
+// a word is one vector of 16 rows, (u - z) * s as the scalar loop computes it (exact), scattered
+// to the rows (stride ld).
+void dequant_int_tile_avx512(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
+  const bool i8 = W.dtype == DType::I8;
+  const int64_t per = i8 ? 4 : 8, words = W.int_words(), ngroups = W.cols / W.group;
+  const int64_t n = std::min(kTile, W.rows - t * kTile);
+  const __mmask16 valid = __mmask16((1u << n) - 1);
+  const auto* data = static_cast<const uint32_t*>(W.data) + t * words * kTile;
+  const uint16_t* sc = W.group_scales + t * ngroups * kTile;
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(int32_t(ld)));
+  const __m512i mask = _mm512_set1_epi32(i8 ? 0xFF : 0xF), z = _mm512_set1_epi32(i8 ? 128 : 8);
+  __m512 s = _mm512_setzero_ps();
+  for (int64_t w = 0; w < words; ++w) {
+    if ((w * per) % W.group == 0)
+      s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + (w * per / W.group) * kTile)));
+    const __m512i v = _mm512_loadu_si512(data + w * kTile);
+    for (int64_t j = 0; j < per; ++j) {
+      const __m512i u = _mm512_and_si512(_mm512_srl_epi32(v, _mm_cvtsi32_si128(int((i8 ? 8 : 4) * j))), mask);
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, z)), s);
+      _mm512_mask_i32scatter_ps(out + w * per + j, valid, rows, f, 4);
+    }
+  }
+}
+
 }  // namespace qs::cpu

@@ -71,6 +71,25 @@ void quantize_x_scalar(const float* x, int64_t K, int64_t group, DType wdtype, i
   }
 }
 
+void dequant_int_tile_scalar(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
+  constexpr int64_t kTile = WeightMatrix::kIntTile;
+  const bool i8 = W.dtype == DType::I8;
+  const int64_t per = i8 ? 4 : 8, words = W.int_words(), ngroups = W.cols / W.group;
+  const int shift = i8 ? 8 : 4;
+  const uint32_t mask = i8 ? 0xFFu : 0xFu;
+  const int32_t z = i8 ? 128 : 8;
+  const int64_t n = std::min(kTile, W.rows - t * kTile);
+  const auto* data = static_cast<const uint32_t*>(W.data) + t * words * kTile;
+  const uint16_t* sc = W.group_scales + t * ngroups * kTile;
+  for (int64_t w = 0; w < words; ++w)
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t v = data[w * kTile + i];
+      const float s = f16_to_f32(sc[(w * per / W.group) * kTile + i]);
+      for (int64_t j = 0; j < per; ++j)
+        out[i * ld + w * per + j] = float(int32_t((v >> (shift * j)) & mask) - z) * s;
+    }
+}
+
 void linear_int_scalar(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0, int64_t n1,
                        float* y, int64_t ldy) {
   const int64_t K = W.cols, G = W.group, ngroups = K / G;
