@@ -1,4 +1,4 @@
-// A check shared by the model and quantization tests: absorbed decode reading kv_b as stored.
+// A check of absorbed decode reading kv_b as stored (model/mla.cpp), for any loaded model.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 
 namespace qs::testing_util {
 
-// Absorbed decode reads kv_b as stored (BF16, FP8 or INT, dequantized 16 rows at a time); with
+// Absorbed decode steps of few tokens read a BF16/FP8 kv_b as stored (16 rows at a time); with
 // kv_b given as its F32 copy instead, every logit must be the same bit for bit, in both compute
 // modes: B sequences of P tokens decoded one step at a time (the stored run with the F32 copy
 // replaced by NaNs, so that it cannot pass by reading the copy).

@@ -75,6 +75,10 @@ struct LatentRows {
 // storage type; a long context splits into segments that threads share even for one query.
 constexpr int64_t kSeg = 256;
 constexpr int64_t kKvbRows = WeightMatrix::kIntTile;  // kv_b rows dequantized at a time by absorbed attention
+// Steps of at most this many tokens read a BF16/F16/FP8 kv_b as stored (attend_absorb). Read as
+// stored in every step (and an INT4 one too), full-depth V2-Lite INT4 decoded batch 32 at 27
+// tok/s against 35 and prefilled at 44 against 83.
+constexpr int64_t kKvbStoredMaxTokens = 4;
 
 struct SegScratch {
   float* keys;    // [kSeg, W] converted rows (non-F32 pools)
@@ -134,7 +138,7 @@ void merge_partial(const Dims& D, float* M, float* L, float* A, const float* m, 
 // positions [0, start + t]; its result depends only on its own query and those keys, never on
 // the chunking, the batch or the thread count (batch invariance, see mla.h).
 void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int64_t start, int64_t n,
-                   const float* q, float scale, float* o, Arena& arena) {
+                   const float* q, float scale, float* o, Arena& arena, bool kv_b_as_stored) {
   const int64_t rows = n * D.H;
   float* qa = arena.alloc(size_t(rows * D.W));  // [n*H, R + dr]: q_nope·W_UK | q_pe
   const int64_t nt = num_threads();
@@ -147,17 +151,18 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     float* base = thread_scratch + size_t(tid) * per_thread;
     return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
   };
-  // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. A kv_b stored in BF16, F16,
-  // FP8 or I8/I4 (as checkpoints and `qiusuo quantize` have it) is read as stored and dequantized
-  // 16 rows at a time into the thread's scratch: the values of the F32 copy (made by the same
-  // exact dequantization), so the same results bit for bit, from a half, a quarter or an eighth
-  // of the bytes (absorbed decode reads all of kv_b every step: 8.4 MB per layer in F32 at
-  // V2-Lite widths). Integer rows go a whole 16-row tile at a time, so only when dn and dv are
-  // multiples of 16 (DeepSeek's 128); otherwise, and for F32, the F32 copy.
+  // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. With `kv_b_as_stored` (a
+  // step of few tokens, mla_forward) a kv_b stored in BF16, F16 or FP8 (as checkpoints have it)
+  // is read as stored and dequantized 16 rows at a time into the thread's scratch: the values of
+  // the F32 copy (made by the same exact dequantization), so the same results bit for bit, from
+  // a half or a quarter of the bytes (absorbed decode reads all of kv_b every step: 8.4 MB per
+  // layer in F32 at V2-Lite widths). Every query dequantizes it anew, so with many tokens in the
+  // step (prefill, batched decode) the F32 copy, read from cache after the first, is cheaper; and
+  // I8/I4 rows cost ~1 cycle per element to unpack (dequant_int_tile scatters them), more than
+  // reading their F32 copy: F32 and integer kv_b always use the copy.
   const float* kvb = w.kv_b_f32;
   const DType kvdt = w.kv_b_proj.dtype;
-  const bool stored = kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3 ||
-                      (w.kv_b_proj.is_int() && D.dn % kKvbRows == 0 && D.dv % kKvbRows == 0);
+  const bool stored = kv_b_as_stored && (kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3);
   auto kvb_rows = [&](int64_t i, int64_t n, float* tmp) -> const float* {
     if (!stored) return kvb + i * D.R;
     w.kv_b_proj.dequant_rows(i, i + n, tmp);
@@ -319,7 +324,7 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     const float* qc = q + off * D.H * D.dq;
     float* oc = o + off * D.H * D.dv;
     const LatentRows rows{pool, b.blocks(ci), layer};
-    if (absorb) attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
+    if (absorb) attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, T <= kKvbStoredMaxTokens);
     else attend_naive(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
   }
   linear(o, T, w.o_proj, out, cmp);
