@@ -147,9 +147,16 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   const size_t per_thread = scratch + part + size_t(kKvbRows * D.R);
   float* thread_scratch = arena.alloc(size_t(nt) * per_thread);
   float* state = arena.alloc(size_t(n) * part);  // running (M, L, A) per query
+  // Thread tid's scratch: a segment's keys and scores, one partial state (or R floats), and
+  // kKvbRows rows of kv_b.
+  struct ThreadScratch {
+    SegScratch seg;
+    float* part;
+    float* kvb;
+  };
   auto scratch_of = [&](int tid) {
     float* base = thread_scratch + size_t(tid) * per_thread;
-    return std::pair<SegScratch, float*>{SegScratch{base, base + kSeg * D.W}, base + scratch};
+    return ThreadScratch{SegScratch{base, base + kSeg * D.W}, base + scratch, base + scratch + part};
   };
   // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. With `kv_b_as_stored` (a
   // step of few tokens, mla_forward) a kv_b stored in BF16, F16 or FP8 (as checkpoints have it)
@@ -163,14 +170,13 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   const float* kvb = w.kv_b_f32;
   const DType kvdt = w.kv_b_proj.dtype;
   const bool stored = kv_b_as_stored && (kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3);
-  auto kvb_rows = [&](int64_t i, int64_t n, float* tmp) -> const float* {
+  auto kvb_rows = [&](int64_t i, int64_t count, float* tmp) -> const float* {
     if (!stored) return kvb + i * D.R;
-    w.kv_b_proj.dequant_rows(i, i + n, tmp);
+    w.kv_b_proj.dequant_rows(i, i + count, tmp);
     return tmp;
   };
-  auto row_scratch = [&] { return thread_scratch + size_t(omp_get_thread_num()) * per_thread + scratch + part; };
   parallel_for(rows, 1, [&](int64_t b, int64_t e) {
-    float* tmp = row_scratch();
+    float* tmp = scratch_of(omp_get_thread_num()).kvb;
     for (int64_t r = b; r < e; ++r) {
       const int64_t t = r / D.H, h = r % D.H;
       const float* qh = q + (t * D.H + h) * D.dq;
@@ -184,24 +190,24 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
     }
   });
-  // o_h = (A_h / L_h) · W_UV_hᵀ of query t, head h; `ol` is R floats of scratch.
-  auto finish_head = [&](int64_t t, int64_t h, float* ol) {
+  // o_h = (A_h / L_h) · W_UV_hᵀ of query t, head h, with thread scratch `ts`.
+  auto finish_head = [&](int64_t t, int64_t h, const ThreadScratch& ts) {
+    float* ol = ts.part;  // R floats
     const float* st = state + size_t(t) * part;
     const float* L = st + D.H;
     const float* A = st + 2 * D.H;
     for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
     float* out = o + t * D.H * D.dv + h * D.dv;
     const int64_t uv = h * (D.dn + D.dv) + D.dn;  // W_UV_h: kv_b rows [uv, uv + dv)
-    float* tmp = row_scratch();
     for (int64_t j0 = 0; j0 < D.dv; j0 += kKvbRows) {
       const int64_t nb = std::min(kKvbRows, D.dv - j0);
-      dot_rows(ol, 1, D.R, kvb_rows(uv + j0, nb, tmp), nb, D.R, D.R, out + j0, D.dv);
+      dot_rows(ol, 1, D.R, kvb_rows(uv + j0, nb, ts.kvb), nb, D.R, D.R, out + j0, D.dv);
     }
   };
   // Every (query, head) pair is an item: at decode (one query) the heads' W_UV products (a
   // quarter of the F32 kv_b per layer) were one thread's work while the others waited.
   auto finish = [&] {
-    parallel_for_dynamic(n * D.H, [&](int64_t i) { finish_head(i / D.H, i % D.H, scratch_of(omp_get_thread_num()).second); });
+    parallel_for_dynamic(n * D.H, [&](int64_t i) { finish_head(i / D.H, i % D.H, scratch_of(omp_get_thread_num())); });
   };
   auto segments = [&](int64_t t) { return (start + t + 1 + kSeg - 1) / kSeg; };
   if (n >= nt) {
@@ -218,7 +224,9 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       const int64_t t0 = std::max<int64_t>(0, p0 - start);  // first query that sees row p0
       parallel_for_dynamic(n - t0, [&](int64_t i) {
         const int64_t t = t0 + i, vis = start + t + 1;
-        auto [sc, pb] = scratch_of(omp_get_thread_num());
+        const ThreadScratch ts = scratch_of(omp_get_thread_num());
+        const SegScratch& sc = ts.seg;
+        float* pb = ts.part;
         float* st = state + size_t(t) * part;
         segment_partial(D, kv, p0, std::min(vis, p1), qa + t * D.H * D.W, scale, seg, sc.scores, pb, pb + D.H,
                         pb + 2 * D.H);
@@ -236,7 +244,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   parallel_for_dynamic(items, [&](int64_t i) {
     const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
     const int64_t k = i - first[size_t(t)], p0 = k * kSeg, p1 = std::min(start + t + 1, p0 + kSeg);
-    const SegScratch sc = scratch_of(omp_get_thread_num()).first;
+    const SegScratch sc = scratch_of(omp_get_thread_num()).seg;
     if (kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
     float* pb = partials + size_t(i) * part;
     segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, sc.keys, sc.scores, pb, pb + D.H, pb + 2 * D.H);

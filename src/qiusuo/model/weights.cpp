@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/parallel.h"
 #include "qiusuo/dist/expert_parallel.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/io/safetensors.h"
@@ -121,7 +122,7 @@ class Builder {
   }
   const float* kv_b_f32(const WeightMatrix& m) {
     Buffer<float> b(size_t(m.rows * m.cols), false);
-    for (int64_t r = 0; r < m.rows; ++r) m.dequant_row(r, b.data() + r * m.cols);
+    if (m.rows > 0) m.dequant_rows(0, m.rows, b.data());
     return w_.keep(std::move(b));
   }
   MlpWeights mlp(const std::string& p) {
@@ -255,13 +256,8 @@ Buffer<float> copy_to_huge_pages(const void* src, size_t bytes) {
   advise_huge_pages(b.data(), bytes);
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = reinterpret_cast<uint8_t*>(b.data());
-  constexpr size_t kChunk = size_t(1) << 21;
-  const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t i = 0; i < chunks; ++i) {
-    const size_t o = size_t(i) * kChunk;
-    std::memcpy(d + o, s + o, std::min(kChunk, bytes - o));
-  }
+  constexpr int64_t kChunk = int64_t(1) << 21;
+  parallel_for(int64_t(bytes), kChunk, [&](int64_t b0, int64_t e0) { std::memcpy(d + b0, s + b0, size_t(e0 - b0)); });
   return b;
 }
 

@@ -1,7 +1,8 @@
 // Named views of a model's weights, in the Hugging Face layout of the real DeepSeek
 // checkpoints. Large matrices keep their stored form (BF16 / FP8 / F32 of the checkpoint, copied
-// at load or read in the mapping, see WeightPlacement; or a flat F32 training buffer); small vectors (norms, router, biases) and the
-// MLA up-projection used by absorbed decode are kept as F32 copies.
+// at load or read in the mapping, see WeightPlacement; or a flat F32 training buffer); small
+// vectors (norms, router, biases) and the MLA up-projection used by absorbed decode are kept as
+// F32 copies.
 #pragma once
 #include <cstdint>
 #include <functional>

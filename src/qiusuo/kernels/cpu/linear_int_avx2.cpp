@@ -182,7 +182,7 @@ void linear_int_avx2(const QuantizedX& x, int64_t M, const WeightMatrix& W, int6
   else run<false>(x, M, W, n0, n1, y, ldy);
 }
 
-// Dequantization is not on a hot path but for absorbed attention's kv_b rows: the scalar loop.
+// Dequantization serves load-time copies and the exact path's panels, not decode: the scalar loop.
 void dequant_int_tile_avx2(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
   dequant_int_tile_scalar(W, t, out, ld);
 }
