@@ -50,17 +50,16 @@ void add_sampling_options(CLI::App* c, GenOpts& o) {
       ->capture_default_str();
   add_kv_cache_option(c, o.kv_cache);
   c->add_option("--threads", o.threads, "Threads (0 = all cores)");
-  c->add_option("--speculative", o.speculative,
-                "none, or mtp: the checkpoint's multi-token-prediction module drafts the token after next and\n"
-                "the model verifies both in one step. Greedy output is exactly the plain output; sampled\n"
-                "tokens keep their distribution (speculative sampling)")
-      ->capture_default_str();
+  add_speculative_option(c, o.speculative);
 }
 
-bool speculative_of(const std::string& s) {
-  if (s == "none") return false;
-  if (s == "mtp") return true;
-  fail("--speculative must be none or mtp, got '", s, "'");
+// --speculative, resolved (auto: choose_speculation, said on stderr).
+bool speculative_of(const GenOpts& o) {
+  const SpeculativeMode mode = speculative_mode_of(o.speculative);
+  const SpeculationChoice c = resolve_speculation(mode, o.model);
+  if (mode == SpeculativeMode::Auto)
+    std::fprintf(stderr, "speculative decoding: %s (auto: %s)\n", c.on ? "mtp" : "none", c.why.c_str());
+  return c.on;
 }
 
 std::string tokenizer_dir(const GenOpts& o) {
@@ -192,7 +191,7 @@ void run_generate(const GenOpts& o) {
   apply_threads(o.threads);
   QS_CHECK(o.completions >= 1 && o.completions <= 4096, "--completions must be in [1, 4096]");
   QS_CHECK(o.top_logprobs >= 0, "--logprobs must be >= 0");
-  const bool spec = speculative_of(o.speculative);
+  const bool spec = speculative_of(o);
   InferenceModel model("generate", o.model, /*with_mtp=*/spec, o.expert_parallel, o.mmap);
   if (model.serving_done()) return;  // a rank that served its experts to rank 0
   std::unique_ptr<Tokenizer> tok;
@@ -312,7 +311,7 @@ void run_generate(const GenOpts& o) {
 
 void run_chat(const GenOpts& o) {
   apply_threads(o.threads);
-  const bool spec = speculative_of(o.speculative);
+  const bool spec = speculative_of(o);
   InferenceModel model("chat", o.model, spec, o.expert_parallel, o.mmap);
   if (model.serving_done()) return;
   const std::string tdir = tokenizer_dir(o);

@@ -19,7 +19,7 @@ namespace {
 
 struct ServeOpts {
   serve::ServerOptions s;
-  std::string precision = "bf16", kv_dtype = "auto";
+  std::string precision = "bf16", kv_dtype = "auto", speculative = "auto";
   bool quiet = false, expert_parallel = false, mmap = false;
 };
 
@@ -28,6 +28,7 @@ void run_serve(ServeOpts o) {
   else if (o.precision == "f32") o.s.compute = Compute::F32;
   else fail("--precision must be bf16 or f32, got '", o.precision, "'");
   o.s.kv_dtype = kv_cache_of(o.kv_dtype);
+  o.s.speculative = speculative_mode_of(o.speculative);
   o.s.log_requests = !o.quiet;
   o.s.placement.mmap = o.mmap;
   apply_threads(o.s.threads);
@@ -43,7 +44,9 @@ void run_serve(ServeOpts o) {
              cfg.n_routed_experts, " routed experts per MoE layer");
     ep = std::make_unique<ExpertParallel>(w, cfg.n_routed_experts, /*leader_follower=*/true);
     if (w.rank() != 0) {
-      auto m = Model::load(o.s.model_dir, false, {ep.get(), /*experts_only=*/true, o.mmap});
+      // The MTP module's experts too when rank 0 decodes speculatively (the same choice there).
+      const bool mtp = resolve_speculation(o.s.speculative, o.s.model_dir).on;
+      auto m = Model::load(o.s.model_dir, mtp, {ep.get(), /*experts_only=*/true, o.mmap});
       serve_experts(m->config(), m->weights(), *ep);
       return;
     }
@@ -110,6 +113,7 @@ void register_serve_command(CLI::App& app) {
   c->add_option("--precision", o->precision, "Matrix products: bf16 or f32 (see qiusuo generate --help)")
       ->capture_default_str();
   add_kv_cache_option(c, o->kv_dtype);
+  add_speculative_option(c, o->speculative);
   c->add_option("--threads", o->s.threads, "Compute threads (0 = all cores)");
   c->add_option("--http-threads", o->s.http_threads, "HTTP connection threads (0 = batch + queue + 32)");
   c->add_flag("--quiet", o->quiet, "Do not log every request");

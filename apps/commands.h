@@ -31,4 +31,6 @@ void add_kv_cache_option(CLI::App* c, std::string& value);
 // --mmap (WeightPlacement::mmap): the kernels read the weights in the checkpoint's mapping.
 void add_mmap_flag(CLI::App* c, bool& value);
 std::optional<KvDtype> kv_cache_of(const std::string& value);
+// --speculative none|mtp|auto into `value` (infer/engine.h: speculative_mode_of, resolve_speculation).
+void add_speculative_option(CLI::App* c, std::string& value);
 }  // namespace qs::cli

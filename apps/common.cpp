@@ -25,6 +25,17 @@ void add_kv_cache_option(CLI::App* c, std::string& value) {
       ->capture_default_str();
 }
 
+void add_speculative_option(CLI::App* c, std::string& value) {
+  c->add_option("--speculative", value,
+                "none; mtp: the checkpoint's multi-token-prediction module drafts the token after next and\n"
+                "the model verifies both in one step (greedy output is exactly the plain output, sampled\n"
+                "tokens keep their distribution: speculative sampling); auto: mtp when the checkpoint has an\n"
+                "MTP module and reading its weights is expected to pay at batch 1 (>= 1.1x at 80% acceptance\n"
+                "from the bytes a step reads; MoE verify steps read up to twice the experts: docs/benchmarks.md)")
+      ->check(CLI::IsMember({"none", "mtp", "auto"}))
+      ->capture_default_str();
+}
+
 std::optional<KvDtype> kv_cache_of(const std::string& value) {
   if (value == "auto") return std::nullopt;
   return parse_kv_dtype(value);

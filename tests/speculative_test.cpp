@@ -104,14 +104,18 @@ TEST_P(Speculative, GreedyOutputIsExactlyThePlainOutput) {
     }
     EXPECT_GT(drafts, 20);
     EXPECT_GT(double(accepted), 0.5 * double(drafts)) << accepted << " of " << drafts << " drafts accepted";
-    if (pool == 160) EXPECT_GT(preempted, 0) << "the small pool should preempt";
+    if (pool == 160) {
+      EXPECT_GT(preempted, 0) << "the small pool should preempt";
+    }
     EXPECT_LT(spec.stats().steps, plain.stats().steps) << "accepted drafts save steps";
     spec.blocks().check();
     EXPECT_EQ(spec.blocks().num_used(), 0);
     // A warm prefix cache (the same prompts again) changes nothing either.
     const auto warm = spec.generate(requests());
     for (size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(warm[i].tokens, ref[i].tokens) << "warm request " << i;
-    if (pool == 2048) EXPECT_EQ(warm[7].cached_tokens, 32);  // 4 full blocks of its 38-token prompt
+    if (pool == 2048) {
+      EXPECT_EQ(warm[7].cached_tokens, 32);  // 4 full blocks of its 38-token prompt
+    }
   }
 }
 
@@ -133,7 +137,9 @@ TEST_P(Speculative, SampledOutputHasThePlainDistribution) {
     auto res = e.generate(std::move(v));
     int64_t acc = 0;
     for (const auto& r : res) acc += r.accepted_draft_tokens;
-    if (speculative) EXPECT_GT(acc, 0);
+    if (speculative) {
+      EXPECT_GT(acc, 0);
+    }
     return res;
   };
   const auto a = run(false), b = run(true);

@@ -260,7 +260,9 @@ TEST_P(EngineTest, LogprobsMatchLogSoftmaxOfTheLogits) {
       ASSERT_EQ(res.top_logprobs[t].size(), 3u);
       EXPECT_GE(res.top_logprobs[t][0].logprob, res.top_logprobs[t][1].logprob);
       EXPECT_NEAR(res.top_logprobs[t][0].logprob, double(*std::max_element(l.begin(), l.end())) - lse, 1e-5);
-      if (temp == 0) EXPECT_EQ(res.top_logprobs[t][0].id, res.tokens[t]);
+      if (temp == 0) {
+        EXPECT_EQ(res.top_logprobs[t][0].id, res.tokens[t]);
+      }
     }
     // Scoring the same completion: the same numbers (raw logits), batched with a second request.
     if (temp == 0) {

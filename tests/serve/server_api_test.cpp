@@ -396,5 +396,64 @@ TEST(ServeApi, QueueLimitAnswers429WithRetryAfter) {
   EXPECT_EQ(other.load(), 0);
 }
 
+// --speculative: with mtp the server drafts with the model's MTP module and gives exactly the
+// plain server's greedy tokens (concurrent requests share ragged steps, streaming included);
+// auto decides from the bytes a step reads (this tiny model: off); mtp without an MTP module
+// is a clear error at load.
+TEST(ServeSpeculative, MtpGivesThePlainTokensAutoDecidesAndNoModuleIsAnError) {
+  const std::string model = tiny_model("mtp");
+  auto run = [&](const std::string& mode, double* drafts) {
+    ServeProcess s({"--model", model, "--speculative", mode, "--quiet"}, "spec-" + mode);
+    EXPECT_TRUE(s.wait_ready()) << s.log();
+    EXPECT_NE(s.log().find("speculative decoding " + std::string(mode == "mtp" ? "mtp" : "none")), std::string::npos)
+        << s.log();
+    std::vector<std::string> texts(6);
+    std::vector<std::thread> th;
+    for (int i = 0; i < 6; ++i)
+      th.emplace_back([&, i] {
+        auto c = s.client();
+        int st = 0;
+        const json r = post_json(c, "/v1/completions",
+                                 {{"model", "tiny-mtp"}, {"prompt", "request " + std::to_string(i) + std::string(i, '!')},
+                                  {"max_tokens", 12 + 3 * i}, {"temperature", 0}},
+                                 &st);
+        if (st == 200) texts[size_t(i)] = r["choices"][0]["text"];
+        else texts[size_t(i)] = "HTTP " + std::to_string(st) + ": " + r.dump();
+      });
+    for (auto& t : th) t.join();
+    auto c = s.client();
+    const auto sse = post_sse(c, "/v1/completions",
+                              {{"model", "tiny-mtp"}, {"prompt", "request 0"}, {"max_tokens", 12}, {"temperature", 0}, {"stream", true}});
+    std::string streamed;
+    for (const auto& e : sse.events)
+      if (!e["choices"].empty()) streamed += e["choices"][0]["text"].get<std::string>();
+    EXPECT_EQ(streamed, texts[0]) << mode << ": streaming";
+    *drafts = metric(c, "qiusuo_spec_decode_draft_tokens_total");
+    EXPECT_GE(metric(c, "qiusuo_spec_decode_accepted_tokens_total"), 0);
+    EXPECT_EQ(s.stop(), 0);
+    return texts;
+  };
+  double plain_drafts = -1, spec_drafts = -1;
+  const auto plain = run("none", &plain_drafts);
+  const auto spec = run("mtp", &spec_drafts);
+  EXPECT_EQ(plain_drafts, 0);
+  EXPECT_GT(spec_drafts, 40);  // every decode step after the first of each request verifies a draft
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_FALSE(plain[i].empty() || plain[i].rfind("HTTP ", 0) == 0) << plain[i];
+    EXPECT_EQ(spec[i], plain[i]) << "request " << i;
+  }
+  {  // auto: two layers and a 129280-token head: the MTP module reads about what the model reads
+    ServeProcess s({"--model", model}, "spec-auto");
+    ASSERT_TRUE(s.wait_ready()) << s.log();
+    EXPECT_NE(s.log().find("speculative decoding none (auto: expected batch-1 speed-up"), std::string::npos) << s.log();
+  }
+  {
+    ServeProcess s({"--model", tiny_model("v3"), "--speculative", "mtp"}, "spec-nomtp");
+    EXPECT_FALSE(s.wait_ready(60));
+    EXPECT_NE(s.wait_exit(60), 0);
+    EXPECT_NE(s.log().find("MTP module"), std::string::npos) << s.log();
+  }
+}
+
 }  // namespace
 }  // namespace qs::testing_util

@@ -30,33 +30,24 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, Rng& rng) {
 
 }  // namespace
 
-// Weight bytes one decode step reads when its tokens were routed as `router` says: attention
-// and dense layers whole, per MoE layer the router, the shared experts and every routed expert
+// Weight bytes one decode step of `step_tokens` tokens reads when they were routed as `router`
+// says: every block as model/transformer.h's block_weight_bytes counts it, every routed expert
 // at least one token touched, the head. (The embedding rows are negligible.)
-double step_weight_bytes(const Model& model, const std::vector<RouterRecord>& router) {
+double step_weight_bytes(const Model& model, const std::vector<RouterRecord>& router, int64_t step_tokens) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   double n = double(w.lm_head.bytes());
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const auto& lw = w.layers[l];
-    const auto& a = lw.attn;
-    n += double(c.q_lora_rank > 0 ? a.q_a_proj.bytes() + a.q_b_proj.bytes() : a.q_proj.bytes());
-    n += double(a.kv_a_proj.bytes() + a.o_proj.bytes());
-    n += double(a.kv_b_proj.rows * a.kv_b_proj.cols) * sizeof(float);  // F32 absorbed copy
-    if (!lw.moe) {
-      n += double(lw.mlp.gate.bytes() + lw.mlp.up.bytes() + lw.mlp.down.bytes());
-      continue;
-    }
-    const auto& f = lw.ffn;
-    if (f.has_shared) n += double(f.shared.gate.bytes() + f.shared.up.bytes() + f.shared.down.bytes());
-    n += double(c.n_routed_experts * c.hidden_size) * sizeof(float);
+    n += double(block_weight_bytes(c, lw, step_tokens));
+    if (!lw.moe) continue;
     std::vector<char> touched(size_t(c.n_routed_experts), 0);
     for (const auto& r : router)
       if (r.layer == int64_t(l))
         for (int32_t e : r.indices) touched[size_t(e)] = 1;
     for (size_t e = 0; e < touched.size(); ++e)
       if (touched[e]) {
-        const auto& x = f.experts[e];
+        const auto& x = lw.ffn.experts[e];
         n += double(x.gate.bytes() + x.up.bytes() + x.down.bytes());
       }
   }
@@ -125,7 +116,7 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
         best = std::min(best, t);
         double kv = 0;
         for (int64_t s : seqs) kv += double(cache.length(s)) * kv_token_bytes;
-        bytes += step_weight_bytes(model, router) + kv;
+        bytes += step_weight_bytes(model, router, B) + kv;
       }
     }
     for (int64_t s : seqs) cache.remove_sequence(s);

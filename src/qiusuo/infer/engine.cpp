@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/io/safetensors.h"
+#include "qiusuo/model/config.h"
+#include "qiusuo/model/weights.h"
 
 namespace qs {
 
@@ -15,6 +19,56 @@ const char* finish_reason_name(FinishReason r) {
     case FinishReason::Error: return "error";
     default: return "none";
   }
+}
+
+SpeculativeMode speculative_mode_of(const std::string& name) {
+  if (name == "none") return SpeculativeMode::None;
+  if (name == "mtp") return SpeculativeMode::Mtp;
+  if (name == "auto") return SpeculativeMode::Auto;
+  fail(ErrorKind::Invalid, "--speculative must be none, mtp or auto, got '", name, "'");
+}
+
+const char* speculative_mode_name(SpeculativeMode m) {
+  switch (m) {
+    case SpeculativeMode::Mtp: return "mtp";
+    case SpeculativeMode::Auto: return "auto";
+    default: return "none";
+  }
+}
+
+SpeculationChoice choose_speculation(const std::string& model_dir) {
+  const ModelConfig cfg = load_model_config(model_dir);
+  SpeculationChoice c;
+  if (cfg.num_nextn_predict_layers == 0) {
+    c.why = "the model has no MTP module";
+    return c;
+  }
+  const TensorStore store = TensorStore::open_dir(model_dir);
+  const DecodeReadBytes b = checkpoint_decode_bytes(cfg, store);
+  if (b.mtp == 0) {
+    c.why = "the checkpoint has no MTP weights";
+    return c;
+  }
+  const double k_of_e = cfg.n_routed_experts > 0 ? double(cfg.num_experts_per_tok) / double(cfg.n_routed_experts) : 0;
+  const double b2 = b.main + b.routed * (1 - k_of_e);
+  c.speedup = (1 + kExpectedAcceptance) * b.main / (b2 + b.mtp);
+  c.on = c.speedup >= kMinSpeedup;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "expected batch-1 speed-up %.2fx at %.0f%% acceptance (a step reads %.0f MB plain, %.0f MB "
+                "speculative, %.0f of them the MTP module's)%s",
+                c.speedup, 100 * kExpectedAcceptance, b.main / 1e6, (b2 + b.mtp) / 1e6, b.mtp / 1e6,
+                c.on ? "" : ": below 1.1x, off");
+  c.why = line;
+  return c;
+}
+
+SpeculationChoice resolve_speculation(SpeculativeMode mode, const std::string& model_dir) {
+  if (mode == SpeculativeMode::Auto) return choose_speculation(model_dir);
+  SpeculationChoice c;
+  c.on = mode == SpeculativeMode::Mtp;
+  c.why = c.on ? "--speculative mtp" : "--speculative none";
+  return c;
 }
 
 // A submitted request on its way from submit() (any thread) to the engine thread.

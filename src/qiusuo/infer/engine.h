@@ -109,6 +109,33 @@ struct EngineOptions {
   bool speculative = false;
 };
 
+// `--speculative none|mtp|auto` of the CLI and the server.
+enum class SpeculativeMode { None, Mtp, Auto };
+SpeculativeMode speculative_mode_of(const std::string& name);  // qs::Error for another name
+const char* speculative_mode_name(SpeculativeMode m);
+
+// Whether MTP speculative decoding is expected to speed up batch-1 decode of the checkpoint in
+// `model_dir` (its config.json and tensor headers; no weight is loaded). Batch-1 decode is
+// bound by the bytes of weights a step reads (model/weights.h: checkpoint_decode_bytes): a
+// plain step reads B1 (main model, one token) for one token; a speculative step verifies two
+// tokens, which read the dense parts once but route to up to twice the experts
+// (B2 = B1 + routed x (1 - k/E) for two tokens picking k of E experts each), and runs the MTP
+// module (Bmtp), for 1 + a tokens at acceptance a. The expected speed-up
+//   s = (1 + a) B1 / (B2 + Bmtp),   a = kExpectedAcceptance
+// must reach kMinSpeedup (the margin covers per-step costs beyond reading weights). Measured:
+// a 6-layer V2-Lite shape with one MTP module (s = 1.0) ran speculative steps 1.7-2.0x as long
+// as plain ones, where the byte count gives 1.8x (docs/benchmarks.md).
+struct SpeculationChoice {
+  bool on = false;
+  double speedup = 0;  // s; 0 without an MTP module
+  std::string why;     // one line for logs
+};
+inline constexpr double kExpectedAcceptance = 0.8;  // 81.7% on the qiusuo r1 model; DeepSeek-V3: 85-90%
+inline constexpr double kMinSpeedup = 1.1;
+SpeculationChoice choose_speculation(const std::string& model_dir);
+// None: off; Mtp: on (the engine checks the model has MTP weights); Auto: choose_speculation.
+SpeculationChoice resolve_speculation(SpeculativeMode mode, const std::string& model_dir);
+
 // The cache type an engine with these options uses (kv_dtype, or the default for compute).
 inline KvDtype kv_dtype_of(const EngineOptions& o) {
   return o.kv_dtype ? *o.kv_dtype : (o.compute == Compute::F32 ? KvDtype::F32 : KvDtype::BF16);

@@ -75,10 +75,6 @@ struct LatentRows {
 // storage type; a long context splits into segments that threads share even for one query.
 constexpr int64_t kSeg = 256;
 constexpr int64_t kKvbRows = WeightMatrix::kIntTile;  // kv_b rows dequantized at a time by absorbed attention
-// Steps of at most this many tokens read a BF16/F16/FP8 kv_b as stored (attend_absorb). Read as
-// stored in every step (and an INT4 one too), full-depth V2-Lite INT4 decoded batch 32 at 27
-// tok/s against 35 and prefilled at 44 against 83.
-constexpr int64_t kKvbStoredMaxTokens = 4;
 
 struct SegScratch {
   float* keys;    // [kSeg, W] converted rows (non-F32 pools)

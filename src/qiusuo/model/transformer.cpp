@@ -118,23 +118,31 @@ void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t>
   forward(batch, kv, rows, logits, opt, arena);
 }
 
+namespace {
+// The k routed experts one token of a MoE block reads (0 in a dense block).
+size_t routed_bytes_per_token(const ModelConfig& cfg, const LayerWeights& l) {
+  if (!l.moe) return 0;
+  const auto& e = l.ffn.experts[0];
+  return (e.gate.bytes() + e.up.bytes() + e.down.bytes()) * size_t(cfg.num_experts_per_tok);
+}
+}  // namespace
+
+size_t block_weight_bytes(const ModelConfig& cfg, const LayerWeights& l, int64_t step_tokens) {
+  const auto& a = l.attn;
+  size_t n = cfg.q_lora_rank > 0 ? a.q_a_proj.bytes() + a.q_b_proj.bytes() : a.q_proj.bytes();
+  n += a.kv_a_proj.bytes() + a.o_proj.bytes();
+  const DType kvb = a.kv_b_proj.dtype;
+  n += step_tokens <= kKvbStoredMaxTokens && (kvb == DType::BF16 || kvb == DType::F16 || kvb == DType::F8_E4M3)
+           ? a.kv_b_proj.bytes()
+           : size_t(a.kv_b_proj.rows * a.kv_b_proj.cols) * sizeof(float);
+  if (!l.moe) return n + l.mlp.gate.bytes() + l.mlp.up.bytes() + l.mlp.down.bytes();
+  if (l.ffn.has_shared) n += l.ffn.shared.gate.bytes() + l.ffn.shared.up.bytes() + l.ffn.shared.down.bytes();
+  return n + size_t(cfg.n_routed_experts * cfg.hidden_size) * sizeof(float);
+}
+
 size_t Model::decode_weight_bytes_per_token() const {
   size_t n = size_t(cfg_.hidden_size) * dtype_size(w_.embed.dtype) + w_.lm_head.bytes();
-  for (const auto& l : w_.layers) {
-    const auto& a = l.attn;
-    n += (cfg_.q_lora_rank > 0 ? a.q_a_proj.bytes() + a.q_b_proj.bytes() : a.q_proj.bytes());
-    n += a.kv_a_proj.bytes() + a.o_proj.bytes();
-    n += size_t(a.kv_b_proj.rows * a.kv_b_proj.cols) * sizeof(float);  // F32 absorbed copy
-    if (l.moe) {
-      const auto& e = l.ffn.experts[0];
-      const size_t per = e.gate.bytes() + e.up.bytes() + e.down.bytes();
-      n += per * size_t(cfg_.num_experts_per_tok);
-      if (l.ffn.has_shared) n += l.ffn.shared.gate.bytes() + l.ffn.shared.up.bytes() + l.ffn.shared.down.bytes();
-      n += size_t(cfg_.n_routed_experts * cfg_.hidden_size) * sizeof(float);
-    } else {
-      n += l.mlp.gate.bytes() + l.mlp.up.bytes() + l.mlp.down.bytes();
-    }
-  }
+  for (const auto& l : w_.layers) n += block_weight_bytes(cfg_, l, 1) + routed_bytes_per_token(cfg_, l);
   return n;
 }
 

@@ -282,6 +282,31 @@ bool gptq_matrix(const TensorStore& store, const std::map<std::string, Shape>& s
 }
 }  // namespace
 
+DecodeReadBytes checkpoint_decode_bytes(const ModelConfig& cfg, const TensorStore& store) {
+  DecodeReadBytes b;
+  const double k_of_e = cfg.n_routed_experts > 0 ? double(cfg.num_experts_per_tok) / double(cfg.n_routed_experts) : 0;
+  const bool has_mtp = cfg.num_nextn_predict_layers > 0 &&
+                       store.find(layer_prefix(cfg.num_hidden_layers) + "eh_proj.weight") != nullptr;
+  const std::string mtp_prefix = layer_prefix(cfg.num_hidden_layers);  // module 1 only
+  for (const auto& e : expected_tensors(cfg)) {
+    if (e.mtp && (!has_mtp || e.name.compare(0, mtp_prefix.size(), mtp_prefix) != 0)) continue;
+    double bytes = 0;
+    if (const TensorView* t = store.find(e.name)) {
+      bytes = double(t->nbytes);
+      if (const TensorView* s = store.find(Builder::scale_name(e.name))) bytes += double(s->nbytes);
+    } else {
+      for (const char* part : {".qweight", ".scales", ".qzeros"})
+        if (const TensorView* t = store.find(gptq_base(e.name) + part)) bytes += double(t->nbytes);
+    }
+    if (e.name.find("embed_tokens") != std::string::npos) bytes /= double(cfg.vocab_size);  // one row
+    const bool routed = e.name.find(".mlp.experts.") != std::string::npos;
+    if (routed) bytes *= k_of_e;
+    (e.mtp ? b.mtp : b.main) += bytes;
+    if (routed && !e.mtp) b.routed += bytes;
+  }
+  return b;
+}
+
 ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, bool with_mtp,
                           const WeightPlacement& place) {
   // MTP modules are optional in a checkpoint (some conversions drop them): a module with none

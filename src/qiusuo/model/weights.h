@@ -125,6 +125,15 @@ struct WeightPlacement {
 ModelWeights load_weights(const ModelConfig& cfg, const TensorStore& store, bool with_mtp = true,
                           const WeightPlacement& place = {});
 
+// What one decode token reads, from a checkpoint's tensor headers (no weight is loaded): bytes
+// of the main model (an embedding row, every block with k of its E routed experts, norms, the
+// head; FP8 scales and GPTQ scales included), the routed experts' part of that, and the same
+// for MTP module 1 (0 when the checkpoint has none). The `--speculative auto` rule reads it.
+struct DecodeReadBytes {
+  double main = 0, routed = 0, mtp = 0;
+};
+DecodeReadBytes checkpoint_decode_bytes(const ModelConfig& cfg, const TensorStore& store);
+
 // Views of F32 tensors held elsewhere — a training run's flat parameter buffer: `lookup(name)`
 // returns the data of each expected name. Nothing is copied (kv_b_proj, norms, router and
 // correction bias included), so a Model over these views sees every later update of the buffer.

@@ -91,6 +91,10 @@ std::string Metrics::render(const EngineStats* e, const ServerGauges& g) const {
     counter(out, "qiusuo_engine_steps_total", double(e->steps), "Engine steps");
     counter(out, "qiusuo_engine_step_tokens_total", double(e->step_tokens), "Tokens computed by engine steps");
     counter(out, "qiusuo_preemptions_total", double(e->preemptions), "Sequences preempted (recomputed later)");
+    counter(out, "qiusuo_spec_decode_draft_tokens_total", double(e->draft_tokens),
+            "MTP draft tokens verified (speculative decoding)");
+    counter(out, "qiusuo_spec_decode_accepted_tokens_total", double(e->accepted_draft_tokens),
+            "MTP draft tokens accepted");
   }
   gauge(out, "qiusuo_disk_cache_entries", double(g.disk_entries), "Prefix blocks in the disk cache");
   gauge(out, "qiusuo_disk_cache_bytes", double(g.disk_bytes), "Bytes of the disk cache");

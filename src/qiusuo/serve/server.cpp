@@ -350,7 +350,8 @@ void Server::Impl::setup_http() {
 
 void Server::Impl::load() {
   Stopwatch sw;
-  model = Model::load(opt.model_dir, /*with_mtp=*/false, opt.placement);
+  const SpeculationChoice spec = resolve_speculation(opt.speculative, opt.model_dir);
+  model = Model::load(opt.model_dir, /*with_mtp=*/spec.on, opt.placement);
   if (file_exists(path_join(opt.model_dir, "tokenizer.json"))) {
     tok = std::make_unique<Tokenizer>(Tokenizer::load(opt.model_dir));
     if (!tok->chat_template().empty()) {
@@ -373,8 +374,10 @@ void Server::Impl::load() {
   eo.max_model_len = ctx;
   eo.compute = opt.compute;
   eo.kv_dtype = opt.kv_dtype;
+  eo.speculative = spec.on;
   const int64_t bytes_per_token =
-      int64_t(kv_row_bytes(kv_dtype_of(eo), cfg.kv_lora_rank, cfg.qk_rope_head_dim)) * cfg.num_hidden_layers;
+      int64_t(kv_row_bytes(kv_dtype_of(eo), cfg.kv_lora_rank, cfg.qk_rope_head_dim)) *
+      (cfg.num_hidden_layers + (spec.on ? 1 : 0));  // a speculative pool also keeps the MTP module's latents
   const int64_t pool_tokens = (opt.kv_cache_mb << 20) / std::max<int64_t>(1, bytes_per_token);
   eo.cache_tokens = std::max(ctx + eo.block_size, pool_tokens);
   engine = std::make_unique<Engine>(*model, tok.get(), eo);
@@ -398,7 +401,9 @@ void Server::Impl::load() {
   log_line("loaded " + opt.model_dir + " as '" + model_name + "' in " + std::to_string(int(sw.elapsed() * 1000)) +
            " ms: context " + std::to_string(ctx) + ", KV pool " + std::to_string(engine->stats().blocks_total) +
  " blocks of " + std::to_string(eo.block_size) + " tokens (" + kv_dtype_name(kv_dtype_of(eo)) + "), batch " + std::to_string(opt.max_batch) +
-           ", queue " + std::to_string(opt.queue) + (tok ? "" : ", no tokenizer (token-id prompts only)") +
+           ", queue " + std::to_string(opt.queue) + ", speculative decoding " + (spec.on ? "mtp" : "none") +
+           (opt.speculative == SpeculativeMode::Auto ? " (auto: " + spec.why + ")" : "") +
+           (tok ? "" : ", no tokenizer (token-id prompts only)") +
            (fmt ? "" : ", no chat template"));
 }
 

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "qiusuo/infer/engine.h"
 #include "qiusuo/kernels/linear.h"
 #include "qiusuo/model/kv_cache.h"
 #include "qiusuo/model/weights.h"
@@ -45,6 +46,8 @@ struct ServerOptions {
   int http_threads = 0;             // 0: queue limit + 32
   Compute compute = Compute::BF16;
   std::optional<KvDtype> kv_dtype;  // KV cache storage (unset: the engine's default for compute)
+  // MTP speculative decoding; Auto: where it is expected to pay (infer/engine.h: choose_speculation).
+  SpeculativeMode speculative = SpeculativeMode::Auto;
   bool log_requests = true;
   WeightPlacement placement;        // expert parallelism: rank 0's share of the experts (docs/dist.md)
 };
