@@ -29,8 +29,8 @@ std::vector<int32_t> seq(int n, int start = 0) {
 
 // A sequence's state as the scheduler keeps it.
 struct Seq {
-  std::vector<int32_t> tokens, table;
-  std::vector<uint64_t> hashes;
+  std::vector<int32_t> tokens, table = {};
+  std::vector<uint64_t> hashes = {};
   int64_t computed = 0;
 };
 

@@ -112,6 +112,35 @@ TEST(VecOps, MatchScalarReference) {
   }
 }
 
+// dot_rows and weighted_rows compute each value the same way whichever register tile it falls
+// in: every row count gives, bit for bit, what one row (one query, one key) at a time gives —
+// the batch invariance of attention rests on it (model/mla.h).
+TEST(VecOps, AttentionRowsDoNotDependOnTheRowCounts) {
+  for (const Impl& k : impls())
+    for (int64_t n : {5, 16, 37, 64, 80, 576}) {
+      const int64_t nq = 7, nk = 11, ld = n + 3;
+      auto Q = rnd(size_t(nq * ld), 11), K = rnd(size_t(nk * ld), 12);
+      std::vector<float> S(size_t(nq * nk)), one(1);
+      k.dot_rows(Q.data(), nq, ld, K.data(), nk, ld, n, S.data(), nk);
+      for (int64_t i = 0; i < nq; ++i)
+        for (int64_t j = 0; j < nk; ++j) {
+          k.dot_rows(Q.data() + i * ld, 1, ld, K.data() + j * ld, 1, ld, n, one.data(), 1);
+          ASSERT_EQ(S[size_t(i * nk + j)], one[0]) << k.name << " n=" << n << " (" << i << ", " << j << ")";
+        }
+      for (bool acc : {false, true}) {
+        std::vector<float> O(size_t(nq * ld), 0.5f), O1(size_t(ld), 0.5f);
+        k.weighted_rows(S.data(), nq, nk, K.data(), nk, ld, n, O.data(), ld, acc);
+        for (int64_t i = 0; i < nq; ++i) {
+          std::fill(O1.begin(), O1.end(), 0.5f);
+          k.weighted_rows(S.data() + i * nk, 1, nk, K.data(), nk, ld, n, O1.data(), ld, acc);
+          for (int64_t c = 0; c < n; ++c)
+            ASSERT_EQ(O[size_t(i * ld + c)], O1[size_t(c)]) << k.name << " n=" << n << " row " << i << " col " << c;
+          for (int64_t c = n; c < ld; ++c) ASSERT_EQ(O[size_t(i * ld + c)], 0.5f) << "past n: untouched";
+        }
+      }
+    }
+}
+
 // The polynomial exp of softmax: relative error < 2e-7 over the range it is used on.
 TEST(VecOps, ExpAccuracy) {
   for (const Impl& k : impls()) {
