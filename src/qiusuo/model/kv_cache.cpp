@@ -7,6 +7,7 @@
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/kernels/convert.h"
+#include "qiusuo/kernels/vec_ops.h"
 #include "qiusuo/model/forward.h"
 
 namespace qs {
@@ -92,8 +93,8 @@ void KVPool::load(int64_t layer, int64_t block, int64_t offset, int64_t n, float
         for (int64_t g = 0; g < fp8_groups(lora_); ++g) {
           float sc;
           std::memcpy(&sc, r + lora_ + g * 4, sizeof sc);
-          const int64_t c0 = g * kFp8Group, c1 = std::min(lora_, c0 + kFp8Group);
-          for (int64_t c = c0; c < c1; ++c) dst[c] *= sc;
+          const int64_t c0 = g * kFp8Group;
+          scale(dst + c0, sc, std::min(lora_, c0 + kFp8Group) - c0);  // SIMD (this file is built for the baseline ISA)
         }
         bf16_to_f32(reinterpret_cast<const uint16_t*>(r + lora_ + fp8_groups(lora_) * 4), dst + lora_, width_ - lora_);
       }
