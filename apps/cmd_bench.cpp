@@ -28,6 +28,10 @@ void register_bench_command(CLI::App& app) {
   c->add_option("--prefill-tokens", o->b.prefill_tokens, "Prompt length for the prefill figure")->capture_default_str();
   c->add_option("--context", o->b.decode_context, "Context length before timed decode steps")->capture_default_str();
   c->add_option("--steps", o->b.decode_steps, "Timed decode steps")->capture_default_str();
+  c->add_option("--long-context", o->b.long_context,
+                "Also time batch-1 decode at this context (e.g. 32768), its latent cache rows filled with\n"
+                "random values instead of prefilled (attention reads as many rows; 0 = skip)")
+      ->capture_default_str();
   c->add_option("--batch", o->b.batch, "Sequences in the batched decode figure")->capture_default_str();
   c->add_option("--precision", o->precision, "Prefill GEMM precision: bf16 or f32")->capture_default_str();
   add_kv_cache_option(c, o->kv_cache);
@@ -41,7 +45,8 @@ void register_bench_command(CLI::App& app) {
     else fail("--precision must be bf16 or f32");
     o->b.kv_dtype = kv_cache_of(o->kv_cache);
     QS_CHECK(o->b.decode_steps >= 4, "--steps must be at least 4");
-    QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1, "bench sizes must be positive");
+    QS_CHECK(o->b.batch >= 1 && o->b.prefill_tokens >= 1 && o->b.decode_context >= 1 && o->b.long_context >= 0,
+             "bench sizes must be positive");
     o->b.verbose = !o->json;
     InferenceModel model("bench", o->model, /*with_mtp=*/false, o->expert_parallel, o->mmap);
     if (model.serving_done()) return;  // a rank that served its experts to rank 0
@@ -73,6 +78,11 @@ void register_bench_command(CLI::App& app) {
                 j["decode_batch8_bytes_per_step"].get<double>() / 1e6,
                 100 * j["decode_batch8_bandwidth_fraction"].get<double>());
     std::printf("decode batch 32  %.2f tokens/s\n", j["decode_batch32_tokens_per_s"].get<double>());
+    if (j.contains("long_context"))
+      std::printf("decode at %-6lld %.2f tokens/s (batch 1, cache rows filled), %.1f MB read per token: %.1f%% of measured bandwidth\n",
+                  (long long)j["long_context"].get<int64_t>(), j["long_context_decode_tokens_per_s"].get<double>(),
+                  j["long_context_bytes_per_token"].get<double>() / 1e6,
+                  100 * j["long_context_bandwidth_fraction"].get<double>());
     std::printf("prefix cache     time to first token of a 1024-token prompt: %.3f s cold, %.3f s cached (%.1fx)\n",
                 j["prefix_cold_ttft_s"].get<double>(), j["prefix_hit_ttft_s"].get<double>(),
                 j["prefix_hit_ttft_speedup"].get<double>());

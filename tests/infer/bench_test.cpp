@@ -29,16 +29,21 @@ TEST(Bench, ShortRunReportsEveryFieldWithSaneValues) {
   o.decode_context = 70;  // not a multiple of the 64-token block
   o.decode_steps = 4;
   o.probe_seconds = 0.05;
+  o.long_context = 700;  // rows filled, not prefilled; not a multiple of the block either
   const nlohmann::json j = run_benchmark(*model, o);
   for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s",
                         "decode_batch32_tokens_per_s", "prefix_hit_ttft_speedup", "measured_bandwidth_gb_s",
                         "decode_bandwidth_fraction", "decode_batch8_bandwidth_fraction", "gemm_peak_gflops",
                         "prefill_peak_fraction", "peak_rss_mb", "decode_bytes_per_token",
-                        "decode_batch8_bytes_per_step"}) {
+                        "decode_batch8_bytes_per_step", "long_context_decode_tokens_per_s",
+                        "long_context_bandwidth_fraction"}) {
     ASSERT_TRUE(j.contains(k)) << k;
     const double v = j[k].get<double>();
     EXPECT_TRUE(std::isfinite(v) && v > 0) << k << " = " << v;
   }
+  EXPECT_EQ(j["long_context"].get<int64_t>(), 700);
+  EXPECT_NEAR(j["long_context_bytes_per_token"].get<double>(),
+              j["decode_weight_bytes_per_token"].get<double>() + 700 * j["kv_bytes_per_token"].get<double>(), 1.0);
   // Loaded without --mmap: everything but the embedding was copied, and it is counted apart from
   // the F32 copies.
   EXPECT_GT(j["weights_copied_mb"].get<double>(), 0.0);

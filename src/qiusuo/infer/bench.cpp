@@ -235,6 +235,43 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   j["weights_copied_mb"] = copied / 1e6;  // the checkpoint's tensors held in memory (0 with --mmap)
   j["weight_f32_copies_mb"] = (owned - copied) / 1e6;
   j["kv_cache_mb"] = double(cache.capacity_tokens()) * double(cache.bytes_per_token()) / 1e6;
+  if (o.long_context > 0) {
+    // Batch 1 at a long context: the latent rows of long_context positions are filled with
+    // N(0, 1) values instead of computed by a prefill (minutes at 32k on a laptop); attention
+    // reads and multiplies as many rows whatever their values, so the step costs the same. Run
+    // last: its cache is not part of the engine's peak RSS above.
+    log("decode batch 1 at the long context");
+    const int64_t steps = std::max<int64_t>(8, o.decode_steps / 2);
+    KVCache lc(c, blocks_of(o.long_context + steps + 8), 1, kBlockTokens, -1, kv_dtype);
+    const int64_t s = lc.add_sequence();
+    std::vector<int32_t> ctx_ids(size_t(o.long_context), 0);
+    StepBatch fill;
+    lc.append(fill, s, ctx_ids.data(), o.long_context);
+    std::vector<float> row(size_t(lc.pool().row_width()));
+    const auto& table = lc.blocks(s);
+    for (int64_t l = 0; l < lc.pool().num_layers(); ++l)
+      for (int64_t p = 0; p < o.long_context; ++p) {
+        for (float& x : row) x = float(rng.normal());
+        lc.pool().store(l, table[size_t(p / kBlockTokens)], p % kBlockTokens, row.data());
+      }
+    const int64_t row0 = 0;
+    double total = 0;
+    const double p0 = probe();
+    for (int64_t step = 0; step < steps + 2; ++step) {
+      StepBatch db;
+      const int32_t t = int32_t(rng.below(uint64_t(V)));
+      lc.append(db, s, &t, 1);
+      Stopwatch sw;
+      model.forward(db, lc.pool(), {&row0, 1}, logits.data(), fo, arena);
+      if (step >= 2) total += sw.elapsed();  // the first steps warm caches
+    }
+    const double p1 = probe();
+    const double bytes = double(model.decode_weight_bytes_per_token()) + double(o.long_context) * kv_token_bytes;
+    j["long_context"] = o.long_context;
+    j["long_context_decode_tokens_per_s"] = double(steps) / total;
+    j["long_context_bytes_per_token"] = bytes;  // weights (k of E experts) + the cache rows read
+    j["long_context_bandwidth_fraction"] = bytes * double(steps) / total / 1e9 / (0.5 * (p0 + p1));
+  }
   return j;
 }
 

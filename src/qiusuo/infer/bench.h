@@ -17,6 +17,7 @@ struct BenchOptions {
   int64_t decode_context = 128;  // prompt length before timing decode
   int64_t decode_steps = 32;
   int64_t batch = 8;             // second decode figure
+  int64_t long_context = 0;      // > 0: batch-1 decode also at this context (rows filled, not prefilled)
   Compute compute = Compute::BF16;  // prefill GEMM precision
   std::optional<KvDtype> kv_dtype;  // unset: the engine's default for `compute` (kv_dtype_of)
   double probe_seconds = 1.0;
