@@ -60,7 +60,9 @@ TEST(QuantizeCli, BoundedMemoryAutoGroupAndLoadableOutput) {
       else EXPECT_EQ(st.get("lm_head.weight").dtype, DType::F8_E4M3);
     }
     const auto cfg = nlohmann::json::parse(read_text_file(d / (to + "/config.json")));
-    if (fmt == "int4") EXPECT_EQ(cfg["quantization_config"]["group_size"], 64);
+    if (fmt == "int4") {
+      EXPECT_EQ(cfg["quantization_config"]["group_size"], 64);
+    }
     // The output loads and runs: finite logits for two positions.
     r = qiusuo("logits --model " + (d / to) + " --ids 1,2 --mode prefill --out " + (d / (to + ".safetensors")));
     ASSERT_EQ(r.code, 0) << r.err;

@@ -93,7 +93,9 @@ TEST(Sampler, VerifiedDraftsKeepTheDistribution) {
       const int32_t t = s.verify_draft(l.data(), draft, &ok);
       got[size_t(t)] += 1.0 / N;
       accepted += ok;
-      if (ok) EXPECT_EQ(t, draft);
+      if (ok) {
+        EXPECT_EQ(t, draft);
+      }
     }
     for (size_t v = 0; v < base.size(); ++v)
       EXPECT_NEAR(got[v], want[v], 4 * std::sqrt(want[v] * (1 - want[v]) / N) + 1e-9) << "draft " << draft << " token " << v;

@@ -83,7 +83,9 @@ TEST(JsonMachine, ClosingCompletesEveryPrefix) {
     const std::string text = doc.substr(0, i) + m.closing();
     EXPECT_TRUE(nlohmann::json::accept(text)) << "prefix " << i << ": " << text;
     EXPECT_EQ(m.closing().size(), size_t(m.closing_length()));
-    if (i < doc.size()) ASSERT_TRUE(m.feed(uint8_t(doc[i])));
+    if (i < doc.size()) {
+      ASSERT_TRUE(m.feed(uint8_t(doc[i])));
+    }
   }
   // Mid-escape and mid-character states.
   for (const char* p : {"{\"a\":\"\\", "{\"a\":\"\\u00", "{\"a\":\"\\uD83D", "{\"a\":\"\\uD83D\\", "{\"a\":\"\xE4\xB8",
@@ -119,7 +121,9 @@ TEST(JsonMachine, RandomWalksStayCompletable) {
       text.push_back(char(c));
       ASSERT_TRUE(nlohmann::json::accept(text + m.closing())) << "walk " << walk << ": " << text << m.closing();
     }
-    if (m.complete()) EXPECT_TRUE(nlohmann::json::accept(text));
+    if (m.complete()) {
+      EXPECT_TRUE(nlohmann::json::accept(text));
+    }
   }
 }
 
@@ -128,7 +132,7 @@ nlohmann::json random_value(std::mt19937& rng, int depth) {
   switch (k) {
     case 0: return nullptr;
     case 1: return bool(rng() % 2);
-    case 2: return int64_t(rng()) - int64_t(1) << 20;
+    case 2: return (int64_t(rng()) - int64_t(1)) << 20;  // multiples of 2^20 up to 2^52
     case 3: return double(int32_t(rng())) / 977.0;
     case 4: {
       std::string s;
