@@ -28,14 +28,6 @@ SpeculativeMode speculative_mode_of(const std::string& name) {
   fail(ErrorKind::Invalid, "--speculative must be none, mtp or auto, got '", name, "'");
 }
 
-const char* speculative_mode_name(SpeculativeMode m) {
-  switch (m) {
-    case SpeculativeMode::Mtp: return "mtp";
-    case SpeculativeMode::Auto: return "auto";
-    default: return "none";
-  }
-}
-
 SpeculationChoice choose_speculation(const std::string& model_dir) {
   const ModelConfig cfg = load_model_config(model_dir);
   SpeculationChoice c;

@@ -112,7 +112,6 @@ struct EngineOptions {
 // `--speculative none|mtp|auto` of the CLI and the server.
 enum class SpeculativeMode { None, Mtp, Auto };
 SpeculativeMode speculative_mode_of(const std::string& name);  // qs::Error for another name
-const char* speculative_mode_name(SpeculativeMode m);
 
 // Whether MTP speculative decoding is expected to speed up batch-1 decode of the checkpoint in
 // `model_dir` (its config.json and tensor headers; no weight is loaded). Batch-1 decode is
