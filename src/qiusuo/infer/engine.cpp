@@ -45,12 +45,12 @@ SpeculationChoice choose_speculation(const std::string& model_dir) {
   const double b2 = b.main + b.routed * (1 - k_of_e);
   c.speedup = (1 + kExpectedAcceptance) * b.main / (b2 + b.mtp);
   c.on = c.speedup >= kMinSpeedup;
-  char line[256];
+  char line[256], off[48] = "";
+  if (!c.on) std::snprintf(off, sizeof off, ": below %.1fx, off", kMinSpeedup);
   std::snprintf(line, sizeof line,
                 "expected batch-1 speed-up %.2fx at %.0f%% acceptance (a step reads %.0f MB plain, %.0f MB "
                 "speculative, %.0f of them the MTP module's)%s",
-                c.speedup, 100 * kExpectedAcceptance, b.main / 1e6, (b2 + b.mtp) / 1e6, b.mtp / 1e6,
-                c.on ? "" : ": below 1.1x, off");
+                c.speedup, 100 * kExpectedAcceptance, b.main / 1e6, (b2 + b.mtp) / 1e6, b.mtp / 1e6, off);
   c.why = line;
   return c;
 }
@@ -79,8 +79,8 @@ Engine::Engine(const Model& model, const Tokenizer* tokenizer, EngineOptions opt
     QS_CHECK(model.has_mtp(), "speculative decoding needs the model's MTP module (num_nextn_predict_layers > 0 and its "
                               "weights in the checkpoint; load it with MTP)");
   // A speculative engine keeps the MTP module's latents as one more layer of every block.
-  pool_ = std::make_unique<KVPool>(model.config(), blocks, opt.block_size,
-                                   model.config().num_hidden_layers + (opt.speculative ? 1 : 0), kv_dtype_of(opt));
+  pool_ = std::make_unique<KVPool>(model.config(), blocks, opt.block_size, kv_pool_layers(model.config(), opt),
+                                   kv_dtype_of(opt));
   bm_ = std::make_unique<BlockManager>(*pool_, opt.prefix_caching);
   sched_ = std::make_unique<Scheduler>(*bm_, SchedulerOptions{opt.max_seqs, opt.max_step_tokens, opt.speculative});
   runner_ = std::make_unique<ModelRunner>(model, *pool_, opt.compute);

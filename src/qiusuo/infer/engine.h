@@ -135,6 +135,12 @@ SpeculationChoice choose_speculation(const std::string& model_dir);
 // None: off; Mtp: on (the engine checks the model has MTP weights); Auto: choose_speculation.
 SpeculationChoice resolve_speculation(SpeculativeMode mode, const std::string& model_dir);
 
+// Layers of an engine's KV pool: the model's, and with speculative decoding one more for the MTP
+// module's latents.
+inline int64_t kv_pool_layers(const ModelConfig& c, const EngineOptions& o) {
+  return c.num_hidden_layers + (o.speculative ? 1 : 0);
+}
+
 // The cache type an engine with these options uses (kv_dtype, or the default for compute).
 inline KvDtype kv_dtype_of(const EngineOptions& o) {
   return o.kv_dtype ? *o.kv_dtype : (o.compute == Compute::F32 ? KvDtype::F32 : KvDtype::BF16);

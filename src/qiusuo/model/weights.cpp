@@ -285,9 +285,8 @@ bool gptq_matrix(const TensorStore& store, const std::map<std::string, Shape>& s
 DecodeReadBytes checkpoint_decode_bytes(const ModelConfig& cfg, const TensorStore& store) {
   DecodeReadBytes b;
   const double k_of_e = cfg.n_routed_experts > 0 ? double(cfg.num_experts_per_tok) / double(cfg.n_routed_experts) : 0;
-  const bool has_mtp = cfg.num_nextn_predict_layers > 0 &&
-                       store.find(layer_prefix(cfg.num_hidden_layers) + "eh_proj.weight") != nullptr;
   const std::string mtp_prefix = layer_prefix(cfg.num_hidden_layers);  // module 1 only
+  const bool has_mtp = cfg.num_nextn_predict_layers > 0 && store.find(mtp_prefix + "eh_proj.weight") != nullptr;
   for (const auto& e : expected_tensors(cfg)) {
     if (e.mtp && (!has_mtp || e.name.compare(0, mtp_prefix.size(), mtp_prefix) != 0)) continue;
     double bytes = 0;

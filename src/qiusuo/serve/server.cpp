@@ -376,8 +376,7 @@ void Server::Impl::load() {
   eo.kv_dtype = opt.kv_dtype;
   eo.speculative = spec.on;
   const int64_t bytes_per_token =
-      int64_t(kv_row_bytes(kv_dtype_of(eo), cfg.kv_lora_rank, cfg.qk_rope_head_dim)) *
-      (cfg.num_hidden_layers + (spec.on ? 1 : 0));  // a speculative pool also keeps the MTP module's latents
+      int64_t(kv_row_bytes(kv_dtype_of(eo), cfg.kv_lora_rank, cfg.qk_rope_head_dim)) * kv_pool_layers(cfg, eo);
   const int64_t pool_tokens = (opt.kv_cache_mb << 20) / std::max<int64_t>(1, bytes_per_token);
   eo.cache_tokens = std::max(ctx + eo.block_size, pool_tokens);
   engine = std::make_unique<Engine>(*model, tok.get(), eo);
