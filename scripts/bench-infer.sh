@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Inference benchmark: `qiusuo bench` on the 6-layer DeepSeek-V2-Lite-shaped model (`qiusuo init
-# --config v2-lite --layers 6`, random weights, real widths) in BF16, FP8 and INT4 (`qiusuo
-# quantize --to int4` of the BF16 checkpoint), and, when a llama.cpp source tree is given,
+# Inference benchmark: `qiusuo bench` on a DeepSeek-V2-Lite-shaped model (`qiusuo init --config
+# v2-lite --layers N`, 6 layers unless --layers says otherwise; random weights, real widths) in
+# BF16, FP8 and INT4 (`qiusuo quantize --to int4` of the BF16 checkpoint), and, when a llama.cpp
+# source tree is given,
 # llama.cpp on the same checkpoint converted with its own converter (BF16 GGUF; Q8_0 as the
 # 8-bit peer of FP8, since llama.cpp has no FP8 weights; Q4_0 and Q4_K_M, made by llama-quantize
 # from the BF16 GGUF, as the peers of INT4), interleaved on the same machine and threads: round
@@ -18,6 +19,13 @@
 #   --threads N        BENCH_THREADS     threads of both engines (default 2)
 #   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int4 (default "bf16 fp8 int4")
 #   --rounds N         BENCH_ROUNDS      interleaved rounds (default 2)
+#   --layers N         BENCH_LAYERS      depth of the V2-Lite-shaped model (default 6; 27 is the
+#                                        real V2-Lite). Without bf16 in --dtypes the BF16
+#                                        checkpoint is never made (31 GB at 27 layers): INT4 is
+#                                        quantized from the FP8 one, the Q8_0 GGUF converted from
+#                                        it (llama.cpp's converter dequantizes the FP8 blocks), and
+#                                        Q4_0 / Q4_K_M requantized from Q8_0 (--allow-requantize;
+#                                        the same speed, a little more error)
 #   --work DIR         BENCH_WORK        models, GGUF files, llama.cpp build, report
 #                                        (default /tmp/qiusuo-bench-infer)
 #   --llama-cpp DIR    LLAMACPP_SRC      llama.cpp source tree (built into WORK/llama-build)
@@ -34,6 +42,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 THREADS="${BENCH_THREADS:-2}"
 DTYPES="${BENCH_DTYPES:-bf16 fp8 int4}"
 ROUNDS="${BENCH_ROUNDS:-2}"
+LAYERS="${BENCH_LAYERS:-6}"
 WORK="${BENCH_WORK:-/tmp/qiusuo-bench-infer}"
 LLAMA_SRC="${LLAMACPP_SRC:-}"
 FETCH=0
@@ -51,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --threads) need_value "$@"; THREADS="$2"; shift 2 ;;
     --dtypes|--dtype) need_value "$@"; DTYPES="$2"; shift 2 ;;
     --rounds) need_value "$@"; ROUNDS="$2"; shift 2 ;;
+    --layers) need_value "$@"; LAYERS="$2"; shift 2 ;;
     --work) need_value "$@"; WORK="$2"; shift 2 ;;
     --llama-cpp) need_value "$@"; LLAMA_SRC="$2"; shift 2 ;;
     --fetch-llama-cpp) FETCH=1; shift ;;
@@ -63,6 +73,7 @@ done
 DTYPES="${DTYPES//,/ }"
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$THREADS'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
+[[ "$LAYERS" =~ ^[1-9][0-9]*$ ]] || die "--layers must be a positive integer, got '$LAYERS'"
 for d in $DTYPES; do [[ "$d" == bf16 || "$d" == fp8 || "$d" == int4 ]] || die "dtype '$d' is not bf16, fp8 or int4"; done
 
 mkdir -p "$WORK"
@@ -126,40 +137,46 @@ fi
 # --- runs --------------------------------------------------------------------------------------
 mkdir -p "$WORK/runs"
 rm -f "$WORK"/runs/*-r[0-9]*.json "$WORK"/runs/*-r[0-9]*.jsonl
-# WORK/v2lite6-DTYPE: bf16 and fp8 from `qiusuo init`, int4 quantized from the bf16 one.
+# The checkpoint the others derive from: bf16 when it is benchmarked or already there, else fp8.
+source_dtype() {
+  if [[ " $DTYPES " == *" bf16 "* || -f "$WORK/v2lite$LAYERS-bf16/config.json" ]]; then echo bf16; else echo fp8; fi
+}
+# WORK/v2liteN-DTYPE: bf16 and fp8 from `qiusuo init`, int4 quantized from the source one.
 model_dir() {
-  local m="$WORK/v2lite6-$1"
+  local m="$WORK/v2lite$LAYERS-$1"
   if [[ ! -f "$m/config.json" ]]; then
     rm -rf "$m"
     if [[ "$1" == int4 ]]; then
       local src
-      src="$(model_dir bf16)"
-      log "qiusuo quantize --to int4"
+      src="$(model_dir "$(source_dtype)")"
+      log "qiusuo quantize --to int4 (from $(source_dtype))"
       "$QS" quantize --model "$src" --to int4 --out "$m" >&2
     else
-      log "qiusuo init --config v2-lite --layers 6 --dtype $1"
-      "$QS" init --config v2-lite --layers 6 --dtype "$1" --seed 0 --out "$m" >&2
+      log "qiusuo init --config v2-lite --layers $LAYERS --dtype $1"
+      "$QS" init --config v2-lite --layers "$LAYERS" --dtype "$1" --seed 0 --out "$m" >&2
     fi
   fi
   echo "$m"
 }
 # llama.cpp's peers of each format.
 peers_of() { case "$1" in bf16) echo bf16 ;; fp8) echo q8_0 ;; int4) echo "q4_0 q4_k_m" ;; esac; }
-gguf_of() {  # WORK/v2lite6-OT.gguf, converted or quantized unless present
-  local OT="$1" G="$WORK/v2lite6-$1.gguf"
+gguf_of() {  # WORK/v2liteN-OT.gguf, converted or quantized unless present
+  local OT="$1" G="$WORK/v2lite$LAYERS-$1.gguf"
   if [[ ! -f "$G" ]]; then
     case "$OT" in
       bf16|q8_0)
-        log "converting to $OT GGUF with llama.cpp's convert_hf_to_gguf.py"
-        "$PYTHON" "$ROOT/bench/llamacpp_convert.py" --llama-cpp "$LLAMA_SRC" --model "$(model_dir bf16)" \
+        local from=bf16
+        [[ "$OT" == q8_0 ]] && from="$(source_dtype)"
+        log "converting the $from checkpoint to $OT GGUF with llama.cpp's convert_hf_to_gguf.py"
+        "$PYTHON" "$ROOT/bench/llamacpp_convert.py" --llama-cpp "$LLAMA_SRC" --model "$(model_dir "$from")" \
           --tokenizer "$TOKENIZER" --outtype "$OT" --out "$G.tmp" > "$WORK/runs/convert-$OT.log" 2>&1 ||
           { tail -20 "$WORK/runs/convert-$OT.log" >&2; die "GGUF conversion failed (log: $WORK/runs/convert-$OT.log)"; }
         ;;
       *)
-        local src
-        src="$(gguf_of bf16)"
-        log "llama-quantize $OT"
-        "$LLAMA_QUANTIZE" "$src" "$G.tmp" "${OT^^}" "$THREADS" > "$WORK/runs/quantize-$OT.log" 2>&1 ||
+        local src requant=()
+        if [[ "$(source_dtype)" == bf16 ]]; then src="$(gguf_of bf16)"; else src="$(gguf_of q8_0)"; requant=(--allow-requantize); fi
+        log "llama-quantize $OT (from $(basename "$src"))"
+        "$LLAMA_QUANTIZE" "${requant[@]}" "$src" "$G.tmp" "${OT^^}" "$THREADS" > "$WORK/runs/quantize-$OT.log" 2>&1 ||
           { tail -20 "$WORK/runs/quantize-$OT.log" >&2; die "llama-quantize failed (log: $WORK/runs/quantize-$OT.log)"; }
         ;;
     esac
@@ -194,9 +211,10 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-"$PYTHON" - "$WORK" "$DTYPES" "$THREADS" "$ROUNDS" <<'PY' | tee "$WORK/report.json"
+"$PYTHON" - "$WORK" "$DTYPES" "$THREADS" "$ROUNDS" "$LAYERS" <<'PY' | tee "$WORK/report.json"
 import json, os, platform, sys
 work, dtypes, threads, rounds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+layers = int(sys.argv[5])
 cpu = "?"
 try:
     for line in open("/proc/cpuinfo"):
@@ -205,7 +223,7 @@ try:
 except OSError:
     pass
 rep = {"machine": {"cpu": cpu, "logical_cpus": os.cpu_count(), "kernel": platform.release()},
-       "model": "qiusuo init --config v2-lite --layers 6 (hidden 2048, 1 dense + 5 MoE layers, 64 routed top-6 + 2 shared, vocab 102400)",
+       "model": f"qiusuo init --config v2-lite --layers {layers} (hidden 2048, 1 dense + {layers - 1} MoE layers, 64 routed top-6 + 2 shared, vocab 102400)",
        "threads": threads, "rounds": rounds, "results": {}}
 PEERS = {"bf16": ["bf16"], "fp8": ["q8_0"], "int4": ["q4_0", "q4_k_m"]}
 KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s")
