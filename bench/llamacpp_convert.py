@@ -16,6 +16,7 @@ usage: llamacpp_convert.py --llama-cpp SRC --model DIR --tokenizer tokenizer.jso
                            --outtype bf16|q8_0 --out FILE.gguf
 """
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -73,6 +74,15 @@ def read_f32(path: str, offset: int, shape: tuple, dtype: str):
     else:
         raise SystemExit(f"llamacpp_convert: unsupported weight_scale_inv dtype {dtype} in {path}")
     return torch.from_numpy(a.copy()).reshape(shape)
+
+
+def converter_class(conv, name: str, module: str):
+    """A class of llama.cpp's converter: at the top of convert_hf_to_gguf.py in older trees, in
+    its conversion package (`module`) in newer ones."""
+    for mod in (conv, getattr(conv, "conversion", None)):
+        if mod is not None and hasattr(mod, name):
+            return getattr(mod, name)
+    return getattr(importlib.import_module(module), name)
 
 
 def staged_model_dir(model: Path, tokenizer_json: Path, tmp: Path, drop_quantization: bool) -> Path:
@@ -148,13 +158,7 @@ def main() -> int:
     import gguf  # noqa: E402  (llama.cpp's gguf-py)
     import convert_hf_to_gguf as conv  # noqa: E402
 
-    text_model = None
-    for mod in (conv, getattr(conv, "conversion", None)):
-        if mod is not None and hasattr(mod, "TextModel"):
-            text_model = mod.TextModel
-            break
-    if text_model is None:
-        from conversion.base import TextModel as text_model  # noqa: E402
+    text_model = converter_class(conv, "TextModel", "conversion.base")
 
     def get_vocab_base(self):
         tok = json.loads((Path(self.dir_model) / "tokenizer.json").read_text())
@@ -181,9 +185,7 @@ def main() -> int:
     # (27 or 26, as V2-Lite) and otherwise requires the q_lora_rank key, which the converter only
     # writes when the config has one. Write 0 (= no query compression, the loader's own test) so
     # that V2-Lite-shaped models of other depths load.
-    v2 = getattr(conv, "DeepseekV2Model", None)
-    if v2 is None:
-        from conversion.deepseek import DeepseekV2Model as v2  # noqa: E402
+    v2 = converter_class(conv, "DeepseekV2Model", "conversion.deepseek")
     original_params = v2.set_gguf_parameters
 
     def set_gguf_parameters(self):
@@ -204,13 +206,7 @@ def main() -> int:
     if type(torch.float8_e4m3fn).__name__.startswith("MissingTorchDtype"):
         fp8_scales = fp8_scale_map(a.model.resolve())
     if fp8_scales:
-        lazy_cls = None
-        for mod in (conv, getattr(conv, "conversion", None)):
-            if mod is not None and hasattr(mod, "LazyTorchTensor"):
-                lazy_cls = mod.LazyTorchTensor
-                break
-        if lazy_cls is None:
-            from conversion.base import LazyTorchTensor as lazy_cls  # noqa: E402
+        lazy_cls = converter_class(conv, "LazyTorchTensor", "conversion.base")
         e4m3 = torch.tensor([e4m3_value(b) for b in range(256)], dtype=torch.float32)
         plain_from_local = lazy_cls.from_local_tensor.__func__
 
