@@ -180,7 +180,6 @@ def main() -> int:
 
     text_model.get_vocab_base = get_vocab_base
 
-
     # llama.cpp recognises a DeepSeek-V2 model without query compression by its layer count
     # (27 or 26, as V2-Lite) and otherwise requires the q_lora_rank key, which the converter only
     # writes when the config has one. Write 0 (= no query compression, the loader's own test) so

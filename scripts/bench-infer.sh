@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Inference benchmark: `qiusuo bench` on a DeepSeek-V2-Lite-shaped model (`qiusuo init --config
 # v2-lite --layers N`, 6 layers unless --layers says otherwise; random weights, real widths) in
-# BF16, FP8 and INT4 (`qiusuo quantize --to int4` of the BF16 checkpoint), and, when a llama.cpp
-# source tree is given,
-# llama.cpp on the same checkpoint converted with its own converter (BF16 GGUF; Q8_0 as the
-# 8-bit peer of FP8, since llama.cpp has no FP8 weights; Q4_0 and Q4_K_M, made by llama-quantize
-# from the BF16 GGUF, as the peers of INT4), interleaved on the same machine and threads: round
+# BF16, FP8 and INT4 (`qiusuo quantize --to int4` of the BF16 checkpoint; see --layers for runs
+# without one), and, when a llama.cpp source tree is given, llama.cpp on the same checkpoint
+# converted with its own converter (BF16 GGUF; Q8_0 as the 8-bit peer of FP8, since llama.cpp
+# has no FP8 weights; Q4_0 and Q4_K_M, made by llama-quantize from the BF16 GGUF, as the peers
+# of INT4), interleaved on the same machine and threads: round
 # after round, qiusuo then llama.cpp for each format (the host's bandwidth moves between runs).
 # Prints a JSON report (also written to WORK/report.json) with every round and the means. See
 # docs/benchmarks.md.
