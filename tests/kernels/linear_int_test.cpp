@@ -229,8 +229,8 @@ TEST(IntWeights, EveryIsaMatchesScalarBitwise) {
 // past the matrix's last row (partial last tiles included).
 TEST(IntWeights, TileDequantizationMatchesRows) {
   struct Case { DType dt; int64_t rows, cols, group; };
-  const Case cases[] = {{DType::I4, 40, 256, 64}, {DType::I4, 16, 512, 128}, {DType::I4, 8, 64, 32},
-                        {DType::I8, 40, 256, 128}, {DType::I8, 24, 96, 32}};
+  const Case cases[] = {{DType::I4, 40, 256, 64}, {DType::I4, 16, 512, 128}, {DType::I4, 8, 64, 32}, {DType::I4, 24, 96, 32},
+                        {DType::I8, 40, 256, 128}, {DType::I8, 24, 96, 32}, {DType::I8, 28, 64, 64}};
   for (const Case& c : cases) {
     SCOPED_TRACE(testing::Message() << dtype_name(c.dt) << " rows=" << c.rows << " cols=" << c.cols << " group=" << c.group);
     const test::OwnedWeights w(c.dt, c.rows, c.cols, uint32_t(c.rows * 3 + c.cols), c.group);

@@ -14,6 +14,7 @@
 
 #include "qiusuo/io/safetensors.h"
 #include "qiusuo/model/transformer.h"
+#include "model/stored_kv_b.h"
 
 namespace qs {
 namespace {
@@ -251,59 +252,11 @@ TEST_P(ModelFixture, TokenByTokenDecodeMatchesPrefill) {
   }
 }
 
-// Absorbed decode steps of few tokens read a BF16/FP8 kv_b as stored (16 rows at a time); with
-// kv_b given as its F32 copy instead, every logit must be the same bit for bit, in both compute
-// modes: B sequences of P tokens decoded one step at a time (the stored run with the F32 copy
-// replaced by NaNs, so that it cannot pass by reading the copy).
-void expect_stored_kv_b_equals_f32_copy(Model& model, const std::vector<int32_t>& input, int64_t B, int64_t P) {
-  auto& w = const_cast<ModelWeights&>(model.weights());
-  const int64_t V = model.config().vocab_size;
-  auto decode = [&](Compute cm) {
-    KVCache cache(model.config(), B * P + 64, B, 8);
-    for (int64_t s = 0; s < B; ++s) cache.add_sequence();
-    ForwardOptions opt;
-    opt.compute = cm;
-    opt.attn = AttnImpl::Absorb;
-    std::vector<float> all;
-    for (int64_t p = 0; p < P; ++p) {
-      StepBatch d;
-      for (int64_t s = 0; s < B; ++s) cache.append(d, s, &input[size_t(s * P + p)], 1);
-      std::vector<int64_t> r;
-      for (int64_t s = 0; s < B; ++s) r.push_back(s);
-      std::vector<float> out(size_t(B * V));
-      model.forward(d, cache.pool(), r, out.data(), opt);
-      all.insert(all.end(), out.begin(), out.end());
-    }
-    return all;
-  };
-  for (Compute cm : {Compute::F32, Compute::BF16}) {
-    // The stored run must not read the F32 copy at all: it points at NaNs meanwhile.
-    std::vector<const float*> copies;
-    std::vector<std::vector<float>> poison;
-    for (auto& l : w.layers) {
-      copies.push_back(l.attn.kv_b_f32);
-      poison.emplace_back(size_t(l.attn.kv_b_proj.rows * l.attn.kv_b_proj.cols), std::nanf(""));
-      l.attn.kv_b_f32 = poison.back().data();
-    }
-    const auto stored = decode(cm);
-    for (size_t i = 0; i < w.layers.size(); ++i) w.layers[i].attn.kv_b_f32 = copies[i];
-    std::vector<WeightMatrix> saved;
-    for (auto& l : w.layers) {
-      saved.push_back(l.attn.kv_b_proj);
-      l.attn.kv_b_proj = WeightMatrix{DType::F32, saved.back().rows, saved.back().cols, l.attn.kv_b_f32};
-    }
-    const auto f32 = decode(cm);
-    for (size_t i = 0; i < w.layers.size(); ++i) w.layers[i].attn.kv_b_proj = saved[i];
-    ASSERT_EQ(stored.size(), f32.size());
-    EXPECT_EQ(0, std::memcmp(stored.data(), f32.data(), stored.size() * sizeof(float))) << "compute " << int(cm);
-  }
-}
-
 TEST_P(ModelFixture, AbsorbedDecodeReadsStoredKvBLikeItsF32Copy) {
   Fixture f = open(GetParam());
   const DType dt = f.model->weights().layers[0].attn.kv_b_proj.dtype;
   if (dt != DType::BF16 && dt != DType::F8_E4M3) GTEST_SKIP() << "kv_b is " << dtype_name(dt) << " here";
-  expect_stored_kv_b_equals_f32_copy(*f.model, ids(*f.expected.find("input_ids")), f.B, f.P);
+  test::expect_stored_kv_b_equals_f32_copy(*f.model, ids(*f.expected.find("input_ids")), f.B, f.P);
 }
 
 TEST_P(ModelFixture, HiddenStatesAndRouter) {

@@ -25,6 +25,7 @@
 #include "qiusuo/model/config.h"
 #include "qiusuo/model/init.h"
 #include "qiusuo/model/weights.h"
+#include "model/stored_kv_b.h"
 #include "test_util.h"
 
 namespace qs {
@@ -192,6 +193,27 @@ TEST(Quantize, IntRoundTripWithinBoundAndLoads) {
       EXPECT_EQ(mw.layers[1].ffn.experts[2].down.group, group);
       EXPECT_EQ(mw.lm_head.dtype, DType::BF16);  // kept
     }
+}
+
+// An INT8 / INT4 kv_b is read as stored by absorbed decode (dequantized 16 rows at a time, the
+// tile dequantization of every ISA) and gives the logits of its F32 copy bit for bit.
+TEST(Quantize, IntKvBReadAsStoredEqualsItsF32Copy) {
+  TempDir d("quant-kvb");
+  const std::string in = make_model(d);
+  for (QuantFormat f : {QuantFormat::Int8, QuantFormat::Int4}) {
+    SCOPED_TRACE(quant_format_name(f));
+    QuantizeOptions o;
+    o.model_dir = in;
+    o.out_dir = d / quant_format_name(f);
+    o.format = f;
+    o.group = 32;
+    quantize_checkpoint(o);
+    auto model = Model::load(o.out_dir);
+    ASSERT_EQ(model->weights().layers[0].attn.kv_b_proj.dtype, f == QuantFormat::Int4 ? DType::I4 : DType::I8);
+    std::vector<int32_t> input(2 * 5);
+    for (size_t i = 0; i < input.size(); ++i) input[i] = int32_t((i * 37 + 11) % 320);
+    test::expect_stored_kv_b_equals_f32_copy(*model, input, 2, 5);
+  }
 }
 
 TEST(Quantize, Fp8InputToIntAndShardedOutput) {

@@ -155,17 +155,15 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     return ThreadScratch{SegScratch{base, base + kSeg * D.W}, base + scratch, base + scratch + part};
   };
   // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. With `kv_b_as_stored` (a
-  // step of few tokens, mla_forward) a kv_b stored in BF16, F16 or FP8 (as checkpoints have it)
-  // is read as stored and dequantized 16 rows at a time into the thread's scratch: the values of
-  // the F32 copy (made by the same exact dequantization), so the same results bit for bit, from
-  // a half or a quarter of the bytes (absorbed decode reads all of kv_b every step: 8.4 MB per
-  // layer in F32 at V2-Lite widths). Every query dequantizes it anew, so with many tokens in the
-  // step (prefill, batched decode) the F32 copy, read from cache after the first, is cheaper; and
-  // I8/I4 rows cost ~1 cycle per element to unpack (dequant_int_tile scatters them), more than
-  // reading their F32 copy: F32 and integer kv_b always use the copy.
+  // step of few tokens, mla_forward) a kv_b stored in BF16, F16, FP8, INT8 or INT4 (as the
+  // checkpoint has it) is read as stored and dequantized 16 rows at a time into the thread's
+  // scratch: the values of the F32 copy (made by the same exact dequantization), so the same
+  // results bit for bit, from a half to an eighth of the bytes (absorbed decode reads all of kv_b
+  // every step: 8.4 MB per layer in F32 at V2-Lite widths, 1.1 MB in INT4 g64). Every query
+  // dequantizes it anew, so with many tokens in the step (prefill, batched decode) the F32 copy,
+  // read from cache after the first, is cheaper.
   const float* kvb = w.kv_b_f32;
-  const DType kvdt = w.kv_b_proj.dtype;
-  const bool stored = kv_b_as_stored && (kvdt == DType::BF16 || kvdt == DType::F16 || kvdt == DType::F8_E4M3);
+  const bool stored = kv_b_as_stored && w.kv_b_proj.dtype != DType::F32;
   auto kvb_rows = [&](int64_t i, int64_t count, float* tmp) -> const float* {
     if (!stored) return kvb + i * D.R;
     w.kv_b_proj.dequant_rows(i, i + count, tmp);
@@ -328,7 +326,7 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     const float* qc = q + off * D.H * D.dq;
     float* oc = o + off * D.H * D.dv;
     const LatentRows rows{pool, b.blocks(ci), layer};
-    if (absorb) attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, T <= kKvbStoredMaxTokens);
+    if (absorb) attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, kv_b_read_as_stored(w.kv_b_proj.dtype, T));
     else attend_naive(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
   }
   linear(o, T, w.o_proj, out, cmp);

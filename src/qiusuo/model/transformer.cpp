@@ -131,8 +131,7 @@ size_t block_weight_bytes(const ModelConfig& cfg, const LayerWeights& l, int64_t
   const auto& a = l.attn;
   size_t n = cfg.q_lora_rank > 0 ? a.q_a_proj.bytes() + a.q_b_proj.bytes() : a.q_proj.bytes();
   n += a.kv_a_proj.bytes() + a.o_proj.bytes();
-  const DType kvb = a.kv_b_proj.dtype;
-  n += step_tokens <= kKvbStoredMaxTokens && (kvb == DType::BF16 || kvb == DType::F16 || kvb == DType::F8_E4M3)
+  n += kv_b_read_as_stored(a.kv_b_proj.dtype, step_tokens)
            ? a.kv_b_proj.bytes()
            : size_t(a.kv_b_proj.rows * a.kv_b_proj.cols) * sizeof(float);
   if (!l.moe) return n + l.mlp.gate.bytes() + l.mlp.up.bytes() + l.mlp.down.bytes();

@@ -69,7 +69,7 @@ class Model {
 
 // Bytes of weights a decode step of `step_tokens` tokens reads in block `l`, its routed experts
 // apart (they depend on the routing): the attention projections (kv_b as that step reads it:
-// as stored when BF16/F16/FP8 and step_tokens <= kKvbStoredMaxTokens, else its F32 copy), then
+// kv_b_read_as_stored, mla.h: as stored, else its F32 copy), then
 // the dense MLP, or the router and the shared experts.
 size_t block_weight_bytes(const ModelConfig& cfg, const LayerWeights& l, int64_t step_tokens);
 

@@ -182,9 +182,64 @@ void linear_int_avx2(const QuantizedX& x, int64_t M, const WeightMatrix& W, int6
   else run<false>(x, M, W, n0, n1, y, ldy);
 }
 
-// Dequantization serves load-time copies and the exact path's panels, not decode: the scalar loop.
+namespace {
+// a[j] = column j of 8 rows (lane i = row i) -> a[i] = row i of 8 columns.
+__attribute__((always_inline)) inline void transpose8(__m256 a[8]) {
+  __m256 t[8], u[8];
+#pragma GCC unroll 4
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_ps(a[k], a[k + 1]);      // per 128-bit lane L: a_k[4L], a_k1[4L], a_k[4L+1], a_k1[4L+1]
+    t[k + 1] = _mm256_unpackhi_ps(a[k], a[k + 1]);  // ... [4L+2], [4L+3]
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < 8; k += 4) {  // u[k + r], lane L: columns k..k+3 of row r + 4L
+    u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+    u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    a[r] = _mm256_permute2f128_ps(u[r], u[4 + r], 0x20);
+    a[r + 4] = _mm256_permute2f128_ps(u[r], u[4 + r], 0x31);
+  }
+}
+
+// Each half tile (8 rows), 8 columns at a time: the 8 / per words holding them give one vector
+// per column ((u - z) * s in each row's lane, as the scalar reference computes it), transposed.
+template <bool kI4>
+void dequant_tile(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
+  constexpr int per = kI4 ? 8 : 4, bits = kI4 ? 4 : 8;
+  const int64_t words = W.int_words(), ngroups = W.cols / W.group;
+  const int64_t n = std::min(kTile, W.rows - t * kTile);
+  const auto* data = static_cast<const uint32_t*>(W.data) + t * words * kTile;
+  const uint16_t* sc = W.group_scales + t * ngroups * kTile;
+  const __m256i mask = _mm256_set1_epi32(kI4 ? 0xF : 0xFF), z = _mm256_set1_epi32(kI4 ? 8 : 128);
+  for (int64_t h = 0; h * 8 < n; ++h) {
+    __m256 s = _mm256_setzero_ps();
+    for (int64_t c0 = 0; c0 < W.cols; c0 += 8) {
+      if (c0 % W.group == 0)
+        s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + (c0 / W.group) * kTile + 8 * h)));
+      __m256 a[8];
+#pragma GCC unroll 2
+      for (int k = 0; k < 8 / per; ++k) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + (c0 / per + k) * kTile + 8 * h));
+#pragma GCC unroll 8
+        for (int j = 0; j < per; ++j) {
+          const __m256i u = _mm256_and_si256(_mm256_srli_epi32(v, bits * j), mask);
+          a[k * per + j] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(u, z)), s);
+        }
+      }
+      transpose8(a);
+      for (int64_t i = 0; i < std::min<int64_t>(8, n - 8 * h); ++i) _mm256_storeu_ps(out + (8 * h + i) * ld + c0, a[i]);
+    }
+  }
+}
+}  // namespace
+
 void dequant_int_tile_avx2(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
-  dequant_int_tile_scalar(W, t, out, ld);
+  if (W.dtype == DType::I8) dequant_tile<false>(W, t, out, ld);
+  else dequant_tile<true>(W, t, out, ld);
 }
 
 }  // namespace qs::cpu

@@ -218,27 +218,70 @@ void linear_int_avx512(const QuantizedX& x, int64_t M, const WeightMatrix& W, in
 // One tile's words hold 16 rows of one column word: each of the 4 (I8) or 8 (I4) columns of
 // a word is one vector of 16 rows, (u - z) * s as the scalar loop computes it (exact), scattered
 // to the rows (stride ld).
-void dequant_int_tile_avx512(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
-  const bool i8 = W.dtype == DType::I8;
-  const int64_t per = i8 ? 4 : 8, words = W.int_words(), ngroups = W.cols / W.group;
+namespace {
+// a[j] = column j of 16 rows (lane i = row i) -> a[i] = row i of 16 columns (lane j = column j).
+// Three rounds of in-lane unpacks and 128-bit lane shuffles, 64 shuffles per 16 x 16 block.
+__attribute__((always_inline)) inline void transpose16(__m512 a[16]) {
+  __m512 t[16], u[16];
+#pragma GCC unroll 4
+  for (int k = 0; k < 16; k += 4) {
+    t[k] = _mm512_unpacklo_ps(a[k], a[k + 1]);      // per 128-bit lane L: a_k[4L], a_k1[4L], a_k[4L+1], a_k1[4L+1]
+    t[k + 1] = _mm512_unpackhi_ps(a[k], a[k + 1]);  // ... [4L+2], [4L+3]
+    t[k + 2] = _mm512_unpacklo_ps(a[k + 2], a[k + 3]);
+    t[k + 3] = _mm512_unpackhi_ps(a[k + 2], a[k + 3]);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 16; k += 4) {  // u[k + r], lane L: columns k..k+3 of row r + 4L
+    auto pd = [](__m512 v) { return _mm512_castps_pd(v); };
+    u[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[k]), pd(t[k + 2])));
+    u[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[k]), pd(t[k + 2])));
+    u[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[k + 1]), pd(t[k + 3])));
+    u[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[k + 1]), pd(t[k + 3])));
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {  // row r + 4L = lane L of u[r], u[4 + r], u[8 + r], u[12 + r]
+    const __m512 v0 = _mm512_shuffle_f32x4(u[r], u[4 + r], 0x44), v1 = _mm512_shuffle_f32x4(u[r], u[4 + r], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + r], u[12 + r], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + r], u[12 + r], 0xEE);
+    a[r] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    a[r + 4] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    a[r + 8] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    a[r + 12] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+// 16 columns at a time: the 16 / per words holding them give one vector per column (its value
+// (u - z) * s in each row's lane, as the scalar reference computes it), transposed into rows.
+template <bool kI4>
+void dequant_tile(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
+  constexpr int per = kI4 ? 8 : 4, bits = kI4 ? 4 : 8;
+  const int64_t words = W.int_words(), ngroups = W.cols / W.group;
   const int64_t n = std::min(kTile, W.rows - t * kTile);
-  const __mmask16 valid = __mmask16((1u << n) - 1);
   const auto* data = static_cast<const uint32_t*>(W.data) + t * words * kTile;
   const uint16_t* sc = W.group_scales + t * ngroups * kTile;
-  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(int32_t(ld)));
-  const __m512i mask = _mm512_set1_epi32(i8 ? 0xFF : 0xF), z = _mm512_set1_epi32(i8 ? 128 : 8);
+  const __m512i mask = _mm512_set1_epi32(kI4 ? 0xF : 0xFF), z = _mm512_set1_epi32(kI4 ? 8 : 128);
   __m512 s = _mm512_setzero_ps();
-  for (int64_t w = 0; w < words; ++w) {
-    if ((w * per) % W.group == 0)
-      s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + (w * per / W.group) * kTile)));
-    const __m512i v = _mm512_loadu_si512(data + w * kTile);
-    for (int64_t j = 0; j < per; ++j) {
-      const __m512i u = _mm512_and_si512(_mm512_srl_epi32(v, _mm_cvtsi32_si128(int((i8 ? 8 : 4) * j))), mask);
-      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, z)), s);
-      _mm512_mask_i32scatter_ps(out + w * per + j, valid, rows, f, 4);
+  for (int64_t c0 = 0; c0 < W.cols; c0 += 16) {  // groups are multiples of 32 columns
+    if (c0 % W.group == 0)
+      s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + (c0 / W.group) * kTile)));
+    __m512 a[16];
+#pragma GCC unroll 4
+    for (int k = 0; k < 16 / per; ++k) {
+      const __m512i v = _mm512_loadu_si512(data + (c0 / per + k) * kTile);
+#pragma GCC unroll 8
+      for (int j = 0; j < per; ++j) {
+        const __m512i u = _mm512_and_si512(_mm512_srli_epi32(v, unsigned(bits * j)), mask);
+        a[k * per + j] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, z)), s);
+      }
     }
+    transpose16(a);
+    for (int64_t i = 0; i < n; ++i) _mm512_storeu_ps(out + i * ld + c0, a[i]);
   }
+}
+}  // namespace
+
+void dequant_int_tile_avx512(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
+  if (W.dtype == DType::I8) dequant_tile<false>(W, t, out, ld);
+  else dequant_tile<true>(W, t, out, ld);
 }
 
 }  // namespace qs::cpu
