@@ -23,7 +23,7 @@ namespace qs {
 // (absorbed attention dequantizes 16 rows at a time into L1, the values of the F32 copy bit for
 // bit); larger steps and F32 kv_b read its F32 copy, which stays in cache across the step's
 // queries while each query would dequantize anew. Full-depth V2-Lite INT4 on Zen 5 (2 threads),
-// stored against the F32 copy in alternation: batch 1 +2 to +7%, batch 2 +4%, batch 4 even.
+// stored against the F32 copy in alternation: batch 1 +1 to +7%, batch 2 +4%, batch 4 even.
 inline constexpr int64_t kKvbStoredMaxTokens = 4;
 inline bool kv_b_read_as_stored(DType kv_b, int64_t step_tokens) {
   return step_tokens <= kKvbStoredMaxTokens && kv_b != DType::F32;
