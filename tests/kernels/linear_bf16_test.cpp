@@ -14,8 +14,11 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "kernels/kernel_test_util.h"
+#include "qiusuo/core/cpu.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/kernels/linear.h"
 
@@ -61,28 +64,47 @@ void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, 
   EXPECT_EQ(bad, 0) << what;
 }
 
+// Every linear_bf16 this CPU runs: each ISA's table entry, and on AVX-512 with BF16 both the
+// plain kernel and the AVX512_VBMI one (FP8 widened by byte lookups), whichever the table picked.
+struct Bf16Kernel {
+  std::string name;
+  cpu::LinearBf16Fn fn;
+};
+std::vector<Bf16Kernel> bf16_kernels() {
+  std::vector<Bf16Kernel> out;
+  for (const cpu::Kernels* k : test::runnable_kernels()) out.push_back({isa_name(k->isa), k->linear_bf16});
+#ifdef QIUSUO_SIMD
+  const CpuFeatures& f = cpu_features();
+  if (cpu::kernels_for(Isa::Avx512) && f.avx512bf16) {
+    out.push_back({"avx512 (plain FP8 widening)", cpu::linear_bf16_avx512});
+    if (f.avx512vbmi) out.push_back({"avx512 (VBMI FP8 widening)", cpu::linear_bf16_avx512vbmi});
+  }
+#endif
+  return out;
+}
+
 // Every runnable ISA's linear_bf16 on (W, x) against the scalar reference, bit for bit, over
 // all rows and over a sub-range of rows (one thread's share: only those rows written).
 void check_isas_against_scalar(const WeightMatrix& W, const std::vector<float>& x, int64_t M) {
   const int64_t K = W.cols, N = W.rows, ldy = N + 3;
   int64_t ldxb;
   const auto xb = pack_bf16(x.data(), K, M, K, &ldxb);
-  const auto run = [&](const cpu::Kernels* k, int64_t n0, int64_t n1) {
+  const auto run = [&](cpu::LinearBf16Fn fn, int64_t n0, int64_t n1) {
     std::vector<float> y(size_t(M * ldy), kSentinel);
-    k->linear_bf16(xb.data(), ldxb, M, W, n0, n1, y.data(), ldy);
+    fn(xb.data(), ldxb, M, W, n0, n1, y.data(), ldy);
     return y;
   };
   const cpu::Kernels* scalar = cpu::kernels_for(Isa::Scalar);
-  const auto ref = run(scalar, 0, N);
+  const auto ref = run(scalar->linear_bf16, 0, N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t r = N; r < ldy; ++r) ASSERT_EQ(ref[size_t(m * ldy + r)], kSentinel);
-  for (const cpu::Kernels* k : test::runnable_kernels()) {
-    if (k == scalar) continue;
-    SCOPED_TRACE(isa_name(k->isa));
-    expect_same_bits(run(k, 0, N), ref, "all rows");
+  for (const Bf16Kernel& k : bf16_kernels()) {
+    if (k.fn == scalar->linear_bf16) continue;
+    SCOPED_TRACE(k.name);
+    expect_same_bits(run(k.fn, 0, N), ref, "all rows");
     if (N >= 7) {
       const int64_t r0 = N / 3, r1 = N - 2;
-      const auto y = run(k, r0, r1);
+      const auto y = run(k.fn, r0, r1);
       for (int64_t m = 0; m < M; ++m)
         for (int64_t r = 0; r < ldy; ++r) {
           const float v = y[size_t(m * ldy + r)];
@@ -147,14 +169,14 @@ TEST(LinearBf16, Fp8DecodesEveryCodeExactly) {
     for (int64_t i = 0; i < n; ++i) x[size_t(i * n + i)] = 1.0f;
     int64_t ldxb;
     const auto xb = pack_bf16(x.data(), n, n, n, &ldxb);
-    for (const cpu::Kernels* k : test::runnable_kernels()) {
+    for (const Bf16Kernel& k : bf16_kernels()) {
       for (int64_t M : {int64_t(1), n}) {  // M = 1: widened in registers; M = n: panels
         std::vector<float> y(size_t(n), kSentinel);
         for (int64_t i0 = 0; i0 < n; i0 += M)
-          k->linear_bf16(xb.data() + i0 * ldxb, ldxb, M, W, 0, 1, y.data() + i0, 1);
+          k.fn(xb.data() + i0 * ldxb, ldxb, M, W, 0, 1, y.data() + i0, 1);
         for (int64_t i = 0; i < n; ++i)
           ASSERT_EQ(y[size_t(i)], fp8e4m3_to_f32(codes[size_t(i)]) * scale)
-              << isa_name(k->isa) << " M=" << M << " code 0x" << std::hex << int(codes[size_t(i)]) << " scale " << scale;
+              << k.name << " M=" << M << " code 0x" << std::hex << int(codes[size_t(i)]) << " scale " << scale;
       }
     }
   }

@@ -31,6 +31,7 @@ CpuFeatures detect() {
     f.avx512bw = zmm_ok && (b & (1u << 30));
     f.avx512vl = zmm_ok && (b & (1u << 31));
     f.avx512vnni = zmm_ok && (c & (1u << 11));
+    f.avx512vbmi = zmm_ok && (c & (1u << 1));
     f.avx512fp16 = zmm_ok && (d & (1u << 23));
     f.amx_bf16 = amx_ok && (d & (1u << 22));
     f.amx_tile = amx_ok && (d & (1u << 24));
@@ -90,6 +91,7 @@ std::string cpu_summary() {
   s += " (kernels: ";
   s += isa_name(best_isa());
   if (f.avx512bf16) s += ", avx512-bf16";
+  if (f.avx512vbmi) s += ", avx512-vbmi";
   if (f.avx512fp16) s += ", avx512-fp16";
   if (f.amx_bf16) s += ", amx-bf16";
   s += ")";

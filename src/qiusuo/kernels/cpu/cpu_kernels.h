@@ -109,6 +109,9 @@ QS_DECLARE_CPU_KERNELS(scalar)
 #ifdef QIUSUO_SIMD
 QS_DECLARE_CPU_KERNELS(avx2)
 QS_DECLARE_CPU_KERNELS(avx512)
+// linear_bf16_avx512 with FP8 widened by AVX512_VBMI byte lookups (the same bits).
+void linear_bf16_avx512vbmi(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W, int64_t n0,
+                            int64_t n1, float* y, int64_t ldy);
 #endif
 #undef QS_DECLARE_CPU_KERNELS
 

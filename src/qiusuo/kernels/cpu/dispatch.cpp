@@ -36,6 +36,7 @@ const Kernels* kernels_for(Isa isa) {
     static const Kernels table = [&] {
       Kernels t = kAvx512;
       if (!f.avx512bf16) t.linear_bf16 = linear_bf16_avx2;
+      else if (f.avx512vbmi) t.linear_bf16 = linear_bf16_avx512vbmi;  // FP8 widened by byte lookups
       if (!f.avx512vnni) {
         t.quantize_x = quantize_x_avx2;
         t.linear_int = linear_int_avx2;

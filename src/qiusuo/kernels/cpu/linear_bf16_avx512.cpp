@@ -37,6 +37,15 @@
 // (_mm512_undefined_*, GCC PR105593); the warnings point into immintrin.h, not at this code.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// Compiled twice: as is (linear_bf16_avx512), and by linear_bf16_vbmi_avx512.cpp with
+// QS_FP8_VBMI for CPUs with AVX512_VBMI (linear_bf16_avx512vbmi), where FP8 codes are widened
+// by byte-table lookups (widen_fp8 below).
+#ifdef QS_FP8_VBMI
+#pragma GCC target("avx512vbmi")
+#define QS_LINEAR_BF16_FN linear_bf16_avx512vbmi
+#else
+#define QS_LINEAR_BF16_FN linear_bf16_avx512
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
@@ -69,6 +78,7 @@ inline __m512 dp(__m512 acc, __m512i a, __m512i b) {
 
 // 64 E4M3 codes -> two vectors of 32 BF16 (columns 0..31, 32..63, natural order), each 2^-8
 // times the code's value, exact.
+#ifndef QS_FP8_VBMI
 inline void widen_fp8(__m512i v, __m512i* w0, __m512i* w1) {
   const __m512i even = _mm512_and_si512(_mm512_srai_epi16(_mm512_slli_epi16(v, 8), 1),
                                         _mm512_set1_epi16(int16_t(0xBFFF)));
@@ -81,6 +91,47 @@ inline void widen_fp8(__m512i v, __m512i* w0, __m512i* w1) {
   *w0 = _mm512_mask_blend_epi16(hi, _mm512_srli_epi32(f0, 16), f2);
   *w1 = _mm512_mask_blend_epi16(hi, _mm512_srli_epi32(f1, 16), f3);
 }
+#else
+// The BF16 bits of 2^-8 times the value of E4M3 magnitude c (0..127): the F16 (c << 7) that the
+// version above converts, as BF16 (its 3 mantissa bits fit): exponent e = c >> 3, mantissa m.
+// c = 0x7F, E4M3's NaN, maps to 1.875 as above.
+constexpr uint16_t fp8_bf16_bits(int c) {
+  const int e = c >> 3, m = c & 7;
+  if (e > 0) return uint16_t((e + 112) << 7 | m << 4);  // (1 + m/8) 2^(e-15)
+  if (m == 0) return 0;
+  const int p = m >= 4 ? 2 : m >= 2 ? 1 : 0;  // m 2^-17 = (m / 2^p) 2^(p-17)
+  return uint16_t((p + 110) << 7 | ((m - (1 << p)) << (7 - p)));
+}
+struct Fp8Bytes {
+  alignas(64) uint8_t lo[128], hi[128];
+};
+constexpr Fp8Bytes fp8_bytes() {
+  Fp8Bytes t{};
+  for (int c = 0; c < 128; ++c) {
+    t.lo[c] = uint8_t(fp8_bf16_bits(c) & 0xFF);
+    t.hi[c] = uint8_t(fp8_bf16_bits(c) >> 8);
+  }
+  return t;
+}
+alignas(64) constexpr Fp8Bytes kFp8Bytes = fp8_bytes();
+// Codes permuted so that the in-lane byte interleave below yields natural order: 128-bit lane L
+// holds codes 8L..8L+7 (-> w0) then 32+8L..32+8L+7 (-> w1).
+alignas(64) constexpr uint8_t kFp8Order[64] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  32, 33, 34, 35, 36, 37, 38, 39, 8,  9,  10, 11, 12, 13,
+    14, 15, 40, 41, 42, 43, 44, 45, 46, 47, 16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51,
+    52, 53, 54, 55, 24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63};
+// The same bits as the cvtph_ps version from 6 instructions instead of ~17: a byte permute, two
+// 128-entry byte lookups (low and high byte of each BF16, the code's low 7 bits as the index),
+// the sign bit, two interleaves. Full-depth V2-Lite FP8 batch-1 decode +13% on Zen 5.
+inline void widen_fp8(__m512i v, __m512i* w0, __m512i* w1) {
+  const __m512i p = _mm512_permutexvar_epi8(_mm512_load_si512(kFp8Order), v);
+  const __m512i lo = _mm512_permutex2var_epi8(_mm512_load_si512(kFp8Bytes.lo), p, _mm512_load_si512(kFp8Bytes.lo + 64));
+  __m512i hi = _mm512_permutex2var_epi8(_mm512_load_si512(kFp8Bytes.hi), p, _mm512_load_si512(kFp8Bytes.hi + 64));
+  hi = _mm512_ternarylogic_epi32(hi, p, _mm512_set1_epi8(int8_t(0x80)), 0xF8);  // hi | (p & 0x80)
+  *w0 = _mm512_unpacklo_epi8(lo, hi);
+  *w1 = _mm512_unpackhi_epi8(lo, hi);
+}
+#endif
 
 // 16 F32 -> 16 BF16 (low halves of 16 u32), nearest even, NaN -> quiet NaN (as core/dtype.h).
 inline __m512i to_bf16x16(__m512 f) {
@@ -369,8 +420,8 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const T* w, int64_t ldw, c
 
 }  // namespace
 
-void linear_bf16_avx512(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W,
-                        int64_t n0, int64_t n1, float* y, int64_t ldy) {
+void QS_LINEAR_BF16_FN(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W, int64_t n0, int64_t n1,
+                       float* y, int64_t ldy) {
   if (M <= 0 || n1 <= n0) return;
   const FlushDenormals ftz_daz;
   const int64_t K = W.cols;
