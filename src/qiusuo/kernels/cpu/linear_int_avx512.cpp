@@ -215,9 +215,7 @@ void linear_int_avx512(const QuantizedX& x, int64_t M, const WeightMatrix& W, in
   else run<false>(x, M, W, n0, n1, y, ldy);
 }
 
-// One tile's words hold 16 rows of one column word: each of the 4 (I8) or 8 (I4) columns of
-// a word is one vector of 16 rows, (u - z) * s as the scalar loop computes it (exact), scattered
-// to the rows (stride ld).
+// Tile dequantization (absorbed decode reads an integer kv_b this way, 16 rows at a time).
 namespace {
 // a[j] = column j of 16 rows (lane i = row i) -> a[i] = row i of 16 columns (lane j = column j).
 // Three rounds of in-lane unpacks and 128-bit lane shuffles, 64 shuffles per 16 x 16 block.
