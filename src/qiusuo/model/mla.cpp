@@ -163,7 +163,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   // dequantizes it anew, so with many tokens in the step (prefill, batched decode) the F32 copy,
   // read from cache after the first, is cheaper.
   const float* kvb = w.kv_b_f32;
-  const bool stored = kv_b_as_stored && w.kv_b_proj.dtype != DType::F32;
+  const bool stored = kv_b_as_stored;  // kv_b_read_as_stored (mla.h): never for an F32 kv_b
   auto kvb_rows = [&](int64_t i, int64_t count, float* tmp) -> const float* {
     if (!stored) return kvb + i * D.R;
     w.kv_b_proj.dequant_rows(i, i + count, tmp);
@@ -326,7 +326,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     const float* qc = q + off * D.H * D.dq;
     float* oc = o + off * D.H * D.dv;
     const LatentRows rows{pool, b.blocks(ci), layer};
-    if (absorb) attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, kv_b_read_as_stored(w.kv_b_proj.dtype, T));
+    if (absorb)
+      attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, kv_b_read_as_stored(w.kv_b_proj.dtype, T));
     else attend_naive(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
   }
   linear(o, T, w.o_proj, out, cmp);
