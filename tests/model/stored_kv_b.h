@@ -12,8 +12,9 @@ namespace qs::test {
 
 // Absorbed decode steps of few tokens read a kv_b stored in BF16, FP8, INT8 or INT4 as stored
 // (16 rows at a time; mla.h kv_b_read_as_stored); with kv_b given as its F32 copy instead, every
-// logit must be the same bit for bit, in both compute modes: B sequences of P tokens decoded one step at a time (the stored run with the F32 copy
-// replaced by NaNs, so that it cannot pass by reading the copy).
+// logit must be the same bit for bit, in both compute modes: B sequences of P tokens decoded one
+// step at a time (the stored run with the F32 copy replaced by NaNs, so that it cannot pass by
+// reading the copy).
 inline void expect_stored_kv_b_equals_f32_copy(Model& model, const std::vector<int32_t>& input, int64_t B, int64_t P) {
   auto& w = const_cast<ModelWeights&>(model.weights());
   const int64_t V = model.config().vocab_size;

@@ -163,9 +163,8 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   // dequantizes it anew, so with many tokens in the step (prefill, batched decode) the F32 copy,
   // read from cache after the first, is cheaper.
   const float* kvb = w.kv_b_f32;
-  const bool stored = kv_b_as_stored;  // kv_b_read_as_stored (mla.h): never for an F32 kv_b
   auto kvb_rows = [&](int64_t i, int64_t count, float* tmp) -> const float* {
-    if (!stored) return kvb + i * D.R;
+    if (!kv_b_as_stored) return kvb + i * D.R;  // kv_b_read_as_stored (mla.h): never for an F32 kv_b
     w.kv_b_proj.dequant_rows(i, i + count, tmp);
     return tmp;
   };

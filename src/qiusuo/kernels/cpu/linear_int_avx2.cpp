@@ -216,6 +216,7 @@ void dequant_tile(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
   const uint16_t* sc = W.group_scales + t * ngroups * kTile;
   const __m256i mask = _mm256_set1_epi32(kI4 ? 0xF : 0xFF), z = _mm256_set1_epi32(kI4 ? 8 : 128);
   for (int64_t h = 0; h * 8 < n; ++h) {
+    const int64_t nh = std::min<int64_t>(8, n - 8 * h);  // rows of this half
     __m256 s = _mm256_setzero_ps();
     for (int64_t c0 = 0; c0 < W.cols; c0 += 8) {
       if (c0 % W.group == 0)
@@ -231,7 +232,7 @@ void dequant_tile(const WeightMatrix& W, int64_t t, float* out, int64_t ld) {
         }
       }
       transpose8(a);
-      for (int64_t i = 0; i < std::min<int64_t>(8, n - 8 * h); ++i) _mm256_storeu_ps(out + (8 * h + i) * ld + c0, a[i]);
+      for (int64_t i = 0; i < nh; ++i) _mm256_storeu_ps(out + (8 * h + i) * ld + c0, a[i]);
     }
   }
 }
