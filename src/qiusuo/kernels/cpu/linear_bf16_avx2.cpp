@@ -104,7 +104,7 @@ struct Tile {
   const uint16_t* w[4];    // BF16 weight rows
   const float* s[4];       // FP8 scale rows
   float* y;
-  int64_t ldy, K;
+  int64_t ldy, K, prefetch;  // prefetch: elements ahead (0: none)
   int mvalid, nvalid;
 };
 
@@ -127,6 +127,10 @@ void micro(const Tile& t) {
   for (int64_t j = 0; j < nsteps; ++j) {
     const int64_t c = j * kStep;
     const int64_t n = K - c;  // valid weight columns in this step (may be <= 0 or >= 32)
+    if (t.prefetch) {  // the next tile's line of this step
+#pragma GCC unroll 4
+      for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(t.w[i] + c + t.prefetch), _MM_HINT_NTA);
+    }
 #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
 #pragma GCC unroll 4
@@ -187,6 +191,11 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t
     auto sweep = [&](auto mr_const) {
       constexpr int MR = decltype(mr_const)::value;
       constexpr int NR = nr_for<kScaled>(MR);
+      // BF16 weights read in place by one x tile stream from memory: the next tile's rows are
+      // prefetched (rows are short streams; the hardware prefetchers stop at 4 KB pages). On
+      // Zen 5 with QIUSUO_ISA=avx2 (102400x2048 head, 6 rounds beside the read probe): 0.71 of
+      // the probe against 0.49 without; T0 0.67; 512 or 1024 columns ahead in the same rows 0.50.
+      t.prefetch = M <= kMaxMR && W.dtype == DType::BF16 ? NR * ldw : 0;  // BF16: read in place
       for (int m = 0; m < MR; ++m) t.x[m] = xs + std::min(m, mr - 1) * Kp;
       for (int64_t r = r0; r < r1; r += NR) {
         t.nvalid = int(std::min<int64_t>(NR, r1 - r));
