@@ -227,18 +227,24 @@ void split_work(int64_t M, int64_t N, int64_t chunk, bool stream, Fn&& fn) {
   for (int64_t it = 0; it < items; ++it) item(it);
 }
 
-// Output rows per item for streaming (decode-sized M): as gemv, ~1/8 of a thread's share, 64 KB
-// .. 1 MB of weights, in whole passes of the decode kernels for one row of x: 8 weight rows at
-// once for BF16 / FP8 (AVX-512; AVX2 4 and 3), 8 tiles of 16 rows for integer weights (AVX-512;
-// 4 or 2 tiles for 2..4 rows of x, 2 on AVX2: all divide 8). A chunk of 5 tiles (a 1408-row
-// V2-Lite INT4 expert's share before) ran a pass of 8 tiles whose last 3 repeated its last tile,
-// unstored: 1.6x the arithmetic of its rows. Aligned, 8 of 64 INT4 g64 experts at batch 1 read
-// 0.51 -> 0.55 of the probe and full-depth V2-Lite INT4 decode gained 5% (Zen 5, 2 threads).
-int64_t stream_chunk(const WeightMatrix& W) {
+// Output rows per item for streaming (decode-sized M): ~1/8 of a thread's share of the work,
+// 64 KB .. 1 MB of weights, in whole passes of the decode kernels for one row of x: 8 weight rows
+// at once for BF16 / FP8 (AVX-512; AVX2 4 and 3), 8 tiles of 16 rows for integer weights
+// (AVX-512; 4 or 2 tiles for 2..4 rows of x, 2 on AVX2: all divide 8). The work is W alone for
+// linear(), every call's weights for linear_batch(): the matrices of a batch (a decode step's
+// experts) are then cut by the batch's size, not each by its own, which the dynamic schedule
+// already balances. Each item's first pass has nothing prefetched ahead of it, and the prefetch
+// of its last pass falls into the next item, most often another thread's: 1408-row experts cut
+// into 88-row items (FP8) read 0.69 of the probe for 8 of 64 per step, into 512-row ones 0.79;
+// INT4 0.67 -> 0.73; full-depth V2-Lite batch-1 decode FP8 +9%, INT4 +3% (Zen 5, 2 threads,
+// alternations in one process). Whole passes: a chunk of 5 tiles (a 1408-row INT4 expert's
+// share before) ran a pass of 8 tiles whose last 3 repeated its last tile, unstored: 1.6x the
+// arithmetic of its rows (0.51 -> 0.55 of the probe, full-depth INT4 decode +5%).
+int64_t stream_chunk(const WeightMatrix& W, size_t work_bytes) {
   const int64_t align = W.is_int() ? 8 * WeightMatrix::kIntTile : 8;
   const int nt = omp_in_parallel() ? 1 : num_threads();
   const int64_t row_bytes = std::max<int64_t>(1, int64_t(W.bytes() / size_t(W.rows)));
-  const int64_t chunk_bytes = std::clamp<int64_t>(int64_t(W.bytes()) / (8 * nt), 64 << 10, 1 << 20);
+  const int64_t chunk_bytes = std::clamp<int64_t>(int64_t(work_bytes / size_t(8 * nt)), 64 << 10, 1 << 20);
   return std::max(align, std::max<int64_t>(16, chunk_bytes / row_bytes) / align * align);
 }
 
@@ -276,7 +282,7 @@ void linear_bf16(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, 
   uint16_t* xb = xbuf.data();
   parallel_for(M, std::max<int64_t>(1, 16384 / Kp), [&](int64_t b, int64_t e) { bf16_x_rows(k, x, ldx, b, e, K, xb, ldxb); });
   const bool stream = M <= kBf16StreamMaxM;
-  const int64_t chunk = stream ? stream_chunk(W)
+  const int64_t chunk = stream ? stream_chunk(W, W.bytes())
                                : std::max<int64_t>(24, int64_t(kBf16PanelBytes / size_t(Kp * 2)) / 24 * 24);
   split_work(M, N, chunk, stream, [&](int64_t m0, int64_t mc, int64_t n0, int64_t n1) {
     k.linear_bf16(xb + m0 * ldxb, ldxb, mc, W, n0, n1, y + m0 * ldy, ldy);
@@ -302,7 +308,7 @@ void linear_int(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, f
   parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) { int_x_rows(k, x, ldx, b, e, W, q, sc, zs); });
   const bool stream = M <= kBf16StreamMaxM;
   const int64_t tile = WeightMatrix::kIntTile;
-  const int64_t chunk = stream ? stream_chunk(W)
+  const int64_t chunk = stream ? stream_chunk(W, W.bytes())
                                : std::max<int64_t>(2 * tile, int64_t(kBf16PanelBytes / size_t(K)) / (2 * tile) * (2 * tile));
   split_work(M, N, chunk, stream, [&](int64_t m0, int64_t mc, int64_t n0, int64_t n1) {
     const cpu::QuantizedX xs{xq.q + m0 * xq.ldq, xq.ldq, xq.scale + m0 * xq.ldg, xq.zsum + m0 * xq.ldg, xq.ldg};
@@ -339,7 +345,7 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     return;
   }
   // Each call's x in its kernel's form (BF16 rows, or int8 rows with group scales), then the
-  // weight chunks of all the calls as one list of work items, chunked as linear() chunks each.
+  // weight chunks of all the calls as one list of work items, sized by the whole batch's bytes.
   const cpu::Kernels& k = cpu::kernels();
   struct Prepared {
     size_t xb = 0, q = 0, g = 0;  // offsets into the buffers below
@@ -379,6 +385,8 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     int64_t n0, n1;
   };
   std::vector<Item> items;
+  size_t total_bytes = 0;
+  for (const LinearCall& c : calls) total_bytes += c.W->bytes();
   for (size_t i = 0; i < calls.size(); ++i) {
     const LinearCall& c = calls[i];
     const WeightMatrix& W = *c.W;
@@ -386,7 +394,7 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     const int64_t K = W.cols;
     if (W.is_int()) int_x_rows(k, c.x, c.ldx, 0, c.M, W, q + p.q, sc + p.g, zs + p.g);
     else bf16_x_rows(k, c.x, c.ldx, 0, c.M, K, xb + p.xb, p.ldxb);
-    const int64_t chunk = stream_chunk(W);
+    const int64_t chunk = stream_chunk(W, total_bytes);
     for (int64_t n0 = 0; n0 < W.rows; n0 += chunk) items.push_back({i, n0, std::min(W.rows, n0 + chunk)});
   }
 #pragma omp parallel for num_threads(int(std::min<int64_t>(num_threads(), int64_t(items.size())))) schedule(dynamic, 1)
