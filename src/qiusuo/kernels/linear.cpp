@@ -234,12 +234,13 @@ void split_work(int64_t M, int64_t N, int64_t chunk, bool stream, Fn&& fn) {
 // linear(), every call's weights for linear_batch(): the matrices of a batch (a decode step's
 // experts) are then cut by the batch's size, not each by its own, which the dynamic schedule
 // already balances. Each item's first pass has nothing prefetched ahead of it, and the prefetch
-// of its last pass falls into the next item, most often another thread's: 1408-row experts cut
-// into 88-row items (FP8) read 0.69 of the probe for 8 of 64 per step, into 512-row ones 0.79;
-// INT4 0.67 -> 0.73; full-depth V2-Lite batch-1 decode FP8 +9%, INT4 +3% (Zen 5, 2 threads,
-// alternations in one process). Whole passes: a chunk of 5 tiles (a 1408-row INT4 expert's
-// share before) ran a pass of 8 tiles whose last 3 repeated its last tile, unstored: 1.6x the
-// arithmetic of its rows (0.51 -> 0.55 of the probe, full-depth INT4 decode +5%).
+// of its last pass falls into the next item, most often another thread's: 1408-row FP8 experts
+// were cut into 88-row items, now 512-row ones. Full-depth V2-Lite batch-1 decode FP8 +14%,
+// INT4 +2%, the 6-layer FP8 model +4%; 8 of 64 INT4 experts alone 0.71 -> 0.74 of the probe
+// (Zen 5, 2 threads, the two alternated in one process). Whole passes: a chunk of 5 tiles (a
+// 1408-row INT4 expert's share before) ran a pass of 8 tiles whose last 3 repeated its last
+// tile, unstored: 1.6x the arithmetic of its rows (0.51 -> 0.55 of the probe, full-depth INT4
+// decode +5%).
 int64_t stream_chunk(const WeightMatrix& W, size_t work_bytes) {
   const int64_t align = W.is_int() ? 8 * WeightMatrix::kIntTile : 8;
   const int nt = omp_in_parallel() ? 1 : num_threads();

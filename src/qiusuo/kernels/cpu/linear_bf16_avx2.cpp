@@ -193,8 +193,9 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t
       constexpr int NR = nr_for<kScaled>(MR);
       // BF16 weights read in place by one x tile stream from memory: the next tile's rows are
       // prefetched (rows are short streams; the hardware prefetchers stop at 4 KB pages). On
-      // Zen 5 with QIUSUO_ISA=avx2 (102400x2048 head, 6 rounds beside the read probe): 0.71 of
-      // the probe against 0.49 without; T0 0.67; 512 or 1024 columns ahead in the same rows 0.50.
+      // Zen 5 with QIUSUO_ISA=avx2 (102400x2048 head, alternated in one process with the
+      // prefetch off): 0.65 of the read probe against 0.45 without; T0 a little less; 512 or 1024
+      // columns ahead in the same rows no better than none.
       t.prefetch = M <= kMaxMR && W.dtype == DType::BF16 ? NR * ldw : 0;  // BF16: read in place
       for (int m = 0; m < MR; ++m) t.x[m] = xs + std::min(m, mr - 1) * Kp;
       for (int64_t r = r0; r < r1; r += NR) {

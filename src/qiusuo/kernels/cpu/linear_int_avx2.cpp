@@ -24,8 +24,9 @@ constexpr int R = 2;  // weight tiles per register tile
 // Decode prefetch, in column words of a tile (64 bytes each), T0: each tile stream prefetches its
 // line 32 words (2 KB) ahead. The tiles' 4 KB pages end a hardware prefetcher's stream, and this
 // kernel's arithmetic (no VNNI) leaves little time to wait: on Zen 5 with QIUSUO_ISA=avx2 (8 of
-// 64 experts per step) 0.40 of the read probe against 0.33 without (INT4), I8 0.50 against 0.42;
-// 64 words did alike, 16 less well, NTA alike.
+// 64 1408x2048 g64 experts per step, alternated in one process with the prefetch off) INT4 0.45
+// of the read probe against 0.34 without, I8 0.57 against 0.46; 64 words did alike, 16 less
+// well, NTA alike.
 constexpr int64_t kPrefetchWords = 32;
 
 struct IntTile {

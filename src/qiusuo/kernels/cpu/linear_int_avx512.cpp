@@ -31,11 +31,12 @@ constexpr int64_t kTile = WeightMatrix::kIntTile;
 constexpr int kMaxMR = 4;
 // Decode prefetch, in column words of a tile (64 bytes each): every one of the R tile streams
 // prefetches its own line 12 words (768 bytes) ahead, non-temporal. Measured on Zen 5 (2 threads,
-// 8 of 64 INT4 g64 experts per step, 10 rounds alternating with the read probe, /tmp harness):
-// 0.73-0.74 of the probe against 0.68 for a T0 prefetch 32 words ahead (the earlier choice) and
-// 0.58 with none; I8 0.72 against 0.66. 8-12 words ahead did alike, T0 or NTA; 32 with NTA worse.
-// (Aimed at the next R tiles instead, 23-27 GB/s against 38-43: a chunk's last pass prefetched
-// past it, and every line of the next chunk was a demand miss.)
+// 8 of 64 1408x2048 g64 experts per step through linear_batch, the two settings alternated in
+// one process, ABBA): INT4 0.72 of the read probe against 0.65 for a T0 prefetch 32 words ahead
+// (the earlier choice), I8 0.76 against 0.75; full-depth V2-Lite INT4 decode +0.5% (the model's
+// step is more than its experts). 8-12 words ahead did alike, T0 or NTA. (Aimed at the next R
+// tiles instead, 23-27 GB/s against 38-43: a chunk's last pass prefetched past it, and every line
+// of the next chunk was a demand miss.)
 constexpr int64_t kPrefetchWords = 12;
 
 // Weight tiles per register tile for MR rows of x (2 accumulators per pair + temporaries).
