@@ -353,10 +353,11 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     int64_t ldxb = 0, ngroups = 0;
   };
   std::vector<Prepared> prep(calls.size());
-  size_t nxb = 0, nq = 0, ng = 0;
+  size_t nxb = 0, nq = 0, ng = 0, total_bytes = 0;  // total_bytes: every call's weights
   for (size_t i = 0; i < calls.size(); ++i) {
     const LinearCall& c = calls[i];
     Prepared& p = prep[i];
+    total_bytes += c.W->bytes();
     if (c.W->is_int()) {
       p.ngroups = c.W->cols / c.W->group;
       p.q = nq;
@@ -386,8 +387,6 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     int64_t n0, n1;
   };
   std::vector<Item> items;
-  size_t total_bytes = 0;
-  for (const LinearCall& c : calls) total_bytes += c.W->bytes();
   for (size_t i = 0; i < calls.size(); ++i) {
     const LinearCall& c = calls[i];
     const WeightMatrix& W = *c.W;
