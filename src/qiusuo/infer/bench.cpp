@@ -231,6 +231,7 @@ nlohmann::json run_benchmark(const Model& model, const BenchOptions& o) {
   j["weights_mb"] = model.store() ? double(model.store()->total_bytes()) / 1e6 : 0.0;
   double owned = 0;
   for (const auto& b : model.weights().owned) owned += double(b.size()) * 4.0;
+  owned += double(model.weights().copies.bytes());
   const double copied = double(model.weights().copied_bytes);
   j["weights_copied_mb"] = copied / 1e6;  // the checkpoint's tensors held in memory (0 with --mmap)
   j["weight_f32_copies_mb"] = (owned - copied) / 1e6;

@@ -7,8 +7,10 @@
 
 namespace qs {
 
-WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
-                                   Buffer<float>& storage) {
+namespace {
+// `alloc(bytes)`: 64-byte aligned memory for the repacked words and scales, untouched so far.
+template <typename Alloc>
+WeightMatrix repack_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols, Alloc&& alloc) {
   QS_CHECK(t.qweight && t.scales && t.qzeros, "GPTQ weight '", name, "': needs .qweight, .scales and .qzeros");
   const TensorView &qw = *t.qweight, &sc = *t.scales, &qz = *t.qzeros;
   auto shape_str = [](const Shape& s) {
@@ -60,9 +62,7 @@ WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t
   W.group = group;
   const int64_t tiles = W.int_tiles(), T = WeightMatrix::kIntTile, words = cols / per;
   const size_t data_words = size_t(tiles * T * words), scale_halves = size_t(tiles * T * ngroups);
-  storage.resize((data_words * 4 + scale_halves * 2 + 63) / 4, false);
-  advise_huge_pages(storage.data(), storage.size() * sizeof(float));  // before the first touch
-  auto* data = reinterpret_cast<uint32_t*>(storage.data());
+  auto* data = static_cast<uint32_t*>(alloc(data_words * 4 + scale_halves * 2));
   auto* scales = reinterpret_cast<uint16_t*>(data + data_words);
   const auto* src = qw.as<uint32_t>();
   const auto* ssrc = sc.as<uint16_t>();
@@ -80,6 +80,22 @@ WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t
   W.data = data;
   W.group_scales = scales;
   return W;
+}
+
+}  // namespace
+
+WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
+                                   Buffer<float>& storage) {
+  return repack_gptq(name, t, rows, cols, [&](size_t bytes) {
+    storage.resize((bytes + 3) / 4, false);
+    advise_huge_pages(storage.data(), bytes);  // before the first touch
+    return static_cast<void*>(storage.data());
+  });
+}
+
+WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
+                                   HugePageArena& storage) {
+  return repack_gptq(name, t, rows, cols, [&](size_t bytes) { return storage.alloc(bytes); });
 }
 
 }  // namespace qs

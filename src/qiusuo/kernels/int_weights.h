@@ -31,8 +31,11 @@ struct GptqTensors {
 
 // W for a layer of `rows` outputs and `cols` inputs; bits and group size are read from the
 // shapes. `storage` receives the repacked words and scales (one aligned allocation, kept alive
-// as long as the returned matrix); `name` is used in error messages.
+// as long as the returned matrix): a buffer of its own, or a piece of a model's arena (a
+// loaded model's thousands of experts in huge pages); `name` is used in error messages.
 WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
                                    Buffer<float>& storage);
+WeightMatrix int_weights_from_gptq(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols,
+                                   HugePageArena& storage);
 
 }  // namespace qs

@@ -79,7 +79,10 @@ struct ModelWeights {
 
   // Owned F32 copies backing the const float* members above.
   std::vector<Buffer<float>> owned;
-  size_t copied_bytes = 0;  // of `owned`: the checkpoint tensors copied at load (WeightPlacement::mmap)
+  // The checkpoint's matrices copied at load (not with WeightPlacement::mmap) and GPTQ weights
+  // repacked, packed into huge-page slabs.
+  HugePageArena copies;
+  size_t copied_bytes = 0;  // of `copies`: the checkpoint tensors copied as stored
   const float* keep(Buffer<float>&& b) { owned.push_back(std::move(b)); return owned.back().data(); }
 
   // Embedding row `token` as F32 into out[d].
