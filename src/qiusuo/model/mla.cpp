@@ -10,6 +10,7 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/attention.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
@@ -168,21 +169,25 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     w.kv_b_proj.dequant_rows(i, i + count, tmp);
     return tmp;
   };
-  parallel_for(rows, 1, [&](int64_t b, int64_t e) {
-    float* tmp = scratch_of(omp_get_thread_num()).kvb;
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t t = r / D.H, h = r % D.H;
-      const float* qh = q + (t * D.H + h) * D.dq;
-      float* dst = qa + r * D.W;
-      std::memset(dst, 0, size_t(D.R) * sizeof(float));
-      for (int64_t i0 = 0; i0 < D.dn; i0 += kKvbRows) {
-        const int64_t nb = std::min(kKvbRows, D.dn - i0);
-        const float* uk = kvb_rows(h * (D.dn + D.dv) + i0, nb, tmp);  // W_UK_h rows i0..
-        for (int64_t i = 0; i < nb; ++i) axpy(qh[i0 + i], uk + i * D.R, dst, D.R);
+  {
+    QS_PROFILE("mla.absorb_q");
+    parallel_for(rows, 1, [&](int64_t b, int64_t e) {
+      float* tmp = scratch_of(omp_get_thread_num()).kvb;
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t t = r / D.H, h = r % D.H;
+        const float* qh = q + (t * D.H + h) * D.dq;
+        float* dst = qa + r * D.W;
+        std::memset(dst, 0, size_t(D.R) * sizeof(float));
+        for (int64_t i0 = 0; i0 < D.dn; i0 += kKvbRows) {
+          const int64_t nb = std::min(kKvbRows, D.dn - i0);
+          const float* uk = kvb_rows(h * (D.dn + D.dv) + i0, nb, tmp);  // W_UK_h rows i0..
+          // dst += Σ_i q[i0 + i] · uk[i], row by row (as axpy would), dst held in registers.
+          weighted_rows(qh + i0, 1, nb, uk, nb, D.R, D.R, dst, D.R, true);
+        }
+        std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
       }
-      std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
-    }
-  });
+    });
+  }
   // o_h = (A_h / L_h) · W_UV_hᵀ of query t, head h, with thread scratch `ts`.
   auto finish_head = [&](int64_t t, int64_t h, const ThreadScratch& ts) {
     float* ol = ts.part;  // R floats
@@ -200,6 +205,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   // Every (query, head) pair is an item: at decode (one query) the heads' W_UV products (a
   // quarter of the F32 kv_b per layer) were one thread's work while the others waited.
   auto finish = [&] {
+    QS_PROFILE("mla.absorb_out");
     parallel_for_dynamic(n * D.H, [&](int64_t i) { finish_head(i / D.H, i % D.H, scratch_of(omp_get_thread_num())); });
   };
   auto segments = [&](int64_t t) { return (start + t + 1 + kSeg - 1) / kSeg; };
@@ -234,14 +240,17 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   for (int64_t t = 0; t < n; ++t) first[size_t(t) + 1] = first[size_t(t)] + segments(t);
   const int64_t items = first[size_t(n)];
   float* partials = arena.alloc(size_t(items) * part);
-  parallel_for_dynamic(items, [&](int64_t i) {
-    const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
-    const int64_t k = i - first[size_t(t)], p0 = k * kSeg, p1 = std::min(start + t + 1, p0 + kSeg);
-    const SegScratch sc = scratch_of(omp_get_thread_num()).seg;
-    if (kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
-    float* pb = partials + size_t(i) * part;
-    segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, sc.keys, sc.scores, pb, pb + D.H, pb + 2 * D.H);
-  });
+  {
+    QS_PROFILE("mla.decode_segments");
+    parallel_for_dynamic(items, [&](int64_t i) {
+      const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
+      const int64_t k = i - first[size_t(t)], p0 = k * kSeg, p1 = std::min(start + t + 1, p0 + kSeg);
+      const SegScratch sc = scratch_of(omp_get_thread_num()).seg;
+      if (kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
+      float* pb = partials + size_t(i) * part;
+      segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, sc.keys, sc.scores, pb, pb + D.H, pb + 2 * D.H);
+    });
+  }
   for (int64_t t = 0; t < n; ++t) {
     float* st = state + size_t(t) * part;
     for (int64_t k = 0; k < segments(t); ++k) {
@@ -293,7 +302,10 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   const WeightMatrix& wq = ql > 0 ? w.q_a_proj : w.q_proj;
   const LinearCall first[2] = {{x, wq.cols, T, &wq, ql > 0 ? qa : q, wq.rows},
                                {x, w.kv_a_proj.cols, T, &w.kv_a_proj, kv, w.kv_a_proj.rows}};
-  linear_batch(first, cmp);
+  {
+    QS_PROFILE("mla.q_kv_a_proj");
+    linear_batch(first, cmp);
+  }
   if (ql > 0) {
     for (int64_t t = 0; t < T; ++t) rmsnorm(qa + t * ql, w.q_a_norm, eps, ql, qa + t * ql);
     linear(qa, T, w.q_b_proj, q, cmp);
@@ -325,10 +337,12 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     const float* qc = q + off * D.H * D.dq;
     float* oc = o + off * D.H * D.dv;
     const LatentRows rows{pool, b.blocks(ci), layer};
+    QS_PROFILE("mla.attention");
     if (absorb)
       attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, kv_b_read_as_stored(w.kv_b_proj.dtype, T));
     else attend_naive(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
   }
+  QS_PROFILE("mla.o_proj");
   linear(o, T, w.o_proj, out, cmp);
 }
 

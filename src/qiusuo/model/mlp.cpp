@@ -27,7 +27,10 @@ void mlp_forward_batch(std::span<const MlpCall> calls, Compute compute, Arena& a
     lin.push_back({c.x, d, c.T, &c.w->gate, g[i], I});
     lin.push_back({c.x, d, c.T, &c.w->up, u[i], I});
   }
-  linear_batch(lin, compute);
+  {
+    QS_PROFILE("mlp.gate_up");
+    linear_batch(lin, compute);
+  }
   lin.clear();
   for (size_t i = 0; i < calls.size(); ++i) {
     const MlpCall& c = calls[i];
@@ -35,6 +38,7 @@ void mlp_forward_batch(std::span<const MlpCall> calls, Compute compute, Arena& a
     silu_mul(g[i], u[i], g[i], c.T * I);
     lin.push_back({g[i], I, c.T, &c.w->down, c.out, c.w->down.rows});
   }
+  QS_PROFILE("mlp.down");
   linear_batch(lin, compute);
 }
 

@@ -189,7 +189,10 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
   // Router in F32 (kept in higher precision, as DeepSeek-V3 trains it).
   float* logits = a.alloc(size_t(T * E));
   const WeightMatrix router{DType::F32, E, d, w.router, nullptr};
-  linear(x, T, router, logits, Compute::F32);
+  {
+    QS_PROFILE("moe.router");
+    linear(x, T, router, logits, Compute::F32);
+  }
   std::vector<int32_t> idx(T * K);
   std::vector<float> gw(T * K);
   moe_route(c, logits, w.score_bias, T, idx.data(), gw.data());

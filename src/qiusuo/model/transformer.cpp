@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/vec_ops.h"
 #include "qiusuo/model/mla.h"
 #include "qiusuo/model/mlp.h"
@@ -52,11 +53,17 @@ void Model::block(const LayerWeights& lw, int64_t layer, KVPool& kv, float* h, S
   float* xn = ctx.arena.alloc(size_t(T * d));
   float* y = ctx.arena.alloc(size_t(T * d));
   for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.input_norm, eps, d, xn + t * d);
-  mla_forward(cfg_, lw.attn, rope_, layer, kv, xn, y, ctx);
+  {
+    QS_PROFILE("block.attention");
+    mla_forward(cfg_, lw.attn, rope_, layer, kv, xn, y, ctx);
+  }
   axpy(1.0f, y, h, T * d);
   for (int64_t t = 0; t < T; ++t) rmsnorm(h + t * d, lw.post_attn_norm, eps, d, xn + t * d);
-  if (lw.moe) moe_forward(cfg_, lw.ffn, layer, xn, y, ctx);
-  else mlp_forward(lw.mlp, xn, T, y, ctx.opt.compute, ctx.arena);
+  {
+    QS_PROFILE("block.ffn");
+    if (lw.moe) moe_forward(cfg_, lw.ffn, layer, xn, y, ctx);
+    else mlp_forward(lw.mlp, xn, T, y, ctx.opt.compute, ctx.arena);
+  }
   axpy(1.0f, y, h, T * d);
 }
 
@@ -70,6 +77,7 @@ void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t>
   float* h = arena.alloc(size_t(T * d));  // residual stream [T, d]
   for (int64_t t = 0; t < T; ++t) w_.embed_row(batch.tokens[size_t(t)], h + t * d);
   if (opt.hidden_states) opt.hidden_states->assign(h, h + T * d);
+  QS_PROFILE("forward.layers");
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     Arena::Scope layer_scratch(arena);  // the next layer reuses this one's scratch
     block(w_.layers[size_t(l)], l, kv, h, ctx);
@@ -80,6 +88,7 @@ void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t>
   if (R > 0) {
     float* hr = arena.alloc(size_t(R * d));
     for (int64_t i = 0; i < R; ++i) rmsnorm(h + rows[size_t(i)] * d, w_.final_norm, eps, d, hr + i * d);
+    QS_PROFILE("forward.lm_head");
     linear(hr, R, w_.lm_head, logits, opt.compute);
   }
 }
