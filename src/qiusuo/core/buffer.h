@@ -69,8 +69,8 @@ class Buffer {
 // INT4's 8.7); decode reads a few experts out of gigabytes each step, and the TLB misses of 4 KiB
 // pages slow the weight stream (Zen 5, 1408x2048 FP8 matrices drawn at random: 15% slower from a
 // 5 GB pool than from a 200 MB one; huge pages +9-12% on both). Batch-1 decode from the arena:
-// full-depth INT4 +3.5-8%, 6-layer FP8 +8% (two copies of a model in one process, alternated).
-// Whether the kernel grants huge pages depends on fragmentation: 10.6-11.3 of the FP8 16.3 GB.
+// full-depth INT4 +2-4%, 6-layer FP8 +8% (two copies of a model in one process, alternated).
+// Whether the kernel grants huge pages depends on fragmentation: 10.6-13.4 of the FP8 16.3 GB.
 class HugePageArena {
  public:
   static constexpr size_t kHuge = size_t(2) << 20;
