@@ -47,6 +47,24 @@ TEST(Convert, Fp8AllCodesScaledAndUnscaled) {
         ASSERT_TRUE(same(out[size_t(i)], fp8e4m3_to_f32(uint8_t(i)) * s))
             << isa_name(k->isa) << " code " << i << " scale " << s << ": " << out[size_t(i)];
     }
+  // Every finite code in a mixed order over a long span (every vector of it mixes negative,
+  // subnormal and large codes), then with one NaN code placed at a few positions in turn.
+  std::vector<uint8_t> finite;
+  for (int i = 0; i < 256; ++i) {
+    const int c = (i * 77 + 13) & 0xff;  // a permutation of the codes
+    if ((c & 0x7f) != 0x7f) finite.push_back(uint8_t(c));
+  }
+  for (int nan_at = -1; nan_at < int(finite.size()); nan_at += 61) {
+    std::vector<uint8_t> codes = finite;
+    if (nan_at >= 0) codes[size_t(nan_at)] = 0xff;
+    std::vector<float> got(codes.size());
+    for (const cpu::Kernels* k : test::runnable_kernels()) {
+      k->fp8_to_f32(codes.data(), got.data(), int64_t(codes.size()), 3.7e-3f);
+      for (size_t i = 0; i < codes.size(); ++i)
+        ASSERT_TRUE(same(got[i], fp8e4m3_to_f32(codes[i]) * 3.7e-3f))
+            << isa_name(k->isa) << " code " << int(codes[i]) << " at " << i << " (NaN at " << nan_at << ")";
+    }
+  }
   fp8e4m3_to_f32(in.data(), out.data(), 256);
   EXPECT_EQ(out[0x7e], 448.0f);
   EXPECT_TRUE(std::isnan(out[0x7f]) && std::isnan(out[0xff]));
