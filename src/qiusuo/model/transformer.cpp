@@ -77,11 +77,13 @@ void Model::forward(const StepBatch& batch, KVPool& kv, std::span<const int64_t>
   float* h = arena.alloc(size_t(T * d));  // residual stream [T, d]
   for (int64_t t = 0; t < T; ++t) w_.embed_row(batch.tokens[size_t(t)], h + t * d);
   if (opt.hidden_states) opt.hidden_states->assign(h, h + T * d);
-  QS_PROFILE("forward.layers");
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-    Arena::Scope layer_scratch(arena);  // the next layer reuses this one's scratch
-    block(w_.layers[size_t(l)], l, kv, h, ctx);
-    if (opt.hidden_states) opt.hidden_states->insert(opt.hidden_states->end(), h, h + T * d);
+  {
+    QS_PROFILE("forward.layers");
+    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+      Arena::Scope layer_scratch(arena);  // the next layer reuses this one's scratch
+      block(w_.layers[size_t(l)], l, kv, h, ctx);
+      if (opt.hidden_states) opt.hidden_states->insert(opt.hidden_states->end(), h, h + T * d);
+    }
   }
   if (opt.last_hidden) opt.last_hidden->assign(h, h + T * d);
   const int64_t R = int64_t(rows.size());
