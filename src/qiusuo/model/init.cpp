@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <span>
 
 #include "qiusuo/core/buffer.h"
 #include "qiusuo/core/error.h"
@@ -109,10 +110,17 @@ size_t write_random_checkpoint(const ModelConfig& cfg_in, const std::string& dir
     std::vector<Buffer<uint8_t>> keep;
     SafetensorsWriter w;
     w.set_metadata("format", "pt");
+    // One F32 scratch for the shard's tensors, sized for its largest, instead of one allocation
+    // per tensor: freed per-tensor F32 buffers (11.5 MB for a V2-Lite expert) left holes that
+    // the kept smaller outputs split, and the heap grew past the 24 GB of RAM on a 27-layer FP8
+    // init (peak RSS 6.1 GB for a 2.1 GB 3-layer checkpoint).
+    size_t most = 0;
+    for (size_t i : shards[s]) most = std::max(most, size_t(shape_numel(plan[i].t.shape)));
+    Buffer<float> scratch(most, false);
     for (size_t i : shards[s]) {
       const Planned& p = plan[i];
       const int64_t n = shape_numel(p.t.shape);
-      Buffer<float> f(size_t(n), false);
+      const std::span<float> f(scratch.data(), size_t(n));
       const bool is_norm = ends_with(p.t.name, "norm.weight");
       if (is_norm) std::fill(f.begin(), f.end(), 1.0f);
       else fill_uniform(f.data(), n, init_std(cfg, p.t.name, p.t.shape.size() > 1 ? p.t.shape[1] : 1), opt.seed, p.t.name);
