@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "kernels/kernel_test_util.h"
 
@@ -16,6 +18,24 @@ namespace {
 
 bool same(float a, float b) {
   return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, 4) == 0;
+}
+
+// Every FP8 -> F32 converter this CPU runs: each ISA table's, and the plain AVX-512 one where the
+// table holds the AVX512_VBMI variant instead.
+struct Fp8Converter {
+  std::string name;
+  void (*fn)(const uint8_t*, float*, int64_t, float);
+};
+std::vector<Fp8Converter> fp8_converters() {
+  std::vector<Fp8Converter> out;
+  for (const cpu::Kernels* k : test::runnable_kernels()) out.push_back({isa_name(k->isa), k->fp8_to_f32});
+#ifdef QIUSUO_SIMD
+  if (const cpu::Kernels* k = cpu::kernels_for(Isa::Avx512); k && k->fp8_to_f32 != cpu::fp8_to_f32_avx512) {
+    out.back().name += " (VBMI)";
+    out.push_back({"avx512 (F16 route)", cpu::fp8_to_f32_avx512});
+  }
+#endif
+  return out;
 }
 
 TEST(Convert, Bf16AndF16ToF32AllPatterns) {
@@ -40,12 +60,12 @@ TEST(Convert, Fp8AllCodesScaledAndUnscaled) {
   std::vector<uint8_t> in(256);
   for (int i = 0; i < 256; ++i) in[size_t(i)] = uint8_t(i);
   std::vector<float> out(256);
-  for (const cpu::Kernels* k : test::runnable_kernels())
-    for (float s : {1.0f, 0.001953125f, 3.7e-3f, 1.5e4f}) {
-      k->fp8_to_f32(in.data(), out.data(), 256, s);
+  for (const Fp8Converter& k : fp8_converters())
+    for (float s : {1.0f, 0.001953125f, 3.7e-3f, 1.5e4f, 1e-30f}) {
+      k.fn(in.data(), out.data(), 256, s);
       for (int i = 0; i < 256; ++i)
         ASSERT_TRUE(same(out[size_t(i)], fp8e4m3_to_f32(uint8_t(i)) * s))
-            << isa_name(k->isa) << " code " << i << " scale " << s << ": " << out[size_t(i)];
+            << k.name << " code " << i << " scale " << s << ": " << out[size_t(i)];
     }
   // Every finite code in a mixed order over a long span (every vector of it mixes negative,
   // subnormal and large codes), then with one NaN code placed at a few positions in turn.
@@ -58,11 +78,11 @@ TEST(Convert, Fp8AllCodesScaledAndUnscaled) {
     std::vector<uint8_t> codes = finite;
     if (nan_at >= 0) codes[size_t(nan_at)] = 0xff;
     std::vector<float> got(codes.size());
-    for (const cpu::Kernels* k : test::runnable_kernels()) {
-      k->fp8_to_f32(codes.data(), got.data(), int64_t(codes.size()), 3.7e-3f);
+    for (const Fp8Converter& k : fp8_converters()) {
+      k.fn(codes.data(), got.data(), int64_t(codes.size()), 3.7e-3f);
       for (size_t i = 0; i < codes.size(); ++i)
         ASSERT_TRUE(same(got[i], fp8e4m3_to_f32(codes[i]) * 3.7e-3f))
-            << isa_name(k->isa) << " code " << int(codes[i]) << " at " << i << " (NaN at " << nan_at << ")";
+            << k.name << " code " << int(codes[i]) << " at " << i << " (NaN at " << nan_at << ")";
     }
   }
   fp8e4m3_to_f32(in.data(), out.data(), 256);
@@ -111,12 +131,33 @@ TEST(Convert, TailsAndBounds) {
       for (int64_t i = 0; i < 80; ++i)
         ASSERT_EQ(out[size_t(i)], i >= 1 && i <= n ? f16_to_f32(h[size_t(i)]) : -7.0f) << n << " " << i;
       std::fill(out.begin(), out.end(), -7.0f);
-      k->fp8_to_f32(b.data() + 1, out.data() + 1, n, 0.5f);
-      for (int64_t i = 0; i < 80; ++i)
-        ASSERT_EQ(out[size_t(i)], i >= 1 && i <= n ? fp8e4m3_to_f32(b[size_t(i)]) * 0.5f : -7.0f) << n << " " << i;
+      for (const Fp8Converter& c : fp8_converters()) {
+        std::fill(out.begin(), out.end(), -7.0f);
+        c.fn(b.data() + 1, out.data() + 1, n, 0.5f);
+        for (int64_t i = 0; i < 80; ++i)
+          ASSERT_EQ(out[size_t(i)], i >= 1 && i <= n ? fp8e4m3_to_f32(b[size_t(i)]) * 0.5f : -7.0f)
+              << c.name << " " << n << " " << i;
+      }
       k->f32_to_bf16(f.data() + 1, out16.data() + 1, n);
       for (int64_t i = 0; i < 80; ++i)
         ASSERT_EQ(out16[size_t(i)], i >= 1 && i <= n ? f32_to_bf16(f[size_t(i)]) : 0xdead) << n << " " << i;
+    }
+}
+
+// FP8 over every length 0..200 from an odd offset: several 64-code steps and every tail, codes of
+// every class (a NaN code among them), nothing written outside [1, n].
+TEST(Convert, Fp8LongTailsAndBounds) {
+  std::vector<uint8_t> b(210);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = uint8_t(i * 37 + 5);
+  std::vector<float> out(210);
+  for (const Fp8Converter& c : fp8_converters())
+    for (int64_t n = 0; n <= 200; ++n) {
+      std::fill(out.begin(), out.end(), -7.0f);
+      c.fn(b.data() + 1, out.data() + 1, n, 0.75f);
+      for (int64_t i = 0; i < 210; ++i) {
+        const float want = i >= 1 && i <= n ? fp8e4m3_to_f32(b[size_t(i)]) * 0.75f : -7.0f;
+        ASSERT_TRUE(same(out[size_t(i)], want)) << c.name << " n " << n << " at " << i;
+      }
     }
 }
 

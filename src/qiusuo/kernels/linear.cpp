@@ -26,6 +26,7 @@
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
 #include "qiusuo/kernels/gemm.h"
+#include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
 namespace {
@@ -163,6 +164,53 @@ void WeightMatrix::dequant_rows(int64_t r0, int64_t r1, float* out) const {
   check_weights(*this);
   QS_CHECK(r0 >= 0 && r0 <= r1 && r1 <= rows, "dequant_rows: rows [", r0, ", ", r1, ") out of [0, ", rows, ")");
   cpu::dequant_rows_f32(cpu::kernels(), *this, r0, r1, out, cols);
+}
+
+namespace {
+// Rows [r0, r0 + n) of W in F32, kRowsOf at a time, fn(i0, rows [nb, W.cols], nb) for each.
+constexpr int64_t kRowsOf = 16;
+template <typename Fn>
+void rows_of(const cpu::Kernels& k, const WeightMatrix& W, int64_t r0, int64_t n, Fn&& fn) {
+  if (W.dtype == DType::F32) {
+    fn(0, static_cast<const float*>(W.data) + r0 * W.cols, n);
+    return;
+  }
+  thread_local Buffer<float> tmp;
+  tmp.reserve(size_t(kRowsOf * W.cols));
+  for (int64_t i0 = 0; i0 < n; i0 += kRowsOf) {
+    const int64_t nb = std::min(kRowsOf, n - i0);
+    cpu::dequant_rows_f32(k, W, r0 + i0, r0 + i0 + nb, tmp.data(), W.cols);
+    fn(i0, tmp.data(), nb);
+  }
+}
+void check_rows_of(const WeightMatrix& W, int64_t r0, int64_t n) {
+  check_weights(W);
+  QS_CHECK(r0 >= 0 && n >= 0 && r0 + n <= W.rows, "rows [", r0, ", ", r0 + n, ") out of [0, ", W.rows, ")");
+}
+}  // namespace
+
+void weighted_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst) {
+  check_rows_of(W, r0, n);
+  const cpu::Kernels& k = cpu::kernels();
+  if (W.dtype == DType::F8_E4M3 && k.fp8_weighted_rows && W.cols % 16 == 0) {
+    k.fp8_weighted_rows(W, r0, n, p, dst);
+    return;
+  }
+  rows_of(k, W, r0, n, [&](int64_t i0, const float* rows, int64_t nb) {
+    weighted_rows(p + i0, 1, nb, rows, nb, W.cols, W.cols, dst, W.cols, true);
+  });
+}
+
+void dot_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out) {
+  check_rows_of(W, r0, n);
+  const cpu::Kernels& k = cpu::kernels();
+  if (W.dtype == DType::F8_E4M3 && k.fp8_dot_rows && W.cols % 16 == 0) {
+    k.fp8_dot_rows(W, r0, n, x, out);
+    return;
+  }
+  rows_of(k, W, r0, n, [&](int64_t i0, const float* rows, int64_t nb) {
+    dot_rows(x, 1, W.cols, rows, nb, W.cols, W.cols, out + i0, nb);
+  });
 }
 
 void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy) {

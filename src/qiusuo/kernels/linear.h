@@ -91,6 +91,15 @@ struct LinearCall {
 };
 void linear_batch(std::span<const LinearCall> calls, Compute compute);
 
+// Absorbed attention's products with rows of a stored weight matrix (any dtype), one query row:
+//   weighted_rows_of: dst[c] += Σ_{i<n} p[i] · W[r0 + i][c] for c < W.cols, the rows in order;
+//   dot_rows_of:      out[i] = x · W[r0 + i] for i < n.
+// Bit for bit what vec_ops' weighted_rows / dot_rows give with the rows dequantized exactly
+// (dequant_rows), which is how they run where no kernel reads the dtype as stored (FP8 on
+// AVX512_VBMI does, widening each weight in registers). Runs on the calling thread.
+void weighted_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
+void dot_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
+
 // The streaming F32 kernels alone (any M; linear() with Compute::F32 runs them over blocks of
 // rows of x): exact F32 accumulation, weights read once per call.
 void gemv(const float* x, int64_t ldx, int64_t M, const WeightMatrix& W, float* y, int64_t ldy);

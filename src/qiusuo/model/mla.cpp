@@ -10,7 +10,6 @@
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/parallel.h"
 #include "qiusuo/core/profile.h"
-#include "qiusuo/core/profile.h"
 #include "qiusuo/kernels/attention.h"
 #include "qiusuo/kernels/convert.h"
 #include "qiusuo/kernels/gemm.h"
@@ -75,7 +74,6 @@ struct LatentRows {
 // (flash-decoding). Keys are read once per segment for all heads, one pass, whatever the
 // storage type; a long context splits into segments that threads share even for one query.
 constexpr int64_t kSeg = 256;
-constexpr int64_t kKvbRows = WeightMatrix::kIntTile;  // kv_b rows dequantized at a time by absorbed attention
 
 struct SegScratch {
   float* keys;    // [kSeg, W] converted rows (non-F32 pools)
@@ -141,49 +139,40 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   const int64_t nt = num_threads();
   const size_t part = size_t(D.H * (2 + D.R));  // one segment's partial state: m, l, a
   const size_t scratch = size_t(kSeg * D.W + D.H * kSeg);
-  const size_t per_thread = scratch + part + size_t(kKvbRows * D.R);
+  const size_t per_thread = scratch + part;
   float* thread_scratch = arena.alloc(size_t(nt) * per_thread);
   float* state = arena.alloc(size_t(n) * part);  // running (M, L, A) per query
-  // Thread tid's scratch: a segment's keys and scores, one partial state (or R floats), and
-  // kKvbRows rows of kv_b.
+  // Thread tid's scratch: a segment's keys and scores, and one partial state (or R floats).
   struct ThreadScratch {
     SegScratch seg;
     float* part;
-    float* kvb;
   };
   auto scratch_of = [&](int tid) {
     float* base = thread_scratch + size_t(tid) * per_thread;
-    return ThreadScratch{SegScratch{base, base + kSeg * D.W}, base + scratch, base + scratch + part};
+    return ThreadScratch{SegScratch{base, base + kSeg * D.W}, base + scratch};
   };
-  // Rows [i, i + n) of kv_b [H * (dn+dv), R] in F32, n <= kKvbRows. With `kv_b_as_stored` (a
-  // step of few tokens, mla_forward) a kv_b stored in BF16, F16, FP8, INT8 or INT4 (as the
-  // checkpoint has it) is read as stored and dequantized 16 rows at a time into the thread's
-  // scratch: the values of the F32 copy (made by the same exact dequantization), so the same
-  // results bit for bit, from a half to an eighth of the bytes (absorbed decode reads all of kv_b
-  // every step: 8.4 MB per layer in F32 at V2-Lite widths, 1.1 MB in INT4 g64). Every query
-  // dequantizes it anew, so with many tokens in the step (prefill, batched decode) the F32 copy,
-  // read from cache after the first, is cheaper.
+  // Products with rows of kv_b [H * (dn+dv), R]. With `kv_b_as_stored` (a step of few tokens,
+  // mla_forward) a kv_b stored in BF16, F16, FP8, INT8 or INT4 (as the checkpoint has it) is read
+  // as stored (weighted_rows_of / dot_rows_of, linear.h: FP8 widened in registers on
+  // AVX512_VBMI, else dequantized 16 rows at a time): the values of the F32 copy (made by the
+  // same exact dequantization), so the same results bit for bit, from a half to an eighth of the
+  // bytes (absorbed decode reads all of kv_b every step: 8.4 MB per layer in F32 at V2-Lite
+  // widths, 1.1 MB in INT4 g64). Every query dequantizes it anew, so with many tokens in the step
+  // (prefill, batched decode) the F32 copy, read from cache after the first, is cheaper.
+  // kv_b_read_as_stored (mla.h) is never true for an F32 kv_b.
   const float* kvb = w.kv_b_f32;
-  auto kvb_rows = [&](int64_t i, int64_t count, float* tmp) -> const float* {
-    if (!kv_b_as_stored) return kvb + i * D.R;  // kv_b_read_as_stored (mla.h): never for an F32 kv_b
-    w.kv_b_proj.dequant_rows(i, i + count, tmp);
-    return tmp;
-  };
   {
     QS_PROFILE("mla.absorb_q");
     parallel_for(rows, 1, [&](int64_t b, int64_t e) {
-      float* tmp = scratch_of(omp_get_thread_num()).kvb;
       for (int64_t r = b; r < e; ++r) {
         const int64_t t = r / D.H, h = r % D.H;
         const float* qh = q + (t * D.H + h) * D.dq;
         float* dst = qa + r * D.W;
         std::memset(dst, 0, size_t(D.R) * sizeof(float));
-        for (int64_t i0 = 0; i0 < D.dn; i0 += kKvbRows) {
-          const int64_t nb = std::min(kKvbRows, D.dn - i0);
-          const float* uk = kvb_rows(h * (D.dn + D.dv) + i0, nb, tmp);  // W_UK_h rows i0..
-          // dst += Σ_i q[i0 + i] · uk[i], row by row (as axpy would), dst held in registers.
-          weighted_rows(qh + i0, 1, nb, uk, nb, D.R, D.R, dst, D.R, true);
-        }
+        // dst += Σ_i q[i] · W_UK_h[i], row by row (as axpy would), dst held in registers.
+        const int64_t uk = h * (D.dn + D.dv);  // W_UK_h: kv_b rows [uk, uk + dn)
+        if (kv_b_as_stored) weighted_rows_of(w.kv_b_proj, uk, D.dn, qh, dst);
+        else weighted_rows(qh, 1, D.dn, kvb + uk * D.R, D.dn, D.R, D.R, dst, D.R, true);
         std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
       }
     });
@@ -197,10 +186,8 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
     float* out = o + t * D.H * D.dv + h * D.dv;
     const int64_t uv = h * (D.dn + D.dv) + D.dn;  // W_UV_h: kv_b rows [uv, uv + dv)
-    for (int64_t j0 = 0; j0 < D.dv; j0 += kKvbRows) {
-      const int64_t nb = std::min(kKvbRows, D.dv - j0);
-      dot_rows(ol, 1, D.R, kvb_rows(uv + j0, nb, ts.kvb), nb, D.R, D.R, out + j0, D.dv);
-    }
+    if (kv_b_as_stored) dot_rows_of(w.kv_b_proj, uv, D.dv, ol, out);
+    else dot_rows(ol, 1, D.R, kvb + uv * D.R, D.dv, D.R, D.R, out, D.dv);
   };
   // Every (query, head) pair is an item: at decode (one query) the heads' W_UV products (a
   // quarter of the F32 kv_b per layer) were one thread's work while the others waited.

@@ -79,6 +79,14 @@ struct Kernels {
   // I8 / I4 weights: the rows of tile t (rows 16t .. min(16t + 16, W.rows)) dequantized exactly,
   // row 16t + i to out + i*ld: (u - z) * s, the values dequant_rows_f32 gives row by row.
   void (*dequant_int_tile)(const WeightMatrix& W, int64_t t, float* out, int64_t ld);
+  // FP8 weights, where the ISA has them (else nullptr: weighted_rows_of / dot_rows_of in
+  // linear.cpp dequantize rows first): absorbed decode's products with rows of W read as stored,
+  // the bits of dequant_rows_f32 followed by vec_ops' weighted_rows / dot_rows for one query
+  // row. W.cols a multiple of 16.
+  //   fp8_weighted_rows: dst[c] += Σ_{i<n} p[i] W[r0 + i][c] for c < W.cols, rows in order.
+  //   fp8_dot_rows:      out[i] = x · W[r0 + i] for i < n.
+  void (*fp8_weighted_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
+  void (*fp8_dot_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 };
 
 // The per-ISA functions the tables point to: gemv_<isa>.cpp, convert_<isa>.cpp,
@@ -112,6 +120,11 @@ QS_DECLARE_CPU_KERNELS(avx512)
 // linear_bf16_avx512 with FP8 widened by AVX512_VBMI byte lookups (the same bits).
 void linear_bf16_avx512vbmi(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightMatrix& W, int64_t n0,
                             int64_t n1, float* y, int64_t ldy);
+// FP8 read by AVX512_VBMI byte lookups (fp8_vbmi_avx512.cpp): fp8_to_f32_avx512's bits, and
+// the table's fp8_weighted_rows / fp8_dot_rows.
+void fp8_to_f32_avx512vbmi(const uint8_t* in, float* out, int64_t n, float scale);
+void fp8_weighted_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
+void fp8_dot_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 #endif
 #undef QS_DECLARE_CPU_KERNELS
 

@@ -12,7 +12,7 @@ namespace {
           gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
           linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa,      \
-          dequant_int_tile_##isa}
+          dequant_int_tile_##isa, nullptr,               nullptr}
 
 const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
 #ifdef QIUSUO_SIMD
@@ -37,6 +37,11 @@ const Kernels* kernels_for(Isa isa) {
       Kernels t = kAvx512;
       if (!f.avx512bf16) t.linear_bf16 = linear_bf16_avx2;
       else if (f.avx512vbmi) t.linear_bf16 = linear_bf16_avx512vbmi;  // FP8 widened by byte lookups
+      if (f.avx512vbmi) {  // likewise
+        t.fp8_to_f32 = fp8_to_f32_avx512vbmi;
+        t.fp8_weighted_rows = fp8_weighted_rows_avx512vbmi;
+        t.fp8_dot_rows = fp8_dot_rows_avx512vbmi;
+      }
       if (!f.avx512vnni) {
         t.quantize_x = quantize_x_avx2;
         t.linear_int = linear_int_avx2;

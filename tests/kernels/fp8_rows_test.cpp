@@ -1,0 +1,123 @@
+// weighted_rows_of / dot_rows_of (linear.h), the absorbed decode's products with rows of a stored
+// weight matrix: bit for bit what vec_ops' weighted_rows / dot_rows give on the exactly
+// dequantized rows, for every dtype, and for FP8 for every kernel this CPU runs (the AVX512_VBMI
+// one widens each weight in registers): odd widths, row ranges across 128-row scale blocks, row
+// counts that are not multiples of the kernels' groups, NaN / subnormal / negative-zero codes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/kernel_test_util.h"
+#include "qiusuo/core/cpu.h"
+#include "qiusuo/kernels/linear.h"
+#include "qiusuo/kernels/vec_ops.h"
+
+namespace qs {
+namespace {
+
+// FP8 [rows, cols] with every class of code (a few NaN codes when `nan`) and varied block scales.
+struct Fp8Matrix {
+  std::vector<uint8_t> codes;
+  std::vector<float> scales;
+  WeightMatrix W;
+  Fp8Matrix(int64_t rows, int64_t cols, uint32_t seed, bool nan) {
+    std::mt19937 rng(seed);
+    codes.resize(size_t(rows * cols));
+    for (auto& c : codes) {
+      c = uint8_t(rng());
+      if (!nan && (c & 0x7f) == 0x7f) c = 0x80;  // negative zero instead
+    }
+    W.dtype = DType::F8_E4M3;
+    W.rows = rows;
+    W.cols = cols;
+    W.data = codes.data();
+    scales.resize(size_t(W.scale_cols() * ((rows + 127) / 128)));
+    for (auto& s : scales) s = std::ldexp(1.0f + float(rng() % 1000) / 1000.0f, int(rng() % 12) - 10);
+    W.scale_inv = scales.data();
+  }
+};
+
+std::vector<float> dequant(const WeightMatrix& W, int64_t r0, int64_t n) {
+  std::vector<float> out(size_t(n * W.cols));
+  W.dequant_rows(r0, r0 + n, out.data());
+  return out;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+struct Fp8RowsKernel {
+  std::string name;
+  void (*weighted)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
+  void (*dot)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
+};
+// The public entry points, and the table's FP8 kernels of every ISA that has them.
+std::vector<Fp8RowsKernel> fp8_rows_kernels() {
+  std::vector<Fp8RowsKernel> out{{"weighted_rows_of / dot_rows_of", weighted_rows_of, dot_rows_of}};
+  for (const cpu::Kernels* k : test::runnable_kernels())
+    if (k->fp8_weighted_rows) out.push_back({isa_name(k->isa), k->fp8_weighted_rows, k->fp8_dot_rows});
+  return out;
+}
+
+TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
+  const auto kernels = fp8_rows_kernels();
+  if (cpu_features().avx512vbmi && cpu::kernels_for(Isa::Avx512)) {
+    ASSERT_GE(kernels.size(), 2u);  // the VBMI kernels are in the AVX-512 table
+  }
+  for (int64_t cols : {16, 48, 64, 80, 144, 512}) {
+    for (bool nan : {false, true}) {
+      const int64_t rows = 300;
+      const Fp8Matrix m(rows, cols, uint32_t(cols * 7 + nan), nan);
+      const std::vector<float> x = test::random_floats(size_t(cols), uint32_t(cols));
+      const std::vector<float> p = test::random_floats(size_t(rows), uint32_t(cols + 1));
+      const std::vector<float> start = test::random_floats(size_t(cols), uint32_t(cols + 2));
+      for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 1}, {5, 3}, {120, 16}, {127, 5}, {0, 128}, {64, 236}}) {
+        const std::vector<float> rows_f32 = dequant(m.W, r0, n);
+        std::vector<float> want_w = start;  // accumulates into what dst holds
+        weighted_rows(p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
+        std::vector<float> want_d(static_cast<size_t>(n));
+        dot_rows(x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
+        for (const Fp8RowsKernel& k : kernels) {
+          std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
+          k.weighted(m.W, r0, n, p.data() + r0, got_w.data());
+          k.dot(m.W, r0, n, x.data(), got_d.data());
+          const std::string at = k.name + " cols " + std::to_string(cols) + " rows [" + std::to_string(r0) + ", " +
+                                 std::to_string(r0 + n) + ")" + (nan ? " with NaN codes" : "");
+          EXPECT_TRUE(same_bits(got_w, want_w)) << "weighted rows, " << at;
+          EXPECT_TRUE(same_bits(got_d, want_d)) << "dot rows, " << at;
+        }
+      }
+    }
+  }
+}
+
+// The other dtypes go through dequantized rows: the same contract.
+TEST(Fp8Rows, OtherDtypesMatchDequantizedRows) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::I8, DType::I4}) {
+    const test::OwnedWeights w(dt, 48, 128, 3);
+    const std::vector<float> x = test::random_floats(128, 4), p = test::random_floats(48, 5);
+    const std::vector<float> rows_f32 = dequant(w.W, 3, 40);
+    std::vector<float> want_w(128, 0.5f), got_w(128, 0.5f), want_d(40), got_d(40);
+    weighted_rows(p.data(), 1, 40, rows_f32.data(), 40, 128, 128, want_w.data(), 128, true);
+    dot_rows(x.data(), 1, 128, rows_f32.data(), 40, 128, 128, want_d.data(), 40);
+    weighted_rows_of(w.W, 3, 40, p.data(), got_w.data());
+    dot_rows_of(w.W, 3, 40, x.data(), got_d.data());
+    EXPECT_TRUE(same_bits(got_w, want_w)) << dtype_name(dt);
+    EXPECT_TRUE(same_bits(got_d, want_d)) << dtype_name(dt);
+  }
+}
+
+TEST(Fp8Rows, RowsOutOfRangeAreAnError) {
+  const Fp8Matrix m(64, 32, 1, false);
+  std::vector<float> x(32), out(64);
+  EXPECT_THROW(dot_rows_of(m.W, 60, 8, x.data(), out.data()), std::exception);
+  EXPECT_THROW(weighted_rows_of(m.W, -1, 2, x.data(), out.data()), std::exception);
+}
+
+}  // namespace
+}  // namespace qs
