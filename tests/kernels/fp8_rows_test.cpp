@@ -1,8 +1,10 @@
 // weighted_rows_of / dot_rows_of (linear.h), the absorbed decode's products with rows of a stored
 // weight matrix: bit for bit what vec_ops' weighted_rows / dot_rows give on the exactly
-// dequantized rows, for every dtype, and for FP8 for every kernel this CPU runs (the AVX512_VBMI
-// one widens each weight in registers): odd widths, row ranges across 128-row scale blocks, row
-// counts that are not multiples of the kernels' groups, NaN / subnormal / negative-zero codes.
+// dequantized rows, for every dtype, and for FP8 and I8 / I4 for every kernel this CPU runs (the
+// AVX512_VBMI FP8 kernels widen each weight in registers, the AVX-512 integer ones gather each
+// row from its tile in registers): odd widths, row ranges across 128-row scale blocks and 16-row
+// tiles, row counts that are not multiples of the kernels' groups, NaN / subnormal /
+// negative-zero codes, every integer group size.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,14 +53,14 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-struct Fp8RowsKernel {
+struct RowsKernel {
   std::string name;
   void (*weighted)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
   void (*dot)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
 };
 // The public entry points, and the table's FP8 kernels of every ISA that has them.
-std::vector<Fp8RowsKernel> fp8_rows_kernels() {
-  std::vector<Fp8RowsKernel> out{{"weighted_rows_of / dot_rows_of", weighted_rows_of, dot_rows_of}};
+std::vector<RowsKernel> fp8_rows_kernels() {
+  std::vector<RowsKernel> out{{"weighted_rows_of / dot_rows_of", weighted_rows_of, dot_rows_of}};
   for (const cpu::Kernels* k : test::runnable_kernels())
     if (k->fp8_weighted_rows) out.push_back({isa_name(k->isa), k->fp8_weighted_rows, k->fp8_dot_rows});
   return out;
@@ -82,7 +84,7 @@ TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
         weighted_rows(p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
         std::vector<float> want_d(static_cast<size_t>(n));
         dot_rows(x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
-        for (const Fp8RowsKernel& k : kernels) {
+        for (const RowsKernel& k : kernels) {
           std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
           k.weighted(m.W, r0, n, p.data() + r0, got_w.data());
           k.dot(m.W, r0, n, x.data(), got_d.data());
@@ -94,6 +96,46 @@ TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
       }
     }
   }
+}
+
+// I8 / I4 (group-wise, linear.h's tile layout): the public entry points and the table's integer
+// kernels of every ISA that has them (AVX-512 gathers each row's columns from the tile in
+// registers), against the dequantized rows: every group size, widths of 32..512 (2 or 4 chunks
+// of 16 per 64 columns), row ranges inside one tile, across tiles and ending in a partial one.
+TEST(IntRows, MatchDequantizedRowsBitForBit) {
+  std::vector<RowsKernel> kernels{{"weighted_rows_of / dot_rows_of", weighted_rows_of, dot_rows_of}};
+  for (const cpu::Kernels* k : test::runnable_kernels())
+    if (k->int_weighted_rows) kernels.push_back({isa_name(k->isa), k->int_weighted_rows, k->int_dot_rows});
+  if (cpu::kernels_for(Isa::Avx512)) {
+    ASSERT_GE(kernels.size(), 2u);  // the AVX-512 table has them
+  }
+  for (DType dt : {DType::I8, DType::I4})
+    for (int64_t group : {32, 64, 128})
+      for (int64_t cols : {32, 96, 128, 160, 512}) {
+        if (cols % group != 0) continue;
+        const int64_t rows = 72;  // the last tile partial (rows past 72 hold u = z, s = 0)
+        const test::OwnedWeights w(dt, rows, cols, uint32_t(cols * 3 + group), group);
+        const std::vector<float> x = test::random_floats(size_t(cols), uint32_t(cols));
+        const std::vector<float> p = test::random_floats(size_t(rows), uint32_t(cols + 1));
+        const std::vector<float> start = test::random_floats(size_t(cols), uint32_t(cols + 2));
+        for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 1}, {5, 3}, {15, 2}, {16, 16}, {3, 29}, {0, 72}, {60, 12}}) {
+          const std::vector<float> rows_f32 = dequant(w.W, r0, n);
+          std::vector<float> want_w = start;
+          weighted_rows(p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
+          std::vector<float> want_d(static_cast<size_t>(n));
+          dot_rows(x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
+          for (const RowsKernel& k : kernels) {
+            std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
+            k.weighted(w.W, r0, n, p.data() + r0, got_w.data());
+            k.dot(w.W, r0, n, x.data(), got_d.data());
+            const std::string at = k.name + " " + std::string(dtype_name(dt)) + " group " + std::to_string(group) + " cols " +
+                                   std::to_string(cols) + " rows [" + std::to_string(r0) + ", " +
+                                   std::to_string(r0 + n) + ")";
+            EXPECT_TRUE(same_bits(got_w, want_w)) << "weighted rows, " << at;
+            EXPECT_TRUE(same_bits(got_d, want_d)) << "dot rows, " << at;
+          }
+        }
+      }
 }
 
 // The other dtypes go through dequantized rows: the same contract.

@@ -196,6 +196,10 @@ void weighted_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float*
     k.fp8_weighted_rows(W, r0, n, p, dst);
     return;
   }
+  if (W.is_int() && k.int_weighted_rows) {
+    k.int_weighted_rows(W, r0, n, p, dst);
+    return;
+  }
   rows_of(k, W, r0, n, [&](int64_t i0, const float* rows, int64_t nb) {
     weighted_rows(p + i0, 1, nb, rows, nb, W.cols, W.cols, dst, W.cols, true);
   });
@@ -206,6 +210,10 @@ void dot_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, f
   const cpu::Kernels& k = cpu::kernels();
   if (W.dtype == DType::F8_E4M3 && k.fp8_dot_rows && W.cols % 16 == 0) {
     k.fp8_dot_rows(W, r0, n, x, out);
+    return;
+  }
+  if (W.is_int() && k.int_dot_rows) {
+    k.int_dot_rows(W, r0, n, x, out);
     return;
   }
   rows_of(k, W, r0, n, [&](int64_t i0, const float* rows, int64_t nb) {

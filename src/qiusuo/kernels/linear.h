@@ -96,7 +96,8 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute);
 //   dot_rows_of:      out[i] = x · W[r0 + i] for i < n.
 // Bit for bit what vec_ops' weighted_rows / dot_rows give with the rows dequantized exactly
 // (dequant_rows), which is how they run where no kernel reads the dtype as stored (FP8 on
-// AVX512_VBMI does, widening each weight in registers). Runs on the calling thread.
+// AVX512_VBMI does, widening each weight in registers, and I8 / I4 on AVX-512, gathering each
+// row's columns from its tile in registers). Runs on the calling thread.
 void weighted_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
 void dot_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 

@@ -154,7 +154,8 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   // Products with rows of kv_b [H * (dn+dv), R]. With `kv_b_as_stored` (a step of few tokens,
   // mla_forward) a kv_b stored in BF16, F16, FP8, INT8 or INT4 (as the checkpoint has it) is read
   // as stored (weighted_rows_of / dot_rows_of, linear.h: FP8 widened in registers on
-  // AVX512_VBMI, else dequantized 16 rows at a time): the values of the F32 copy (made by the
+  // AVX512_VBMI, INT8/INT4 rows gathered from their tiles in registers on AVX-512, else
+  // dequantized 16 rows at a time): the values of the F32 copy (made by the
   // same exact dequantization), so the same results bit for bit, from a half to an eighth of the
   // bytes (absorbed decode reads all of kv_b every step: 8.4 MB per layer in F32 at V2-Lite
   // widths, 1.1 MB in INT4 g64). Every query dequantizes it anew, so with many tokens in the step

@@ -12,7 +12,8 @@ namespace {
           gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
           linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa,      \
-          dequant_int_tile_##isa, nullptr,               nullptr}
+          dequant_int_tile_##isa, nullptr,               nullptr,                 nullptr,          \
+          nullptr}
 
 const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
 #ifdef QIUSUO_SIMD
@@ -35,6 +36,8 @@ const Kernels* kernels_for(Isa isa) {
     // kernels from the AVX2 table, which compute the same bits.
     static const Kernels table = [&] {
       Kernels t = kAvx512;
+      t.int_weighted_rows = int_weighted_rows_avx512;
+      t.int_dot_rows = int_dot_rows_avx512;
       if (!f.avx512bf16) t.linear_bf16 = linear_bf16_avx2;
       else if (f.avx512vbmi) t.linear_bf16 = linear_bf16_avx512vbmi;  // FP8 widened by byte lookups
       if (f.avx512vbmi) {  // likewise
