@@ -25,6 +25,7 @@
 
 #include "qiusuo/core/dtype.h"
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
+#include "qiusuo/kernels/cpu/transpose_avx512.h"
 
 namespace qs::cpu {
 namespace {
@@ -142,11 +143,15 @@ void fp8_weighted_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, 
 }
 
 // out[i] = x · W[r0 + i] for i < n: per row one accumulator over the columns in steps of 16,
-// then its 16 lanes summed in order from 0.0f (dot_rows' order). W.cols a multiple of 16.
+// then its 16 lanes summed in order from 0.0f (dot_rows' order), 16 rows per vector addition
+// after a transpose (a scalar chain of 16 additions per row before: full-depth V2-Lite FP8 batch
+// 1 +0.8%, ahead in 5 of 6 rounds alternated in one process). W.cols a multiple of 16.
 void fp8_dot_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out) {
   const int64_t K = W.cols;
   const uint8_t* data = static_cast<const uint8_t*>(W.data);
   constexpr int kRows = 4;  // independent accumulator chains
+  __m512 acc16[16];   // the accumulators of rows [b16, b16 + 16)
+  int64_t b16 = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kRows) {
     const int64_t m = std::min<int64_t>(kRows, n - i0);
     __m512 acc[kRows];
@@ -173,12 +178,17 @@ void fp8_dot_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const
         }
       }
     }
-    for (int t = 0; t < m; ++t) {
-      alignas(64) float lanes[16];
-      _mm512_store_ps(lanes, acc[t]);
-      float s = 0.0f;
-      for (int l = 0; l < 16; ++l) s += lanes[l];
-      out[i0 + t] = s;
+#pragma GCC unroll 4
+    for (int t = 0; t < kRows; ++t) acc16[i0 - b16 + t] = acc[t];  // rows past n: zeros, unstored
+    if (i0 + kRows >= std::min(n, b16 + 16)) {  // a block of 16 rows (or the last rows) is done
+      const int64_t nb = std::min<int64_t>(16, n - b16);
+      for (int64_t i = nb; i < 16; ++i) acc16[i] = _mm512_setzero_ps();
+      transpose16(acc16);  // acc16[l]: lane l of every row
+      __m512 s = _mm512_setzero_ps();
+#pragma GCC unroll 16
+      for (int l = 0; l < 16; ++l) s = _mm512_add_ps(s, acc16[l]);
+      _mm512_mask_storeu_ps(out + b16, __mmask16((1u << nb) - 1), s);
+      b16 += 16;
     }
   }
 }
