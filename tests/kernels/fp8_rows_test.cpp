@@ -111,7 +111,7 @@ TEST(IntRows, MatchDequantizedRowsBitForBit) {
   }
   for (DType dt : {DType::I8, DType::I4})
     for (int64_t group : {32, 64, 128})
-      for (int64_t cols : {32, 96, 128, 160, 512}) {
+      for (int64_t cols : {32, 96, 128, 160, 512, 2304}) {
         if (cols % group != 0) continue;
         const int64_t rows = 72;  // the last tile partial (rows past 72 hold u = z, s = 0)
         const test::OwnedWeights w(dt, rows, cols, uint32_t(cols * 3 + group), group);

@@ -26,7 +26,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <vector>
 
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
 #include "qiusuo/kernels/cpu/transpose_avx512.h"
@@ -67,7 +67,7 @@ struct Rows {
   void scales(int64_t t, float* sf) const {
     const uint16_t* s = W.group_scales + t * ngroups * kTile;
     for (int64_t g = 0; g < ngroups; ++g)
-      _mm512_store_ps(sf + g * kTile, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + g * kTile))));
+      _mm512_storeu_ps(sf + g * kTile, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + g * kTile))));
   }
   // What values() takes for a row's group scale s: I4 the table (k - 8) * s, k = 0..15 (exact),
   // I8 s broadcast.
@@ -102,17 +102,11 @@ struct Rows {
   }
 };
 
-// A tile's scales (ngroups * 16 floats): on the stack up to 64 groups, else on the heap.
-template <typename Fn>
-void with_scale_buffer(int64_t ngroups, Fn&& fn) {
-  alignas(64) float stack[64 * kTile];
-  if (ngroups <= 64) {
-    fn(stack);
-    return;
-  }
-  float* heap = static_cast<float*>(std::aligned_alloc(64, size_t(ngroups * kTile) * sizeof(float)));
-  fn(heap);
-  std::free(heap);
+// A tile's scales in F32 (ngroups * 16 floats), one buffer per thread.
+inline float* scale_buffer(int64_t ngroups) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < size_t(ngroups * kTile)) buf.resize(size_t(ngroups * kTile));
+  return buf.data();
 }
 
 // dst[c] += Σ_i p[i] W[r0 + i][c]: tile by tile (the rows' words are read once, in order, the
@@ -123,48 +117,47 @@ void weighted_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* p,
   const R rows(W);
   const int64_t K = W.cols, r1 = r0 + n;
   if (n <= 0) return;
-  with_scale_buffer(rows.ngroups, [&](float* sf) {
-    const int64_t t1 = (r1 + kTile - 1) / kTile;
-    for (int64_t t = r0 / kTile; t < t1; ++t) {
-      const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
-      const uint32_t* tw = rows.tile(t);
-      const float* pt = p + t * kTile - r0;
-      rows.scales(t, sf);
-      for (int64_t c = 0; c < K; c += 64) {
-        if (t + 1 < t1) rows.prefetch(t + 1, c);
-        const int64_t g0 = c / W.group, g1 = (c + 32) / W.group;  // groups of chunks 0-1 and 2-3
-        const int64_t k = c / 16;
-        if (K - c >= 64) [[likely]] {
-          __m512 acc[4];
+  float* sf = scale_buffer(rows.ngroups);
+  const int64_t t1 = (r1 + kTile - 1) / kTile;
+  for (int64_t t = r0 / kTile; t < t1; ++t) {
+    const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
+    const uint32_t* tw = rows.tile(t);
+    const float* pt = p + t * kTile - r0;
+    rows.scales(t, sf);
+    for (int64_t c = 0; c < K; c += 64) {
+      if (t + 1 < t1) rows.prefetch(t + 1, c);
+      const int64_t g0 = c / W.group, g1 = (c + 32) / W.group;  // groups of chunks 0-1 and 2-3
+      const int64_t k = c / 16;
+      if (K - c >= 64) [[likely]] {
+        __m512 acc[4];
 #pragma GCC unroll 4
-          for (int a = 0; a < 4; ++a) acc[a] = _mm512_loadu_ps(dst + c + 16 * a);
-          for (int64_t i = i0; i < i1; ++i) {
-            const __m512i idx = R::index(i);
-            const __m512 pi = _mm512_set1_ps(pt[i]);
-            const __m512 ga = R::per_group(sf[g0 * kTile + i]);
-            const __m512 gb = g1 == g0 ? ga : R::per_group(sf[g1 * kTile + i]);
-            acc[0] = _mm512_fmadd_ps(pi, R::values(tw, k, idx, ga), acc[0]);
-            acc[1] = _mm512_fmadd_ps(pi, R::values(tw, k + 1, idx, ga), acc[1]);
-            acc[2] = _mm512_fmadd_ps(pi, R::values(tw, k + 2, idx, gb), acc[2]);
-            acc[3] = _mm512_fmadd_ps(pi, R::values(tw, k + 3, idx, gb), acc[3]);
-          }
-#pragma GCC unroll 4
-          for (int a = 0; a < 4; ++a) _mm512_storeu_ps(dst + c + 16 * a, acc[a]);
-        } else {  // the last 32 columns (K is a multiple of 32)
-          __m512 acc0 = _mm512_loadu_ps(dst + c), acc1 = _mm512_loadu_ps(dst + c + 16);
-          for (int64_t i = i0; i < i1; ++i) {
-            const __m512i idx = R::index(i);
-            const __m512 pi = _mm512_set1_ps(pt[i]);
-            const __m512 ga = R::per_group(sf[g0 * kTile + i]);
-            acc0 = _mm512_fmadd_ps(pi, R::values(tw, k, idx, ga), acc0);
-            acc1 = _mm512_fmadd_ps(pi, R::values(tw, k + 1, idx, ga), acc1);
-          }
-          _mm512_storeu_ps(dst + c, acc0);
-          _mm512_storeu_ps(dst + c + 16, acc1);
+        for (int a = 0; a < 4; ++a) acc[a] = _mm512_loadu_ps(dst + c + 16 * a);
+        for (int64_t i = i0; i < i1; ++i) {
+          const __m512i idx = R::index(i);
+          const __m512 pi = _mm512_set1_ps(pt[i]);
+          const __m512 ga = R::per_group(sf[g0 * kTile + i]);
+          const __m512 gb = g1 == g0 ? ga : R::per_group(sf[g1 * kTile + i]);
+          acc[0] = _mm512_fmadd_ps(pi, R::values(tw, k, idx, ga), acc[0]);
+          acc[1] = _mm512_fmadd_ps(pi, R::values(tw, k + 1, idx, ga), acc[1]);
+          acc[2] = _mm512_fmadd_ps(pi, R::values(tw, k + 2, idx, gb), acc[2]);
+          acc[3] = _mm512_fmadd_ps(pi, R::values(tw, k + 3, idx, gb), acc[3]);
         }
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; ++a) _mm512_storeu_ps(dst + c + 16 * a, acc[a]);
+      } else {  // the last 32 columns (K is a multiple of 32)
+        __m512 acc0 = _mm512_loadu_ps(dst + c), acc1 = _mm512_loadu_ps(dst + c + 16);
+        for (int64_t i = i0; i < i1; ++i) {
+          const __m512i idx = R::index(i);
+          const __m512 pi = _mm512_set1_ps(pt[i]);
+          const __m512 ga = R::per_group(sf[g0 * kTile + i]);
+          acc0 = _mm512_fmadd_ps(pi, R::values(tw, k, idx, ga), acc0);
+          acc1 = _mm512_fmadd_ps(pi, R::values(tw, k + 1, idx, ga), acc1);
+        }
+        _mm512_storeu_ps(dst + c, acc0);
+        _mm512_storeu_ps(dst + c + 16, acc1);
       }
     }
-  });
+  }
 }
 
 // out[i] = x · W[r0 + i]: per row one accumulator over the columns in steps of 16 (4 rows at a
@@ -177,47 +170,46 @@ void dot_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, floa
   const int64_t K = W.cols, r1 = r0 + n, chunks_per_group = W.group / 16;
   if (n <= 0) return;
   constexpr int kRows = 4;
-  with_scale_buffer(rows.ngroups, [&](float* sf) {
-    const int64_t t1 = (r1 + kTile - 1) / kTile;
-    for (int64_t t = r0 / kTile; t < t1; ++t) {
-      const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
-      const uint32_t* tw = rows.tile(t);
-      rows.scales(t, sf);
-      if (t + 1 < t1)
-        for (int64_t c = 0; c < K; c += 64) rows.prefetch(t + 1, c);
-      __m512 acc16[kTile];
-      for (int64_t b = i0; b < i1; b += kRows) {
-        int64_t row[kRows];  // rows past the last repeat it (computed, not stored)
-        __m512i idx[kRows];
-        __m512 acc[kRows];
+  float* sf = scale_buffer(rows.ngroups);
+  const int64_t t1 = (r1 + kTile - 1) / kTile;
+  for (int64_t t = r0 / kTile; t < t1; ++t) {
+    const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
+    const uint32_t* tw = rows.tile(t);
+    rows.scales(t, sf);
+    if (t + 1 < t1)
+      for (int64_t c = 0; c < K; c += 64) rows.prefetch(t + 1, c);
+    __m512 acc16[kTile];
+    for (int64_t b = i0; b < i1; b += kRows) {
+      int64_t row[kRows];  // rows past the last repeat it (computed, not stored)
+      __m512i idx[kRows];
+      __m512 acc[kRows];
 #pragma GCC unroll 4
-        for (int j = 0; j < kRows; ++j) {
-          row[j] = std::min<int64_t>(b + j, i1 - 1);
-          idx[j] = R::index(row[j]);
-          acc[j] = _mm512_setzero_ps();
-        }
-        for (int64_t g = 0; g < rows.ngroups; ++g) {
-          __m512 gs[kRows];
-#pragma GCC unroll 4
-          for (int j = 0; j < kRows; ++j) gs[j] = R::per_group(sf[g * kTile + row[j]]);
-          for (int64_t k = g * chunks_per_group; k < (g + 1) * chunks_per_group; ++k) {
-            const __m512 xv = _mm512_loadu_ps(x + 16 * k);
-#pragma GCC unroll 4
-            for (int j = 0; j < kRows; ++j) acc[j] = _mm512_fmadd_ps(xv, R::values(tw, k, idx[j], gs[j]), acc[j]);
-          }
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < kRows; ++j) acc16[(b - i0 + j) % kTile] = acc[j];
+      for (int j = 0; j < kRows; ++j) {
+        row[j] = std::min<int64_t>(b + j, i1 - 1);
+        idx[j] = R::index(row[j]);
+        acc[j] = _mm512_setzero_ps();
       }
-      // acc16[i - i0] holds row i's lanes; the rows from i1 - i0 on are unused.
-      for (int64_t i = i1 - i0; i < kTile; ++i) acc16[i] = _mm512_setzero_ps();
-      transpose16(acc16);  // acc16[l]: lane l of every row
-      __m512 s = _mm512_setzero_ps();
-#pragma GCC unroll 16
-      for (int l = 0; l < 16; ++l) s = _mm512_add_ps(s, acc16[l]);
-      _mm512_mask_storeu_ps(out + t * kTile + i0 - r0, __mmask16((1u << (i1 - i0)) - 1), s);
+      for (int64_t g = 0; g < rows.ngroups; ++g) {
+        __m512 gs[kRows];
+#pragma GCC unroll 4
+        for (int j = 0; j < kRows; ++j) gs[j] = R::per_group(sf[g * kTile + row[j]]);
+        for (int64_t k = g * chunks_per_group; k < (g + 1) * chunks_per_group; ++k) {
+          const __m512 xv = _mm512_loadu_ps(x + 16 * k);
+#pragma GCC unroll 4
+          for (int j = 0; j < kRows; ++j) acc[j] = _mm512_fmadd_ps(xv, R::values(tw, k, idx[j], gs[j]), acc[j]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < kRows; ++j) acc16[(b - i0 + j) % kTile] = acc[j];
     }
-  });
+    // acc16[i - i0] holds row i's lanes; the rows from i1 - i0 on are unused.
+    for (int64_t i = i1 - i0; i < kTile; ++i) acc16[i] = _mm512_setzero_ps();
+    transpose16(acc16);  // acc16[l]: lane l of every row
+    __m512 s = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; ++l) s = _mm512_add_ps(s, acc16[l]);
+    _mm512_mask_storeu_ps(out + t * kTile + i0 - r0, __mmask16((1u << (i1 - i0)) - 1), s);
+  }
 }
 
 }  // namespace
