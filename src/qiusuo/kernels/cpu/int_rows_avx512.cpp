@@ -18,7 +18,7 @@
 // once after a transpose).
 // V2-Lite's kv_b [4096, 512] in INT4 g64, one layer's decode products (16 heads' q·W_UK and
 // W_UV·latent), one thread, Zen 5: 33 + 35 us in cache against 79 + 91 us for the fallback's
-// dequantized rows; full-depth V2-Lite INT4 batch-1 decode 27.70 against 26.18 tokens/s (ahead
+// dequantized rows (INT8: 63 + 63 against 83 + 96); full-depth V2-Lite INT4 batch-1 decode 27.70 against 26.18 tokens/s (ahead
 // in 8 of 8 rounds alternated in one process, 2 threads). Tried, not kept: each row's words
 // broadcast and blended instead of vpermt2d (one cross-lane operation fewer): 35.5 + 40.6 us.
 #pragma GCC diagnostic ignored "-Wuninitialized"
