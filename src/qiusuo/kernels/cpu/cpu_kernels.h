@@ -87,7 +87,8 @@ struct Kernels {
   //   fp8_dot_rows:      out[i] = x · W[r0 + i] for i < n.
   void (*fp8_weighted_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
   void (*fp8_dot_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
-  // The same two for I8 / I4 weights (int_rows_avx512.cpp; nullptr elsewhere).
+  // The same two for I8 / I4 weights (int_rows_avx2.cpp, int_rows_avx512.cpp; nullptr in the
+  // scalar table).
   void (*int_weighted_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
   void (*int_dot_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 };
@@ -128,7 +129,10 @@ void linear_bf16_avx512vbmi(const uint16_t* xb, int64_t ldxb, int64_t M, const W
 void fp8_to_f32_avx512vbmi(const uint8_t* in, float* out, int64_t n, float scale);
 void fp8_weighted_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
 void fp8_dot_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
-// I8 / I4 rows read as stored (int_rows_avx512.cpp): the table's int_weighted_rows / int_dot_rows.
+// I8 / I4 rows read as stored (int_rows_avx2.cpp, int_rows_avx512.cpp): the tables'
+// int_weighted_rows / int_dot_rows.
+void int_weighted_rows_avx2(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
+void int_dot_rows_avx2(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 void int_weighted_rows_avx512(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
 void int_dot_rows_avx512(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 #endif

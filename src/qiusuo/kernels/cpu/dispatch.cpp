@@ -7,18 +7,20 @@
 
 namespace qs::cpu {
 namespace {
-#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR)                                                  \
+#define QS_KERNEL_TABLE(isa_enum, isa, MR, NR, INT_ROWS_W, INT_ROWS_D)                          \
   Kernels{isa_enum,          gemv_rows_##isa,   gemv_xpack_floats_##isa, gemv_pack_x_##isa,      \
           gemv_rows_packed_##isa, bf16_to_f32_##isa, f32_to_bf16_##isa, f16_to_f32_##isa,         \
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
           linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa,      \
-          dequant_int_tile_##isa, nullptr,               nullptr,                 nullptr,          \
-          nullptr}
+          dequant_int_tile_##isa, nullptr,               nullptr,                 INT_ROWS_W,       \
+          INT_ROWS_D}
 
-const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar);
+const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar, nullptr, nullptr);
 #ifdef QIUSUO_SIMD
-const Kernels kAvx2 = QS_KERNEL_TABLE(Isa::Avx2, avx2, kGemmMrAvx2, kGemmNrAvx2);
-const Kernels kAvx512 = QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512);
+const Kernels kAvx2 =
+    QS_KERNEL_TABLE(Isa::Avx2, avx2, kGemmMrAvx2, kGemmNrAvx2, int_weighted_rows_avx2, int_dot_rows_avx2);
+const Kernels kAvx512 =
+    QS_KERNEL_TABLE(Isa::Avx512, avx512, kGemmMrAvx512, kGemmNrAvx512, int_weighted_rows_avx512, int_dot_rows_avx512);
 #endif
 #undef QS_KERNEL_TABLE
 }  // namespace
@@ -36,8 +38,6 @@ const Kernels* kernels_for(Isa isa) {
     // kernels from the AVX2 table, which compute the same bits.
     static const Kernels table = [&] {
       Kernels t = kAvx512;
-      t.int_weighted_rows = int_weighted_rows_avx512;
-      t.int_dot_rows = int_dot_rows_avx512;
       if (!f.avx512bf16) t.linear_bf16 = linear_bf16_avx2;
       else if (f.avx512vbmi) t.linear_bf16 = linear_bf16_avx512vbmi;  // FP8 widened by byte lookups
       if (f.avx512vbmi) {  // likewise
