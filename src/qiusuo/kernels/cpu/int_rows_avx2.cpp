@@ -17,9 +17,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
+#include "qiusuo/kernels/cpu/int_rows.h"
 #include "qiusuo/kernels/cpu/transpose_avx2.h"
 
 namespace qs::cpu {
@@ -65,30 +65,21 @@ struct Rows {
   }
 };
 
-// A tile's scales in F32 (ngroups * 16 floats), one buffer per thread.
-inline float* scale_buffer(int64_t ngroups) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < size_t(ngroups * kTile)) buf.resize(size_t(ngroups * kTile));
-  return buf.data();
-}
-
 // dst[c] += Σ_i p[i] W[r0 + i][c]: tile by tile, 32 columns (one group: groups are multiples of
 // 32) at a time in 4 accumulators kept over the tile's rows.
 template <bool kI4>
 void weighted_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst) {
   using R = Rows<kI4>;
   const R rows(W);
-  const int64_t K = W.cols, r1 = r0 + n;
+  const int64_t K = W.cols;
   if (n <= 0) return;
-  float* sf = scale_buffer(rows.ngroups);
-  const int64_t t1 = (r1 + kTile - 1) / kTile;
-  for (int64_t t = r0 / kTile; t < t1; ++t) {
-    const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
+  float* sf = int_rows_scale_buffer(rows.ngroups);
+  for_each_int_tile(r0, n, [&](int64_t t, int64_t i0, int64_t i1, bool last) {
     const uint32_t* tw = rows.tile(t);
     const float* pt = p + t * kTile - r0;
     rows.scales(t, sf);
     for (int64_t c = 0; c < K; c += 32) {
-      if (t + 1 < t1) rows.prefetch(t + 1, c);
+      if (!last) rows.prefetch(t + 1, c);
       const float* sg = sf + (c / W.group) * kTile;
       const int64_t k = c / 8;
       __m256 acc[4];
@@ -102,7 +93,7 @@ void weighted_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* p,
 #pragma GCC unroll 4
       for (int a = 0; a < 4; ++a) _mm256_storeu_ps(dst + c + 8 * a, acc[a]);
     }
-  }
+  });
 }
 
 // out[i] = x · W[r0 + i]: per row two accumulators (lanes 0-7 and 8-15 of vec_ops' 16-float
@@ -112,16 +103,14 @@ template <bool kI4>
 void dot_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out) {
   using R = Rows<kI4>;
   const R rows(W);
-  const int64_t K = W.cols, r1 = r0 + n, chunks_per_group = W.group / 8;  // even: groups are multiples of 32
+  const int64_t K = W.cols, chunks_per_group = W.group / 8;  // even: groups are multiples of 32
   if (n <= 0) return;
   constexpr int kRows = 2;
-  float* sf = scale_buffer(rows.ngroups);
-  const int64_t t1 = (r1 + kTile - 1) / kTile;
-  for (int64_t t = r0 / kTile; t < t1; ++t) {
-    const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
+  float* sf = int_rows_scale_buffer(rows.ngroups);
+  for_each_int_tile(r0, n, [&](int64_t t, int64_t i0, int64_t i1, bool last) {
     const uint32_t* tw = rows.tile(t);
     rows.scales(t, sf);
-    if (t + 1 < t1)
+    if (!last)
       for (int64_t c = 0; c < K; c += 32) rows.prefetch(t + 1, c);
     for (int64_t b8 = i0; b8 < i1; b8 += 8) {  // blocks of 8 rows
       const int64_t nb = std::min<int64_t>(8, i1 - b8);
@@ -158,7 +147,7 @@ void dot_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, floa
       _mm256_store_ps(sums, s);
       std::copy_n(sums, nb, out + t * kTile + b8 - r0);
     }
-  }
+  });
 }
 
 }  // namespace

@@ -26,9 +26,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "qiusuo/kernels/cpu/cpu_kernels.h"
+#include "qiusuo/kernels/cpu/int_rows.h"
 #include "qiusuo/kernels/cpu/transpose_avx512.h"
 
 namespace qs::cpu {
@@ -102,30 +102,21 @@ struct Rows {
   }
 };
 
-// A tile's scales in F32 (ngroups * 16 floats), one buffer per thread.
-inline float* scale_buffer(int64_t ngroups) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < size_t(ngroups * kTile)) buf.resize(size_t(ngroups * kTile));
-  return buf.data();
-}
-
 // dst[c] += Σ_i p[i] W[r0 + i][c]: tile by tile (the rows' words are read once, in order, the
 // next tile's prefetched), 64 columns at a time in 4 accumulators kept over the tile's rows.
 template <bool kI4>
 void weighted_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst) {
   using R = Rows<kI4>;
   const R rows(W);
-  const int64_t K = W.cols, r1 = r0 + n;
+  const int64_t K = W.cols;
   if (n <= 0) return;
-  float* sf = scale_buffer(rows.ngroups);
-  const int64_t t1 = (r1 + kTile - 1) / kTile;
-  for (int64_t t = r0 / kTile; t < t1; ++t) {
-    const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
+  float* sf = int_rows_scale_buffer(rows.ngroups);
+  for_each_int_tile(r0, n, [&](int64_t t, int64_t i0, int64_t i1, bool last) {
     const uint32_t* tw = rows.tile(t);
     const float* pt = p + t * kTile - r0;
     rows.scales(t, sf);
     for (int64_t c = 0; c < K; c += 64) {
-      if (t + 1 < t1) rows.prefetch(t + 1, c);
+      if (!last) rows.prefetch(t + 1, c);
       const int64_t g0 = c / W.group, g1 = (c + 32) / W.group;  // groups of chunks 0-1 and 2-3
       const int64_t k = c / 16;
       if (K - c >= 64) [[likely]] {
@@ -157,7 +148,7 @@ void weighted_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* p,
         _mm512_storeu_ps(dst + c + 16, acc1);
       }
     }
-  }
+  });
 }
 
 // out[i] = x · W[r0 + i]: per row one accumulator over the columns in steps of 16 (4 rows at a
@@ -167,16 +158,14 @@ template <bool kI4>
 void dot_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out) {
   using R = Rows<kI4>;
   const R rows(W);
-  const int64_t K = W.cols, r1 = r0 + n, chunks_per_group = W.group / 16;
+  const int64_t K = W.cols, chunks_per_group = W.group / 16;
   if (n <= 0) return;
   constexpr int kRows = 4;
-  float* sf = scale_buffer(rows.ngroups);
-  const int64_t t1 = (r1 + kTile - 1) / kTile;
-  for (int64_t t = r0 / kTile; t < t1; ++t) {
-    const int64_t i0 = std::max(r0, t * kTile) - t * kTile, i1 = std::min(r1, (t + 1) * kTile) - t * kTile;
+  float* sf = int_rows_scale_buffer(rows.ngroups);
+  for_each_int_tile(r0, n, [&](int64_t t, int64_t i0, int64_t i1, bool last) {
     const uint32_t* tw = rows.tile(t);
     rows.scales(t, sf);
-    if (t + 1 < t1)
+    if (!last)
       for (int64_t c = 0; c < K; c += 64) rows.prefetch(t + 1, c);
     __m512 acc16[kTile];
     for (int64_t b = i0; b < i1; b += kRows) {
@@ -209,7 +198,7 @@ void dot_rows(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, floa
 #pragma GCC unroll 16
     for (int l = 0; l < 16; ++l) s = _mm512_add_ps(s, acc16[l]);
     _mm512_mask_storeu_ps(out + t * kTile + i0 - r0, __mmask16((1u << (i1 - i0)) - 1), s);
-  }
+  });
 }
 
 }  // namespace
