@@ -187,17 +187,21 @@ void check_rows_of(const WeightMatrix& W, int64_t r0, int64_t n) {
   check_weights(W);
   QS_CHECK(r0 >= 0 && n >= 0 && r0 + n <= W.rows, "rows [", r0, ", ", r0 + n, ") out of [0, ", W.rows, ")");
 }
+// The table's kernel that reads W's rows as stored (`fp8` or `integer`, by W's dtype), or
+// nullptr where there is none: then rows_of dequantizes them.
+template <typename Fn>
+Fn stored_rows_kernel(const WeightMatrix& W, Fn fp8, Fn integer) {
+  if (W.dtype == DType::F8_E4M3 && W.cols % 16 == 0) return fp8;
+  if (W.is_int()) return integer;
+  return nullptr;
+}
 }  // namespace
 
 void weighted_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst) {
   check_rows_of(W, r0, n);
   const cpu::Kernels& k = cpu::kernels();
-  if (W.dtype == DType::F8_E4M3 && k.fp8_weighted_rows && W.cols % 16 == 0) {
-    k.fp8_weighted_rows(W, r0, n, p, dst);
-    return;
-  }
-  if (W.is_int() && k.int_weighted_rows) {
-    k.int_weighted_rows(W, r0, n, p, dst);
+  if (auto kernel = stored_rows_kernel(W, k.fp8_weighted_rows, k.int_weighted_rows)) {
+    kernel(W, r0, n, p, dst);
     return;
   }
   rows_of(k, W, r0, n, [&](int64_t i0, const float* rows, int64_t nb) {
@@ -208,12 +212,8 @@ void weighted_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float*
 void dot_rows_of(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out) {
   check_rows_of(W, r0, n);
   const cpu::Kernels& k = cpu::kernels();
-  if (W.dtype == DType::F8_E4M3 && k.fp8_dot_rows && W.cols % 16 == 0) {
-    k.fp8_dot_rows(W, r0, n, x, out);
-    return;
-  }
-  if (W.is_int() && k.int_dot_rows) {
-    k.int_dot_rows(W, r0, n, x, out);
+  if (auto kernel = stored_rows_kernel(W, k.fp8_dot_rows, k.int_dot_rows)) {
+    kernel(W, r0, n, x, out);
     return;
   }
   rows_of(k, W, r0, n, [&](int64_t i0, const float* rows, int64_t nb) {

@@ -161,7 +161,13 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   // widths, 1.1 MB in INT4 g64). Every query dequantizes it anew, so with many tokens in the step
   // (prefill, batched decode) the F32 copy, read from cache after the first, is cheaper.
   // kv_b_read_as_stored (mla.h) is never true for an F32 kv_b.
-  const float* kvb = w.kv_b_f32;
+  WeightMatrix kvb = w.kv_b_proj;  // kv_b's rows as this step reads them
+  if (!kv_b_as_stored) {
+    kvb = WeightMatrix{};
+    kvb.rows = w.kv_b_proj.rows;
+    kvb.cols = w.kv_b_proj.cols;
+    kvb.data = w.kv_b_f32;
+  }
   {
     QS_PROFILE("mla.absorb_q");
     parallel_for(rows, 1, [&](int64_t b, int64_t e) {
@@ -172,8 +178,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
         std::memset(dst, 0, size_t(D.R) * sizeof(float));
         // dst += Σ_i q[i] · W_UK_h[i], row by row (as axpy would), dst held in registers.
         const int64_t uk = h * (D.dn + D.dv);  // W_UK_h: kv_b rows [uk, uk + dn)
-        if (kv_b_as_stored) weighted_rows_of(w.kv_b_proj, uk, D.dn, qh, dst);
-        else weighted_rows(qh, 1, D.dn, kvb + uk * D.R, D.dn, D.R, D.R, dst, D.R, true);
+        weighted_rows_of(kvb, uk, D.dn, qh, dst);
         std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
       }
     });
@@ -187,8 +192,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     for (int64_t j = 0; j < D.R; ++j) ol[j] = A[h * D.R + j] / L[h];
     float* out = o + t * D.H * D.dv + h * D.dv;
     const int64_t uv = h * (D.dn + D.dv) + D.dn;  // W_UV_h: kv_b rows [uv, uv + dv)
-    if (kv_b_as_stored) dot_rows_of(w.kv_b_proj, uv, D.dv, ol, out);
-    else dot_rows(ol, 1, D.R, kvb + uv * D.R, D.dv, D.R, D.R, out, D.dv);
+    dot_rows_of(kvb, uv, D.dv, ol, out);
   };
   // Every (query, head) pair is an item: at decode (one query) the heads' W_UV products (a
   // quarter of the F32 kv_b per layer) were one thread's work while the others waited.
