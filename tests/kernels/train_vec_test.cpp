@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "qiusuo/core/cpu.h"
@@ -105,6 +107,47 @@ TEST(TrainVec, SimdMatchesTheReference) {
       EXPECT_NEAR(k.sum_squares(x.data(), n), ref::sum_squares(x.data(), n), 1e-12 * ref::sum_squares(x.data(), n))
           << tag;
     }
+  }
+}
+
+// The AVX2 and AVX-512 builds compute every lane by the same operations (simd16.inc): the same bits
+// from either, so a training run does not depend on which of them the CPU picks.
+TEST(TrainVec, SimdBuildsAgreeBitForBit) {
+  const auto impls = simd_impls();
+  if (impls.size() < 2) GTEST_SKIP() << "needs two SIMD builds the CPU runs";
+  const Impl &a = impls[0], &b = impls[1];
+  auto same = [](const std::vector<float>& x, const std::vector<float>& y) {
+    return std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  for (int64_t n : {1, 15, 16, 17, 31, 48, 384, 1000, 2051}) {
+    const std::string tag = " n=" + std::to_string(n);
+    const auto x = rnd(size_t(n), 21, 2.0), w = rnd(size_t(n), 22, 0.2, 1.0), dy = rnd(size_t(n), 23);
+    std::vector<float> ya(static_cast<size_t>(n)), yb(static_cast<size_t>(n));
+    const float ra = a.rmsnorm_row(x.data(), w.data(), 1e-6f, n, ya.data());
+    const float rb = b.rmsnorm_row(x.data(), w.data(), 1e-6f, n, yb.data());
+    EXPECT_TRUE(ra == rb && same(ya, yb)) << "rmsnorm_row" << tag;
+    for (bool acc : {false, true}) {
+      std::vector<float> dxa = rnd(size_t(n), 24), dxb = dxa, dwa = rnd(size_t(n), 25), dwb = dwa;
+      a.rmsnorm_row_backward(x.data(), w.data(), ra, dy.data(), n, dxa.data(), dwa.data(), acc);
+      b.rmsnorm_row_backward(x.data(), w.data(), ra, dy.data(), n, dxb.data(), dwb.data(), acc);
+      EXPECT_TRUE(same(dxa, dxb) && same(dwa, dwb)) << "rmsnorm_row_backward" << tag;
+    }
+    a.add(x.data(), dy.data(), ya.data(), n);
+    b.add(x.data(), dy.data(), yb.data(), n);
+    EXPECT_TRUE(same(ya, yb)) << "add" << tag;
+    a.scale_copy(0.37f, x.data(), ya.data(), n);
+    b.scale_copy(0.37f, x.data(), yb.data(), n);
+    EXPECT_TRUE(same(ya, yb)) << "scale_copy" << tag;
+    std::vector<float> pa = rnd(size_t(n), 26), ma = rnd(size_t(n), 27, 0.1), va = rnd(size_t(n), 28, 0.01);
+    for (auto& e : va) e = std::fabs(e);
+    std::vector<float> pb = pa, mb = ma, vb = va;
+    for (int step = 0; step < 3; ++step) {
+      a.adamw_update(pa.data(), dy.data(), ma.data(), va.data(), n, 0.9f, 0.95f, 1e-3f, 1.5f, 1e-8f, 0.999f);
+      b.adamw_update(pb.data(), dy.data(), mb.data(), vb.data(), n, 0.9f, 0.95f, 1e-3f, 1.5f, 1e-8f, 0.999f);
+    }
+    EXPECT_TRUE(same(pa, pb) && same(ma, mb) && same(va, vb)) << "adamw_update" << tag;
+    const double sa = a.sum_squares(x.data(), n), sb = b.sum_squares(x.data(), n);
+    EXPECT_EQ(std::memcmp(&sa, &sb, sizeof sa), 0) << "sum_squares" << tag;
   }
 }
 

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "qiusuo/core/cpu.h"
@@ -139,6 +141,51 @@ TEST(VecOps, AttentionRowsDoNotDependOnTheRowCounts) {
         }
       }
     }
+}
+
+// The AVX2 and AVX-512 builds compute every lane by the same operations (simd16.inc) and sum
+// lanes in the same order: the same bits from either, so logits do not depend on which of them
+// the CPU picks.
+TEST(VecOps, SimdBuildsAgreeBitForBit) {
+  const auto all = impls();
+  if (all.size() < 3) GTEST_SKIP() << "needs two SIMD builds the CPU runs";
+  const Impl &a = all[0], &b = all[1];
+  auto same = [](const std::vector<float>& x, const std::vector<float>& y) {
+    return std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  for (int64_t n : {1, 15, 16, 17, 33, 100, 576, 2051}) {
+    const std::string tag = " n=" + std::to_string(n);
+    auto x = rnd(size_t(n), 31), y = rnd(size_t(n), 32), w = rnd(size_t(n), 33);
+    const float da = a.dot(x.data(), y.data(), n), db = b.dot(x.data(), y.data(), n);
+    EXPECT_EQ(std::memcmp(&da, &db, sizeof da), 0) << "dot" << tag;
+    std::vector<float> oa(static_cast<size_t>(n)), ob(static_cast<size_t>(n)), ga(oa), gb(ob);
+    a.rmsnorm(x.data(), w.data(), 1e-6f, n, oa.data());
+    b.rmsnorm(x.data(), w.data(), 1e-6f, n, ob.data());
+    EXPECT_TRUE(same(oa, ob)) << "rmsnorm" << tag;
+    const auto g = rnd(size_t(n), 34, 6.0);
+    a.silu_mul(g.data(), y.data(), oa.data(), n);
+    b.silu_mul(g.data(), y.data(), ob.data(), n);
+    EXPECT_TRUE(same(oa, ob)) << "silu_mul" << tag;
+    a.silu_mul_backward(g.data(), y.data(), w.data(), oa.data(), ga.data(), n);
+    b.silu_mul_backward(g.data(), y.data(), w.data(), ob.data(), gb.data(), n);
+    EXPECT_TRUE(same(oa, ob) && same(ga, gb)) << "silu_mul_backward" << tag;
+    auto sa = rnd(size_t(n), 35, 20.0), sb = sa;
+    a.softmax(sa.data(), n);
+    b.softmax(sb.data(), n);
+    EXPECT_TRUE(same(sa, sb)) << "softmax" << tag;
+    const int64_t nq = 6, nk = 1 + n % 13;
+    const auto Q = rnd(size_t(nq * n), 36), K = rnd(size_t(nk * n), 37);
+    std::vector<float> Sa(size_t(nq * nk)), Sb(Sa.size());
+    a.dot_rows(Q.data(), nq, n, K.data(), nk, n, n, Sa.data(), nk);
+    b.dot_rows(Q.data(), nq, n, K.data(), nk, n, n, Sb.data(), nk);
+    EXPECT_TRUE(same(Sa, Sb)) << "dot_rows" << tag;
+    for (bool acc : {false, true}) {
+      auto Oa = rnd(size_t(nq * n), 38), Ob = Oa;
+      a.weighted_rows(Sa.data(), nq, nk, K.data(), nk, n, n, Oa.data(), n, acc);
+      b.weighted_rows(Sa.data(), nq, nk, K.data(), nk, n, n, Ob.data(), n, acc);
+      EXPECT_TRUE(same(Oa, Ob)) << "weighted_rows" << tag;
+    }
+  }
 }
 
 // The polynomial exp of softmax: relative error < 2e-7 over the range it is used on.
