@@ -8,9 +8,12 @@
 //
 // x (BF16, packed by the caller) is split per tile into F32 odd/even vectors ([step][half]
 // [odd 8, even 8]), which the FMAs read from L1 as memory operands. Weights: BF16 read in
-// place and split in registers (even = v << 16, odd = v & 0xFFFF0000); F32, F16 and FP8 are
-// first converted to BF16 panels in thread-local scratch (FP8 as 2^-8 times the value, exactly,
-// through the F16 of its fields; its block scales then multiply each block's partial sums).
+// place and split in registers (even = v << 16, odd = v & 0xFFFF0000). FP8 is 2^-8 times the
+// value, exactly, through the F16 of its fields (even bytes ((v << 8) >>a 1) & 0xBFFF, odd bytes
+// (v >>a 1) & 0xBF80, then vcvtph2ps); its block scales then multiply each block's partial sums.
+// FP8 is read in place and widened in registers for every chunk of kMaxMR x rows (converting it
+// to BF16 panels first, as F32 and F16 weights still are, was slower for every M: 1.12-1.8x at
+// M = 4-512 on Zen 5, 2.9x for the batch-1 head, where the panel was written and read back).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -35,38 +38,21 @@ constexpr int nr_for(int mr) {
   else return mr == 1 ? 4 : 2;
 }
 
-// 32 E4M3 codes -> 32 BF16 (natural order), 2^-8 times the value, exact.
-inline void widen_fp8(__m256i v, uint16_t* out) {
-  const __m256i even = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 1), _mm256_set1_epi16(int16_t(0xBFFF)));
-  const __m256i odd = _mm256_and_si256(_mm256_srai_epi16(v, 1), _mm256_set1_epi16(int16_t(0xBF80)));
-  const __m256i f0 = _mm256_castps_si256(_mm256_cvtph_ps(_mm256_castsi256_si128(even)));       // bytes 0, 2, .., 14
-  const __m256i f1 = _mm256_castps_si256(_mm256_cvtph_ps(_mm256_extracti128_si256(even, 1)));  // 16, .., 30
-  const __m256i f2 = _mm256_castps_si256(_mm256_cvtph_ps(_mm256_castsi256_si128(odd)));        // 1, .., 15
-  const __m256i f3 = _mm256_castps_si256(_mm256_cvtph_ps(_mm256_extracti128_si256(odd, 1)));   // 17, .., 31
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_blend_epi16(_mm256_srli_epi32(f0, 16), f2, 0xAA));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), _mm256_blend_epi16(_mm256_srli_epi32(f1, 16), f3, 0xAA));
+// 32 E4M3 codes -> the F16 of 2^-8 times each value (exact), per 16-bit lane k: even = byte
+// 2k, odd = byte 2k + 1.
+inline void fp8_to_f16_pairs(__m256i v, __m256i* even, __m256i* odd) {
+  *even = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 1), _mm256_set1_epi16(int16_t(0xBFFF)));
+  *odd = _mm256_and_si256(_mm256_srai_epi16(v, 1), _mm256_set1_epi16(int16_t(0xBF80)));
 }
 
-// Rows [r0, r1) of W as BF16 into out[(r - r0) * ldo + c], zeros from W.cols to ldo.
+// Rows [r0, r1) of W (F32 or F16) as BF16 into out[(r - r0) * ldo + c], zeros from W.cols to ldo.
 void convert_rows(const WeightMatrix& W, int64_t r0, int64_t r1, uint16_t* out, int64_t ldo) {
   const int64_t K = W.cols;
   alignas(32) float tmp[kStep];
-  alignas(32) uint8_t codes[kStep];
   for (int64_t r = r0; r < r1; ++r) {
     uint16_t* o = out + (r - r0) * ldo;
     std::fill(o + K, o + ldo, uint16_t(0));
     switch (W.dtype) {
-      case DType::F8_E4M3: {
-        const uint8_t* w = static_cast<const uint8_t*>(W.data) + r * K;
-        int64_t c = 0;
-        for (; c + kStep <= K; c += kStep) widen_fp8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c)), o + c);
-        if (c < K) {
-          std::fill(codes, codes + kStep, uint8_t(0));
-          std::copy(w + c, w + K, codes);
-          widen_fp8(_mm256_load_si256(reinterpret_cast<const __m256i*>(codes)), o + c);  // zeros past K
-        }
-        break;
-      }
       case DType::F32: f32_to_bf16_avx2(static_cast<const float*>(W.data) + r * K, o, K); break;
       case DType::F16:
         for (int64_t c = 0; c < K; c += kStep) {
@@ -101,14 +87,16 @@ inline float reduce(__m256 lo, __m256 hi) {
 
 struct Tile {
   const float* x[kMaxMR];  // split x rows
-  const uint16_t* w[4];    // BF16 weight rows
+  const uint16_t* w[4];    // BF16 weight rows (FP8 read in place: w8)
+  const uint8_t* w8[4];
   const float* s[4];       // FP8 scale rows
   float* y;
   int64_t ldy, K, prefetch;  // prefetch: elements ahead (0: none)
   int mvalid, nvalid;
 };
 
-template <bool kScaled, int MR>
+// kFp8: t.w8 holds the FP8 rows, widened here (kScaled then too).
+template <bool kScaled, bool kFp8, int MR>
 void micro(const Tile& t) {
   constexpr int NR = nr_for<kScaled>(MR);
   const int64_t K = t.K, nsteps = (K + kUnit - 1) / kUnit * 2;
@@ -129,29 +117,62 @@ void micro(const Tile& t) {
     const int64_t n = K - c;  // valid weight columns in this step (may be <= 0 or >= 32)
     if (t.prefetch) {  // the next tile's line of this step
 #pragma GCC unroll 4
-      for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(t.w[i] + c + t.prefetch), _MM_HINT_NTA);
+      for (int i = 0; i < NR; ++i) {
+        if constexpr (kFp8) _mm_prefetch(reinterpret_cast<const char*>(t.w8[i] + c + t.prefetch), _MM_HINT_NTA);
+        else _mm_prefetch(reinterpret_cast<const char*>(t.w[i] + c + t.prefetch), _MM_HINT_NTA);
+      }
     }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
+    if constexpr (kFp8) {
+      // A row's 32 codes of this step: F32 odd / even columns of each half from vcvtph2ps of
+      // the F16 pairs' 128-bit halves; the same FMAs in the same order as from a BF16 panel.
 #pragma GCC unroll 4
       for (int i = 0; i < NR; ++i) {
         __m256i d;
         if (n >= kStep) {
-          d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w[i] + c + 16 * h));
+          d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w8[i] + c));
         } else {
-          alignas(32) uint16_t buf[16] = {};
-          const int64_t v = std::clamp<int64_t>(n - 16 * h, 0, 16);
-          std::copy(t.w[i] + c + 16 * h, t.w[i] + c + 16 * h + v, buf);
+          alignas(32) uint8_t buf[kStep] = {};
+          std::copy(t.w8[i] + c, t.w8[i] + c + std::clamp<int64_t>(n, 0, kStep), buf);
           d = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
         }
-        const __m256 w_odd = _mm256_castsi256_ps(_mm256_and_si256(d, hi_mask));
-        const __m256 w_even = _mm256_castsi256_ps(_mm256_slli_epi32(d, 16));
+        __m256i even, odd;
+        fp8_to_f16_pairs(d, &even, &odd);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          const __m256 w_odd = _mm256_cvtph_ps(h ? _mm256_extracti128_si256(odd, 1) : _mm256_castsi256_si128(odd));
+          const __m256 w_even = _mm256_cvtph_ps(h ? _mm256_extracti128_si256(even, 1) : _mm256_castsi256_si128(even));
 #pragma GCC unroll 3
-        for (int m = 0; m < MR; ++m) {
-          const float* xp = t.x[m] + c + 16 * h;
-          __m256& a = target(m * NR + i, h);
-          a = _mm256_fmadd_ps(_mm256_loadu_ps(xp), w_odd, a);
-          a = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), w_even, a);
+          for (int m = 0; m < MR; ++m) {
+            const float* xp = t.x[m] + c + 16 * h;
+            __m256& a = target(m * NR + i, h);
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp), w_odd, a);
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), w_even, a);
+          }
+        }
+      }
+    } else {
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; ++i) {
+          __m256i d;
+          if (n >= kStep) {
+            d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w[i] + c + 16 * h));
+          } else {
+            alignas(32) uint16_t buf[16] = {};
+            const int64_t v = std::clamp<int64_t>(n - 16 * h, 0, 16);
+            std::copy(t.w[i] + c + 16 * h, t.w[i] + c + 16 * h + v, buf);
+            d = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+          }
+          const __m256 w_odd = _mm256_castsi256_ps(_mm256_and_si256(d, hi_mask));
+          const __m256 w_even = _mm256_castsi256_ps(_mm256_slli_epi32(d, 16));
+#pragma GCC unroll 3
+          for (int m = 0; m < MR; ++m) {
+            const float* xp = t.x[m] + c + 16 * h;
+            __m256& a = target(m * NR + i, h);
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp), w_odd, a);
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), w_even, a);
+          }
         }
       }
     }
@@ -172,8 +193,9 @@ void micro(const Tile& t) {
     for (int i = 0; i < t.nvalid; ++i) t.y[m * t.ldy + i] = reduce(acc[m * NR + i][0], acc[m * NR + i][1]);
 }
 
-// All M rows of x against weight rows [r0, r1) (BF16 at w + (r - r0) * ldw).
-template <bool kScaled>
+// All M rows of x against weight rows [r0, r1) (BF16 at w + (r - r0) * ldw; kFp8: W's FP8 rows
+// read in place, w unused).
+template <bool kScaled, bool kFp8 = false>
 void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t ldw, const WeightMatrix& W,
          int64_t r0, int64_t r1, float* y, int64_t ldy) {
   const int64_t Kp = (W.cols + kUnit - 1) / kUnit * kUnit;
@@ -196,17 +218,18 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t
       // Zen 5 with QIUSUO_ISA=avx2 (102400x2048 head, alternated in one process with the
       // prefetch off): 0.65 of the read probe against 0.45 without; T0 a little less; 512 or 1024
       // columns ahead in the same rows no better than none.
-      t.prefetch = M <= kMaxMR && W.dtype == DType::BF16 ? NR * ldw : 0;  // BF16: read in place
+      t.prefetch = kFp8 ? NR * W.cols : M <= kMaxMR && W.dtype == DType::BF16 ? NR * ldw : 0;  // read in place
       for (int m = 0; m < MR; ++m) t.x[m] = xs + std::min(m, mr - 1) * Kp;
       for (int64_t r = r0; r < r1; r += NR) {
         t.nvalid = int(std::min<int64_t>(NR, r1 - r));
         for (int i = 0; i < NR; ++i) {
           const int64_t ri = std::min<int64_t>(r + i, r1 - 1);
-          t.w[i] = w + (ri - r0) * ldw;
+          if constexpr (kFp8) t.w8[i] = static_cast<const uint8_t*>(W.data) + ri * W.cols;
+          else t.w[i] = w + (ri - r0) * ldw;
           if constexpr (kScaled) t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
         }
         t.y = y + m0 * ldy + r;
-        micro<kScaled, MR>(t);
+        micro<kScaled, kFp8, MR>(t);
       }
     };
     if (mr == 1) sweep(std::integral_constant<int, 1>{});
@@ -226,6 +249,10 @@ void linear_bf16_avx2(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightM
     run<false>(xb, ldxb, M, static_cast<const uint16_t*>(W.data) + n0 * K, K, W, n0, n1, y, ldy);
     return;
   }
+  if (W.dtype == DType::F8_E4M3) {
+    run<true, true>(xb, ldxb, M, nullptr, 0, W, n0, n1, y, ldy);
+    return;
+  }
   const int64_t Kp = (K + kUnit - 1) / kUnit * kUnit;
   const int64_t prows = std::clamp<int64_t>(int64_t(kPanelBytes / (size_t(Kp) * 2)), 4, n1 - n0);
   thread_local IsaScratch<uint16_t> scratch;
@@ -233,8 +260,7 @@ void linear_bf16_avx2(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightM
   for (int64_t p0 = n0; p0 < n1; p0 += prows) {
     const int64_t p1 = std::min(n1, p0 + prows);
     convert_rows(W, p0, p1, panel, Kp);
-    if (W.dtype == DType::F8_E4M3) run<true>(xb, ldxb, M, panel, Kp, W, p0, p1, y, ldy);
-    else run<false>(xb, ldxb, M, panel, Kp, W, p0, p1, y, ldy);
+    run<false>(xb, ldxb, M, panel, Kp, W, p0, p1, y, ldy);
   }
 }
 
