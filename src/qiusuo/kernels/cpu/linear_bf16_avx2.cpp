@@ -112,6 +112,17 @@ void micro(const Tile& t) {
     else return acc[i][h];
   };
   const __m256i hi_mask = _mm256_set1_epi32(int(0xFFFF0000));
+  // Weight row i's half h of the step at column c (odd and even columns as F32) into the
+  // accumulators of every x row: the odd columns' FMA, then the even ones' (vdpbf16ps' order).
+  auto fma_rows = [&](int i, int h, int64_t c, __m256 w_odd, __m256 w_even) __attribute__((always_inline)) {
+#pragma GCC unroll 3
+    for (int m = 0; m < MR; ++m) {
+      const float* xp = t.x[m] + c + 16 * h;
+      __m256& a = target(m * NR + i, h);
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(xp), w_odd, a);
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), w_even, a);
+    }
+  };
   for (int64_t j = 0; j < nsteps; ++j) {
     const int64_t c = j * kStep;
     const int64_t n = K - c;  // valid weight columns in this step (may be <= 0 or >= 32)
@@ -141,13 +152,7 @@ void micro(const Tile& t) {
         for (int h = 0; h < 2; ++h) {
           const __m256 w_odd = _mm256_cvtph_ps(h ? _mm256_extracti128_si256(odd, 1) : _mm256_castsi256_si128(odd));
           const __m256 w_even = _mm256_cvtph_ps(h ? _mm256_extracti128_si256(even, 1) : _mm256_castsi256_si128(even));
-#pragma GCC unroll 3
-          for (int m = 0; m < MR; ++m) {
-            const float* xp = t.x[m] + c + 16 * h;
-            __m256& a = target(m * NR + i, h);
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp), w_odd, a);
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), w_even, a);
-          }
+          fma_rows(i, h, c, w_odd, w_even);
         }
       }
     } else {
@@ -166,13 +171,7 @@ void micro(const Tile& t) {
           }
           const __m256 w_odd = _mm256_castsi256_ps(_mm256_and_si256(d, hi_mask));
           const __m256 w_even = _mm256_castsi256_ps(_mm256_slli_epi32(d, 16));
-#pragma GCC unroll 3
-          for (int m = 0; m < MR; ++m) {
-            const float* xp = t.x[m] + c + 16 * h;
-            __m256& a = target(m * NR + i, h);
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp), w_odd, a);
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8), w_even, a);
-          }
+          fma_rows(i, h, c, w_odd, w_even);
         }
       }
     }
