@@ -11,8 +11,12 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/kernel_test_util.h"
+#include "qiusuo/core/cpu.h"
 #include "qiusuo/core/error.h"
 #include "qiusuo/kernels/int_weights.h"
 #include "qiusuo/kernels/linear.h"
@@ -179,6 +183,21 @@ TEST(IntWeights, ScalarKernelFollowsItsDefinition) {
   }
 }
 
+using LinearIntFn = void (*)(const cpu::QuantizedX&, int64_t, const WeightMatrix&, int64_t, int64_t, float*, int64_t);
+
+// Every table's integer kernel, and the AVX2 variants by name (the AVX2 table takes the AVX-VNNI
+// one where the CPU has it, so both are tested where it does).
+std::vector<std::pair<std::string, LinearIntFn>> int_kernels() {
+  std::vector<std::pair<std::string, LinearIntFn>> out;
+  for (const cpu::Kernels* k : test::runnable_kernels()) out.emplace_back(isa_name(k->isa), k->linear_int);
+#ifdef QIUSUO_SIMD
+  const CpuFeatures& f = cpu_features();
+  if (cpu::kernels_for(Isa::Avx2)) out.emplace_back("linear_int_avx2", cpu::linear_int_avx2);
+  if (cpu::kernels_for(Isa::Avx2) && f.avxvnni) out.emplace_back("linear_int_avxvnni", cpu::linear_int_avxvnni);
+#endif
+  return out;
+}
+
 TEST(IntWeights, EveryIsaMatchesScalarBitwise) {
   struct Case { DType dt; int64_t rows, cols, group; };
   const Case cases[] = {{DType::I4, 8, 32, 32},    {DType::I4, 40, 256, 64},  {DType::I4, 136, 384, 128},
@@ -200,23 +219,22 @@ TEST(IntWeights, EveryIsaMatchesScalarBitwise) {
                            z.data() + m * ng);
       const cpu::QuantizedX xq{q.data(), c.cols, s.data(), z.data(), ng};
       const int64_t ldy = c.rows + 3;
-      auto run = [&](const cpu::Kernels* k, int64_t n0, int64_t n1) {
+      auto run = [&](LinearIntFn fn, int64_t n0, int64_t n1) {
         std::vector<float> y(size_t(M * ldy), -7.0f);
-        k->linear_int(xq, M, w.W, n0, n1, y.data(), ldy);
+        fn(xq, M, w.W, n0, n1, y.data(), ldy);
         return y;
       };
-      const auto ref = run(scalar, 0, c.rows);
-      for (const cpu::Kernels* k : test::runnable_kernels()) {
-        const auto y = run(k, 0, c.rows);
-        for (size_t i = 0; i < y.size(); ++i)
-          ASSERT_EQ(bits(y[i]), bits(ref[i])) << isa_name(k->isa) << " element " << i;
+      const auto ref = run(scalar->linear_int, 0, c.rows);
+      for (const auto& [name, fn] : int_kernels()) {
+        const auto y = run(fn, 0, c.rows);
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(ref[i])) << name << " element " << i;
         if (c.rows > 16) {  // a sub-range of whole tiles (one thread's share)
-          const auto ys = run(k, 16, c.rows);
+          const auto ys = run(fn, 16, c.rows);
           for (int64_t m = 0; m < M; ++m)
             for (int64_t r = 0; r < ldy; ++r) {
               const float v = ys[size_t(m * ldy + r)];
-              if (r >= 16 && r < c.rows) ASSERT_EQ(bits(v), bits(ref[size_t(m * ldy + r)])) << isa_name(k->isa);
-              else ASSERT_EQ(v, -7.0f) << isa_name(k->isa) << " wrote row " << r;
+              if (r >= 16 && r < c.rows) ASSERT_EQ(bits(v), bits(ref[size_t(m * ldy + r)])) << name;
+              else ASSERT_EQ(v, -7.0f) << name << " wrote row " << r;
             }
         }
       }

@@ -37,8 +37,12 @@ CpuFeatures detect() {
     f.amx_tile = amx_ok && (d & (1u << 24));
     f.amx_int8 = amx_ok && (d & (1u << 25));
     unsigned a1, b1, c1, d1;
-    if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = zmm_ok && (a1 & (1u << 5));
+    if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
+      f.avx512bf16 = zmm_ok && (a1 & (1u << 5));
+      f.avxvnni = ymm_ok && (a1 & (1u << 4));
+    }
   }
+  if (const char* env = std::getenv("QIUSUO_ISA"); env && std::string_view(env) == "avx2-novnni") f.avxvnni = false;
   f.fma = f.fma && ymm_ok;
   f.f16c = f.f16c && ymm_ok;
   char brand[49] = {0};
@@ -68,7 +72,7 @@ Isa best_isa() {
 #endif
     if (const char* env = std::getenv("QIUSUO_ISA")) {
       std::string_view e(env);
-      Isa cap = e == "scalar" ? Isa::Scalar : e == "avx2" ? Isa::Avx2 : Isa::Avx512;
+      Isa cap = e == "scalar" ? Isa::Scalar : e == "avx2" || e == "avx2-novnni" ? Isa::Avx2 : Isa::Avx512;
       if (int(cap) < int(best)) best = cap;
     }
     return best;
@@ -90,6 +94,7 @@ std::string cpu_summary() {
   std::string s = f.brand.empty() ? "unknown CPU" : f.brand;
   s += " (kernels: ";
   s += isa_name(best_isa());
+  if (best_isa() == Isa::Avx2 && f.avxvnni) s += ", avx-vnni";
   if (f.avx512bf16) s += ", avx512-bf16";
   if (f.avx512vbmi) s += ", avx512-vbmi";
   if (f.avx512fp16) s += ", avx512-fp16";

@@ -129,6 +129,9 @@ void linear_bf16_avx512vbmi(const uint16_t* xb, int64_t ldxb, int64_t M, const W
 void fp8_to_f32_avx512vbmi(const uint8_t* in, float* out, int64_t n, float scale);
 void fp8_weighted_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
 void fp8_dot_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
+// linear_int_avx2 with AVX-VNNI's vpdpbusd (linear_int_avxvnni.cpp; the same bits).
+void linear_int_avxvnni(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0, int64_t n1, float* y,
+                        int64_t ldy);
 // I8 / I4 rows read as stored (int_rows_avx2.cpp, int_rows_avx512.cpp): the tables'
 // int_weighted_rows / int_dot_rows.
 void int_weighted_rows_avx2(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);

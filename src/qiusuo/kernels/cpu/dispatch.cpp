@@ -31,7 +31,16 @@ const Kernels* kernels_for(Isa isa) {
   const CpuFeatures& f = cpu_features();
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
-  if (isa == Isa::Avx2) return avx2 ? &kAvx2 : nullptr;
+  if (isa == Isa::Avx2) {
+    if (!avx2) return nullptr;
+    // AVX-VNNI (Intel client cores from Alder Lake): the integer products by vpdpbusd.
+    static const Kernels table = [&] {
+      Kernels t = kAvx2;
+      if (f.avxvnni) t.linear_int = linear_int_avxvnni;
+      return t;
+    }();
+    return &table;
+  }
   if (isa == Isa::Avx512) {
     if (!avx512) return nullptr;
     // AVX-512 without AVX512_BF16 (Skylake-X, Cascade Lake) or without VNNI (Skylake-X): those
