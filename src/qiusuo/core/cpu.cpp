@@ -95,10 +95,12 @@ std::string cpu_summary() {
   s += " (kernels: ";
   s += isa_name(best_isa());
   if (best_isa() == Isa::Avx2 && f.avxvnni) s += ", avx-vnni";
-  if (f.avx512bf16) s += ", avx512-bf16";
-  if (f.avx512vbmi) s += ", avx512-vbmi";
-  if (f.avx512fp16) s += ", avx512-fp16";
-  if (f.amx_bf16) s += ", amx-bf16";
+  if (best_isa() == Isa::Avx512) {  // the extensions the kernels use (not under QIUSUO_ISA=avx2)
+    if (f.avx512bf16) s += ", avx512-bf16";
+    if (f.avx512vbmi) s += ", avx512-vbmi";
+    if (f.avx512fp16) s += ", avx512-fp16";
+    if (f.amx_bf16) s += ", amx-bf16";
+  }
   s += ")";
   return s;
 }
