@@ -14,6 +14,12 @@ uint64_t xgetbv0() {
   return (uint64_t(hi) << 32) | lo;
 }
 
+// QIUSUO_ISA (cpu.h), "" when unset.
+std::string_view isa_env() {
+  const char* env = std::getenv("QIUSUO_ISA");
+  return env ? env : "";
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
   unsigned a, b, c, d;
@@ -42,7 +48,7 @@ CpuFeatures detect() {
       f.avxvnni = ymm_ok && (a1 & (1u << 4));
     }
   }
-  if (const char* env = std::getenv("QIUSUO_ISA"); env && std::string_view(env) == "avx2-novnni") f.avxvnni = false;
+  if (isa_env() == "avx2-novnni") f.avxvnni = false;
   f.fma = f.fma && ymm_ok;
   f.f16c = f.f16c && ymm_ok;
   char brand[49] = {0};
@@ -70,8 +76,7 @@ Isa best_isa() {
     if (f.avx2 && f.fma && f.f16c) best = Isa::Avx2;
     if (best == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) best = Isa::Avx512;
 #endif
-    if (const char* env = std::getenv("QIUSUO_ISA")) {
-      std::string_view e(env);
+    if (const std::string_view e = isa_env(); !e.empty()) {
       Isa cap = e == "scalar" ? Isa::Scalar : e == "avx2" || e == "avx2-novnni" ? Isa::Avx2 : Isa::Avx512;
       if (int(cap) < int(best)) best = cap;
     }

@@ -32,9 +32,9 @@ constexpr int kMaxMR = 3;
 constexpr size_t kPanelBytes = 128 << 10;
 
 // Weight rows per tile (16 ymm: 2 per accumulator, x2 with scales, 2 for the weights).
-template <bool kScaled>
+template <bool kFp8>
 constexpr int nr_for(int mr) {
-  if constexpr (kScaled) return mr == 1 ? 3 : 1;
+  if constexpr (kFp8) return mr == 1 ? 3 : 1;
   else return mr == 1 ? 4 : 2;
 }
 
@@ -95,20 +95,21 @@ struct Tile {
   int mvalid, nvalid;
 };
 
-// kFp8: t.w8 holds the FP8 rows, widened here (kScaled then too).
-template <bool kScaled, bool kFp8, int MR>
+// kFp8: t.w8 holds the FP8 rows, widened here, and each 128-column block's partial sums are
+// scaled by its block scale (t.s).
+template <bool kFp8, int MR>
 void micro(const Tile& t) {
-  constexpr int NR = nr_for<kScaled>(MR);
+  constexpr int NR = nr_for<kFp8>(MR);
   const int64_t K = t.K, nsteps = (K + kUnit - 1) / kUnit * 2;
-  __m256 acc[MR * NR][2], part[kScaled ? MR * NR : 1][2];
+  __m256 acc[MR * NR][2], part[kFp8 ? MR * NR : 1][2];
   for (int i = 0; i < MR * NR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   auto clear_part = [&] __attribute__((always_inline)) {
-    if constexpr (kScaled)
+    if constexpr (kFp8)
       for (int i = 0; i < MR * NR; ++i) part[i][0] = part[i][1] = _mm256_setzero_ps();
   };
   clear_part();
   auto target = [&](int i, int h) __attribute__((always_inline)) -> __m256& {
-    if constexpr (kScaled) return part[i][h];
+    if constexpr (kFp8) return part[i][h];
     else return acc[i][h];
   };
   const __m256i hi_mask = _mm256_set1_epi32(int(0xFFFF0000));
@@ -175,7 +176,7 @@ void micro(const Tile& t) {
         }
       }
     }
-    if constexpr (kScaled) {
+    if constexpr (kFp8) {
       if ((j + 1) % 4 == 0 || j + 1 == nsteps) {
 #pragma GCC unroll 4
         for (int i = 0; i < NR; ++i) {
@@ -194,7 +195,7 @@ void micro(const Tile& t) {
 
 // All M rows of x against weight rows [r0, r1) (BF16 at w + (r - r0) * ldw; kFp8: W's FP8 rows
 // read in place, w unused).
-template <bool kScaled, bool kFp8 = false>
+template <bool kFp8>
 void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t ldw, const WeightMatrix& W,
          int64_t r0, int64_t r1, float* y, int64_t ldy) {
   const int64_t Kp = (W.cols + kUnit - 1) / kUnit * kUnit;
@@ -211,7 +212,7 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t
     t.mvalid = mr;
     auto sweep = [&](auto mr_const) {
       constexpr int MR = decltype(mr_const)::value;
-      constexpr int NR = nr_for<kScaled>(MR);
+      constexpr int NR = nr_for<kFp8>(MR);
       // BF16 weights read in place by one x tile stream from memory: the next tile's rows are
       // prefetched (rows are short streams; the hardware prefetchers stop at 4 KB pages). On
       // Zen 5 with QIUSUO_ISA=avx2 (102400x2048 head, alternated in one process with the
@@ -225,10 +226,10 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t
           const int64_t ri = std::min<int64_t>(r + i, r1 - 1);
           if constexpr (kFp8) t.w8[i] = static_cast<const uint8_t*>(W.data) + ri * W.cols;
           else t.w[i] = w + (ri - r0) * ldw;
-          if constexpr (kScaled) t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
+          if constexpr (kFp8) t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
         }
         t.y = y + m0 * ldy + r;
-        micro<kScaled, kFp8, MR>(t);
+        micro<kFp8, MR>(t);
       }
     };
     if (mr == 1) sweep(std::integral_constant<int, 1>{});
@@ -249,7 +250,7 @@ void linear_bf16_avx2(const uint16_t* xb, int64_t ldxb, int64_t M, const WeightM
     return;
   }
   if (W.dtype == DType::F8_E4M3) {
-    run<true, true>(xb, ldxb, M, nullptr, 0, W, n0, n1, y, ldy);
+    run<true>(xb, ldxb, M, nullptr, 0, W, n0, n1, y, ldy);
     return;
   }
   const int64_t Kp = (K + kUnit - 1) / kUnit * kUnit;
