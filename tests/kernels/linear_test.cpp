@@ -271,5 +271,41 @@ TEST(Linear, BatchEqualsOneCallAtATimeBitwise) {
   }
 }
 
+// Calls that read one x in different forms (int8 rows per weight dtype and group, BF16 rows) or
+// the same x with other rows or strides: linear_batch converts x once per form and every call
+// still gets what linear() gives it (a wrong sharing would hand I8 weights the I4 zero sums, or
+// g32 weights g64 scales).
+TEST(Linear, BatchSharingOneXEqualsOneCallAtATimeBitwise) {
+  struct Case {
+    DType dt;
+    int64_t rows, group, ldx, M;
+  };
+  constexpr int64_t K = 256;
+  const std::vector<Case> cases = {{DType::I4, 160, 64, K, 1},  {DType::I4, 96, 64, K, 1},  {DType::I8, 80, 64, K, 1},
+                                   {DType::I4, 48, 32, K, 1},   {DType::I4, 64, 64, K + 8, 2}, {DType::BF16, 40, 0, K, 1},
+                                   {DType::F8_E4M3, 130, 0, K, 1}, {DType::BF16, 33, 0, K, 2},  {DType::I4, 112, 64, K, 2},
+                                   {DType::I8, 32, 128, K, 1}};
+  const std::vector<float> x = test::random_floats(size_t(2 * (K + 8)), 7);
+  std::vector<std::unique_ptr<test::OwnedWeights>> ws;
+  std::vector<LinearCall> calls;
+  std::vector<std::vector<float>> want(cases.size()), got(cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    ws.push_back(std::make_unique<test::OwnedWeights>(c.dt, c.rows, K, 40 + uint32_t(i), c.group));
+    want[i].assign(size_t(c.M * c.rows), -1.0f);
+    got[i].assign(size_t(c.M * c.rows), -2.0f);
+    linear(x.data(), c.ldx, c.M, ws[i]->W, want[i].data(), c.rows, Compute::BF16);
+    calls.push_back({x.data(), c.ldx, c.M, &ws[i]->W, got[i].data(), c.rows});
+  }
+  linear_batch(calls, Compute::BF16);
+  for (size_t i = 0; i < cases.size(); ++i)
+    for (size_t j = 0; j < want[i].size(); ++j) {
+      uint32_t g, w;
+      std::memcpy(&g, &got[i][j], 4);
+      std::memcpy(&w, &want[i][j], 4);
+      ASSERT_EQ(g, w) << "call " << i << " (" << dtype_name(cases[i].dt) << ") element " << j;
+    }
+}
+
 }  // namespace
 }  // namespace qs

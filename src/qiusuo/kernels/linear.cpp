@@ -403,10 +403,19 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
   }
   // Each call's x in its kernel's form (BF16 rows, or int8 rows with group scales), then the
   // weight chunks of all the calls as one list of work items, sized by the whole batch's bytes.
+  // Calls reading the same x in the same form share one conversion: a MoE layer's gate and up
+  // products of every expert at batch 1 read one token's x (16 conversions of it were serial
+  // work before the parallel region).
   const cpu::Kernels& k = cpu::kernels();
   struct Prepared {
     size_t xb = 0, q = 0, g = 0;  // offsets into the buffers below
     int64_t ldxb = 0, ngroups = 0;
+    bool convert = true;  // false: an earlier call's conversion is this one's
+  };
+  auto same_form = [](const LinearCall& a, const LinearCall& b) {
+    const WeightMatrix &A = *a.W, &B = *b.W;
+    if (a.x != b.x || a.ldx != b.ldx || a.M != b.M || A.cols != B.cols || A.is_int() != B.is_int()) return false;
+    return !A.is_int() || (A.dtype == B.dtype && A.group == B.group);
   };
   std::vector<Prepared> prep(calls.size());
   size_t nxb = 0, nq = 0, ng = 0, total_bytes = 0;  // total_bytes: every call's weights
@@ -414,6 +423,13 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     const LinearCall& c = calls[i];
     Prepared& p = prep[i];
     total_bytes += c.W->bytes();
+    const auto earlier = std::find_if(calls.begin(), calls.begin() + ptrdiff_t(i),
+                                      [&](const LinearCall& e) { return same_form(e, c); });
+    if (earlier != calls.begin() + ptrdiff_t(i)) {
+      p = prep[size_t(earlier - calls.begin())];
+      p.convert = false;
+      continue;
+    }
     if (c.W->is_int()) {
       p.ngroups = c.W->cols / c.W->group;
       p.q = nq;
@@ -448,8 +464,8 @@ void linear_batch(std::span<const LinearCall> calls, Compute compute) {
     const WeightMatrix& W = *c.W;
     const Prepared& p = prep[i];
     const int64_t K = W.cols;
-    if (W.is_int()) int_x_rows(k, c.x, c.ldx, 0, c.M, W, q + p.q, sc + p.g, zs + p.g);
-    else bf16_x_rows(k, c.x, c.ldx, 0, c.M, K, xb + p.xb, p.ldxb);
+    if (p.convert && W.is_int()) int_x_rows(k, c.x, c.ldx, 0, c.M, W, q + p.q, sc + p.g, zs + p.g);
+    else if (p.convert) bf16_x_rows(k, c.x, c.ldx, 0, c.M, K, xb + p.xb, p.ldxb);
     const int64_t chunk = stream_chunk(W, total_bytes);
     for (int64_t n0 = 0; n0 < W.rows; n0 += chunk) items.push_back({i, n0, std::min(W.rows, n0 + chunk)});
   }

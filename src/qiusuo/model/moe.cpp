@@ -220,8 +220,16 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, int64_t layer, const
     for (int64_t e = 0; e < E; ++e) {
       const int64_t n = int64_t(tok[e].size());
       if (n == 0) continue;
-      float* xg = a.alloc(size_t(n * d));
-      for (int64_t i = 0; i < n; ++i) std::memcpy(xg + i * d, x + tok[e][i] * d, size_t(d) * sizeof(float));
+      // An expert that every token chose (always, at batch 1) reads x itself, so the batch's
+      // products of that x share one conversion of it (linear_batch); others read a gathered copy.
+      bool every = n == T;
+      for (int64_t i = 0; every && i < n; ++i) every = tok[e][size_t(i)] == i;
+      const float* xg = x;
+      if (!every) {
+        float* g = a.alloc(size_t(n * d));
+        for (int64_t i = 0; i < n; ++i) std::memcpy(g + i * d, x + tok[e][size_t(i)] * d, size_t(d) * sizeof(float));
+        xg = g;
+      }
       calls.push_back({&w.experts[e], xg, n, a.alloc(size_t(n * d))});
       expert.push_back(e);
     }
