@@ -9,8 +9,8 @@
 // x's matching 4 int8 (broadcast) are the signed operand. At a group's end: isum - zsum to F32,
 // times scale_x * scale_w (F16 scales widened), one FMA into the F32 accumulator.
 // Decode (M <= 4): one x tile; the tiles' words stream from memory once, each tile's stream
-// prefetched kPrefetchWords ahead, into the next pass's tiles near a tile's end. Larger M: x tiles of 4 rows sweep the caller's chunk of
-// tiles (held in L2).
+// prefetched kPrefetchWords ahead (near a tile's end, into the caller's next pass). Larger M: x
+// tiles of 4 rows sweep the caller's chunk of tiles (held in L2).
 // Runs under FTZ/DAZ (mxcsr.h), as the reference's F() states.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
