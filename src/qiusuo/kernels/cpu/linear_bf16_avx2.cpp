@@ -224,9 +224,12 @@ void run(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t
         t.nvalid = int(std::min<int64_t>(NR, r1 - r));
         for (int i = 0; i < NR; ++i) {
           const int64_t ri = std::min<int64_t>(r + i, r1 - 1);
-          if constexpr (kFp8) t.w8[i] = static_cast<const uint8_t*>(W.data) + ri * W.cols;
-          else t.w[i] = w + (ri - r0) * ldw;
-          if constexpr (kFp8) t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
+          if constexpr (kFp8) {
+            t.w8[i] = static_cast<const uint8_t*>(W.data) + ri * W.cols;
+            t.s[i] = W.scale_inv + (ri / kBlock) * W.scale_cols();
+          } else {
+            t.w[i] = w + (ri - r0) * ldw;
+          }
         }
         t.y = y + m0 * ldy + r;
         micro<kFp8, MR>(t);

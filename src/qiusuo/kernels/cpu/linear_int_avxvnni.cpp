@@ -22,10 +22,7 @@ namespace {
 
 void linear_int_avxvnni(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0, int64_t n1, float* y,
                         int64_t ldy) {
-  if (M <= 0 || n1 <= n0) return;
-  const FlushDenormals ftz_daz;
-  if (W.dtype == DType::I4) run<true>(x, M, W, n0, n1, y, ldy);
-  else run<false>(x, M, W, n0, n1, y, ldy);
+  linear_int_entry(x, M, W, n0, n1, y, ldy);
 }
 
 }  // namespace qs::cpu
