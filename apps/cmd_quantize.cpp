@@ -14,7 +14,7 @@ namespace qs::cli {
 void register_quantize_command(CLI::App& app) {
   struct Opts {
     QuantizeOptions q;
-    std::string to, group = "auto";
+    std::string to, group = "auto", head_to;
     int threads = 0;
     bool json = false, quiet = false;
   };
@@ -25,9 +25,12 @@ void register_quantize_command(CLI::App& app) {
       "  fp8   DeepSeek-V3's FP8 release layout (E4M3 + weight_scale_inv per 128x128 block)\n"
       "  int8, int4  group-wise symmetric integers in the GPTQ layout (qweight/scales/qzeros/g_idx,\n"
       "        sym, no act-order; round to nearest), run with int8 activations (docs/quantization.md)\n"
-      "Embeddings, LM head (unless --quantize-head), MoE router and norms stay as they are. The output directory appears\n"
-      "complete or not at all (an error or Ctrl-C leaves nothing behind)");
-  c->add_option("--model,-m", o->q.model_dir, "Checkpoint directory (BF16, F16, F32 or FP8 weights)")->required();
+      "Embeddings, LM head (unless --quantize-head or --head-to), MoE router and norms stay as they are. The output\n"
+      "directory appears complete or not at all (an error or Ctrl-C leaves nothing behind). A GPTQ input given its own\n"
+      "format keeps its integer tensors as they are and quantizes only what it holds wide (e.g. --head-to int8)");
+  c->add_option("--model,-m", o->q.model_dir,
+                "Checkpoint directory (BF16, F16, F32 or FP8 weights; or GPTQ INT8/INT4 with --to its own format)")
+      ->required();
   c->add_option("--to", o->to, "Format: fp8, int8 or int4")->required();
   c->add_option("--out,-o", o->q.out_dir, "Output directory (must not exist)")->required();
   c->add_option("--group", o->group,
@@ -41,12 +44,17 @@ void register_quantize_command(CLI::App& app) {
               "Quantize the LM head too (kept in its own precision by default, as DeepSeek's FP8 release\n"
               "does; llama.cpp's Q4 files store it in 6 bits): fewer bytes per decoded token, measured\n"
               "cost in docs/quantization.md");
+  c->add_option("--head-to", o->head_to,
+                "Quantize the LM head to this format instead: int8 or int4 in an int8/int4 file (an int4 file\n"
+                "with an int8 head is declared in quantization_config.dynamic, as GPTQModel writes), fp8 in an\n"
+                "fp8 file");
   c->add_option("--shard-gb", o->q.shard_gb, "Output shard size in GB")->capture_default_str();
   c->add_option("--threads", o->threads, "Threads (0 = all cores)");
   c->add_flag("--json", o->json, "Print one JSON summary instead of progress");
   c->callback([o] {
     apply_threads(o->threads);
     o->q.format = parse_quant_format(o->to);
+    if (!o->head_to.empty()) o->q.head_format = parse_quant_format(o->head_to);
     if (o->group == "auto") {
       o->q.group = 0;
     } else {
@@ -63,16 +71,21 @@ void register_quantize_command(CLI::App& app) {
       };
     const QuantizeReport r = quantize_checkpoint(o->q);
     if (o->json) {
-      const nlohmann::json j = {{"format", quant_format_name(o->q.format)}, {"group", r.group},
+      const nlohmann::json j = {{"format", quant_format_name(o->q.format)},
+                                {"head_format", o->q.head_format ? quant_format_name(*o->q.head_format)
+                                                : o->q.quantize_head ? quant_format_name(o->q.format) : "kept"},
+                                {"group", r.group},
                                 {"tensors", r.tensors}, {"quantized", r.quantized}, {"kept", r.kept},
                                 {"input_bytes", r.input_bytes}, {"output_bytes", r.output_bytes},
                                 {"seconds", r.seconds}, {"peak_rss_mb", r.peak_rss_mb}, {"out", o->q.out_dir}};
       std::printf("%s\n", j.dump().c_str());
       return;
     }
-    const std::string fmt = o->q.format == QuantFormat::Fp8
-                                ? std::string("fp8")
-                                : std::string(quant_format_name(o->q.format)) + " g" + std::to_string(r.group);
+    std::string fmt = o->q.format == QuantFormat::Fp8
+                          ? std::string("fp8")
+                          : std::string(quant_format_name(o->q.format)) + " g" + std::to_string(r.group);
+    if (o->q.head_format && *o->q.head_format != o->q.format)
+      fmt += std::string(", head ") + quant_format_name(*o->q.head_format);
     std::printf("quantized %zu of %zu tensors to %s (%zu kept): %s -> %s in %.1f s, peak RSS %.0f MB; wrote %s\n",
                 r.quantized, r.tensors, fmt.c_str(), r.kept, human_bytes(r.input_bytes).c_str(),
                 human_bytes(r.output_bytes).c_str(), r.seconds, r.peak_rss_mb, o->q.out_dir.c_str());

@@ -73,6 +73,26 @@ TEST(QuantizeCli, BoundedMemoryAutoGroupAndLoadableOutput) {
     for (int64_t i = 0; i < l->numel(); ++i) ASSERT_TRUE(std::isfinite(l->as<float>()[i])) << i;
   }
 
+  // The INT4 output's head to INT8 (--head-to): its integer tensors pass through, the head is
+  // quantized alone, and the result loads and runs.
+  r = qiusuo("quantize --model " + (d / "int4") + " --to int4 --head-to int8 --out " + (d / "int4h8") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["head_format"], "int8");
+    EXPECT_EQ(j["quantized"], 1);
+    EXPECT_EQ(j["group"], 64);
+    const TensorStore st = TensorStore::open_dir(d / "int4h8");
+    EXPECT_EQ(st.get("lm_head.qweight").shape, (Shape{2048 / 4, 16000}));  // 8 bits: 4 per word
+    const auto cfg = nlohmann::json::parse(read_text_file(d / "int4h8/config.json"));
+    EXPECT_EQ(cfg["quantization_config"]["dynamic"]["+:^lm_head$"]["bits"], 8);
+    r = qiusuo("logits --model " + (d / "int4h8") + " --ids 1,2 --mode prefill --out " + (d / "int4h8.safetensors"));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  r = qiusuo("quantize --model " + (d / "bf16") + " --to int4 --head-to fp8 --out " + (d / "bad"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("--head-to fp8 with --to int4 is not supported"));
+
   // Bad arguments: clear errors, no output directory.
   r = qiusuo("quantize --model " + (d / "bf16") + " --to int4 --group 100 --out " + (d / "bad"));
   EXPECT_NE(r.code, 0);

@@ -78,6 +78,32 @@ TEST(Config, BadValuesNameTheField) {
   EXPECT_THAT(err([](json& j) { j["rms_norm_eps"] = 0; }), HasSubstr("field 'rms_norm_eps'"));
 }
 
+// GPTQ quantization_config: GPTQModel's per-module overrides ("dynamic") are accepted when the
+// loader can read what they declare (each tensor's bits and group come from its shapes), and
+// name the pattern and field otherwise.
+TEST(Config, GptqDynamicOverrides) {
+  auto with = [&](const json& dynamic) {
+    json j = fixture_config("v3-tiny");
+    j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 64}, {"sym", true},
+                                {"desc_act", false}};
+    if (!dynamic.is_null()) j["quantization_config"]["dynamic"] = dynamic;
+    return j;
+  };
+  EXPECT_EQ(parse_model_config(with(nullptr)).gptq_bits, 4);
+  EXPECT_EQ(parse_model_config(with({{"+:^lm_head$", {{"bits", 8}}},
+                                     {"-:.*shared_experts.*", json::object()},
+                                     {".*\\.3\\..*", {{"bits", 8}, {"group_size", 128}}}}))
+                .gptq_bits,
+            4);
+  auto err = [&](const json& dynamic) { return error_of([&] { parse_model_config(with(dynamic)); }); };
+  EXPECT_THAT(err({{"+:^lm_head$", {{"bits", 3}}}}),
+              HasSubstr("field 'quantization_config.dynamic['+:^lm_head$'].bits' must be 4 or 8, got 3"));
+  EXPECT_THAT(err({{"+:^lm_head$", {{"sym", false}}}}), HasSubstr("dynamic['+:^lm_head$'].sym' must be true"));
+  EXPECT_THAT(err({{".*", {{"desc_act", true}}}}), HasSubstr("dynamic['.*'].desc_act' must be false"));
+  EXPECT_THAT(err({{"+:x", 8}}), HasSubstr("'+:x' must map to an object of overrides, got 8"));
+  EXPECT_THAT(err(json::array({1})), HasSubstr("field 'quantization_config.dynamic' must be an object"));
+}
+
 // The fixtures use rms_norm_eps 1e-6 and cannot tell it from 1e-5 (3e-5 on the logits): check
 // directly that the value is read and used.
 TEST(Config, RmsNormEpsIsReadAndUsed) {

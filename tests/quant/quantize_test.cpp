@@ -6,6 +6,8 @@
 //    s/2 + |w| 2^-10 of the original (round to nearest, s its group's F16 scale); the model
 //    loader reads the result (I8/I4 matrices);
 //  - --keep patterns, sharded output with an index, an FP8 input re-quantized;
+//  - INT8 heads in an INT4 file (declared in quantization_config.dynamic), from the BF16
+//    checkpoint or from its INT4 file (integer tensors passed through);
 //  - errors before any output: unknown format, group not dividing a width, unsupported group,
 //    an existing output; an interruption leaves no output and no temporary directory.
 // Peak RSS and logits after quantization: tests/cli/quantize_cli_test.cpp.
@@ -255,6 +257,115 @@ void expect_error(const QuantizeOptions& o, const std::string& want) {
     EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(o.out_dir)) << o.out_dir;
+}
+
+// An INT4 file with INT8 heads (--head-to int8): the heads (lm_head and the MTP module's
+// shared_head.head) are GPTQ 8-bit within half a step, declared in quantization_config's
+// "dynamic" overrides and "lm_head"; the loader reads them as I8 beside I4 projections. The
+// same file results from the BF16 checkpoint directly and from its INT4 file (head kept) given
+// --to int4 --head-to int8: the integer tensors pass through byte for byte.
+TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
+  TempDir d("quant-head");
+  const std::string in = make_model(d);
+  const TensorStore a = TensorStore::open_dir(in);
+  const ModelConfig cfg = load_model_config(in);
+  ASSERT_EQ(cfg.num_nextn_predict_layers, 1);
+  const std::string mtp_head = "model.layers." + std::to_string(cfg.num_hidden_layers) + ".shared_head.head";
+  QuantizeOptions o;
+  o.model_dir = in;
+  o.format = QuantFormat::Int4;
+  o.group = 64;
+  o.head_format = QuantFormat::Int8;
+  o.out_dir = d / "direct";
+  quantize_checkpoint(o);
+  QuantizeOptions k = o;  // INT4, heads kept in BF16
+  k.head_format.reset();
+  k.out_dir = d / "int4";
+  quantize_checkpoint(k);
+  QuantizeOptions g = o;  // ... then their heads to INT8
+  g.model_dir = k.out_dir;
+  g.group = 0;            // the input's
+  g.out_dir = d / "via-gptq";
+  const QuantizeReport rg = quantize_checkpoint(g);
+  EXPECT_EQ(rg.quantized, 2u);  // the two heads
+  EXPECT_EQ(rg.group, 64);
+
+  const TensorStore b = TensorStore::open_dir(o.out_dir), c = TensorStore::open_dir(g.out_dir);
+  ASSERT_EQ(b.names(), c.names());
+  for (const std::string& name : b.names()) {
+    const TensorView &x = b.get(name), &y = c.get(name);
+    ASSERT_EQ(x.dtype, y.dtype) << name;
+    ASSERT_EQ(x.shape, y.shape) << name;
+    ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << name;
+  }
+  for (const std::string& dir : {o.out_dir, g.out_dir}) {
+    SCOPED_TRACE(dir);
+    const auto qc = nlohmann::json::parse(read_text_file(dir + "/config.json"))["quantization_config"];
+    EXPECT_EQ(qc["bits"], 4);
+    EXPECT_EQ(qc["group_size"], 64);
+    EXPECT_EQ(qc["lm_head"], true);
+    const nlohmann::json want = {{"+:^lm_head$", {{"bits", 8}}},
+                                 {"+:^model\\.layers\\.2\\.shared_head\\.head$", {{"bits", 8}}}};
+    EXPECT_EQ(qc["dynamic"], want);
+  }
+  // The heads: 8-bit words ([K / 4, V]), within half a step of the BF16 values.
+  for (const std::string& base : {std::string("lm_head"), mtp_head}) {
+    SCOPED_TRACE(base);
+    const TensorView& w = a.get(base + ".weight");
+    const int64_t rows = w.shape[0], cols = w.shape[1];
+    ASSERT_FALSE(b.find(base + ".weight"));
+    const TensorView& qz = b.require(base + ".qzeros", {cols / 64, rows / 4}, {DType::I32});
+    b.require(base + ".qweight", {cols / 4, rows}, {DType::I32});
+    Buffer<float> storage;
+    const WeightMatrix W = int_weights_from_gptq(
+        base, {&b.get(base + ".qweight"), &b.get(base + ".scales"), &qz, &b.get(base + ".g_idx")}, rows, cols, storage);
+    ASSERT_EQ(W.dtype, DType::I8);
+    const TensorView& sc = b.get(base + ".scales");
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      W.dequant_row(r, row.data());
+      for (int64_t col = 0; col < cols; ++col) {
+        const float orig = value(w, r * cols + col), s = f16_to_f32(sc.as<uint16_t>()[(col / 64) * rows + r]);
+        ASSERT_LE(std::fabs(row[size_t(col)] - orig), s * 0.5f + std::fabs(orig) * 0x1p-10f) << r << ", " << col;
+      }
+    }
+  }
+  const ModelConfig mc = load_model_config(o.out_dir);
+  EXPECT_EQ(mc.gptq_bits, 4);
+  const ModelWeights mw = load_weights(mc, b);
+  EXPECT_EQ(mw.lm_head.dtype, DType::I8);
+  EXPECT_EQ(mw.mtp[0].head.dtype, DType::I8);
+  EXPECT_EQ(mw.layers[1].ffn.experts[2].down.dtype, DType::I4);
+
+  // Heads in the file's own bits need no override; fp8 heads only in fp8 files and back.
+  QuantizeOptions same = o;
+  same.head_format = QuantFormat::Int4;
+  same.out_dir = d / "same";
+  quantize_checkpoint(same);
+  const auto qs4 = nlohmann::json::parse(read_text_file(same.out_dir + "/config.json"))["quantization_config"];
+  EXPECT_FALSE(qs4.contains("dynamic"));
+  EXPECT_EQ(qs4["lm_head"], true);
+  EXPECT_EQ(load_weights(load_model_config(same.out_dir), TensorStore::open_dir(same.out_dir)).lm_head.dtype, DType::I4);
+  QuantizeOptions bad = o;
+  bad.out_dir = d / "bad";
+  bad.head_format = QuantFormat::Fp8;
+  expect_error(bad, "--head-to fp8 with --to int4 is not supported");
+  bad.format = QuantFormat::Fp8;
+  bad.head_format = QuantFormat::Int8;
+  expect_error(bad, "--head-to int8 with --to fp8 is not supported");
+  // A GPTQ input is not quantized again to another format or group.
+  bad = g;
+  bad.out_dir = d / "bad";
+  bad.format = QuantFormat::Int8;
+  bad.head_format = QuantFormat::Int8;
+  expect_error(bad, "is already GPTQ int4 (group_size 64); --to int8 would quantize quantized weights again");
+  bad.format = QuantFormat::Int4;
+  bad.group = 128;
+  expect_error(bad, "--to int4 --group 128 would quantize quantized weights again");
+  bad.group = 0;
+  bad.format = QuantFormat::Fp8;
+  bad.head_format.reset();
+  expect_error(bad, "--to fp8 would quantize quantized weights again");
 }
 
 TEST(Quantize, BadInputsAreClearErrorsAndWriteNothing) {

@@ -210,6 +210,25 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
       if (qr.boolean("desc_act", false)) qr.bad("desc_act", "must be false (act-order GPTQ weights are not supported)");
       const std::string f = qr.string("checkpoint_format", "gptq");
       if (f != "gptq" && f != "gptq_v2") qr.bad("checkpoint_format", "'" + f + "' is not supported (gptq, gptq_v2)");
+      // GPTQModel's per-module overrides {"+:REGEX": {"bits": 8, ...}, "-:REGEX": {}}: each
+      // tensor's bits and group are read from its shapes at load, so only what no shape can
+      // say is checked here (symmetric, no act-order; 4 or 8 bits).
+      if (qr.has("dynamic")) {
+        const json& d = q["dynamic"];
+        if (!d.is_object()) qr.bad("dynamic", "must be an object of pattern: overrides, got " + json_excerpt(d));
+        for (const auto& [pattern, o] : d.items()) {
+          if (!o.is_object())
+            qr.bad("dynamic", "'" + pattern + "' must map to an object of overrides, got " + json_excerpt(o));
+          Reader dr{o, src, "quantization_config.dynamic['" + pattern + "']."};
+          if (pattern.rfind("-:", 0) == 0) continue;  // left unquantized: the tensors say so
+          if (dr.has("bits")) {
+            const int64_t b = dr.integer("bits", std::nullopt, 2, 8);
+            if (b != 4 && b != 8) dr.bad("bits", "must be 4 or 8, got " + std::to_string(b));
+          }
+          if (!dr.boolean("sym", true)) dr.bad("sym", "must be true (asymmetric GPTQ weights are not supported)");
+          if (dr.boolean("desc_act", false)) dr.bad("desc_act", "must be false (act-order GPTQ weights are not supported)");
+        }
+      }
       c.gptq_bits = bits;
     } else if (method != "fp8") {
       r.bad("quantization_config.quant_method", "'" + method + "' is not supported (fp8 or gptq)");

@@ -70,7 +70,7 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
     out.push_back({p + "eh_proj.weight", {d, 2 * d}, false, false, true});
     out.push_back({p + "embed_tokens.weight", {V, d}, false, false, true});
     out.push_back({p + "shared_head.norm.weight", {d}, false, false, true});
-    out.push_back({p + "shared_head.head.weight", {V, d}, false, false, true});
+    out.push_back({p + "shared_head.head.weight", {V, d}, false, false, true, true});
     block_tensors(c, l, p, true, out);
   }
   return out;

@@ -98,8 +98,9 @@ struct ExpectedTensor {
   bool quantizable = false;  // projection weight (FP8 in FP8 checkpoints)
   bool f32_only = false;     // e_score_correction_bias
   bool mtp = false;
-  bool head = false;         // the LM head: kept wide by default, quantized on request
-                             // (qiusuo quantize --quantize-head), so any of the forms loads
+  bool head = false;         // an LM head (lm_head, an MTP module's shared_head.head): kept wide
+                             // by default, quantized on request (qiusuo quantize --quantize-head,
+                             // --head-to), so any of the forms loads
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 

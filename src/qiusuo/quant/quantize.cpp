@@ -82,6 +82,7 @@ struct OutTensor {
   size_t bytes;
   Op op;
   std::string src;  // input tensor name
+  int bits = 0;     // GPTQ entries: 4 or 8
 };
 
 size_t nbytes(DType t, const Shape& s) { return size_t(shape_numel(s)) * dtype_size(t); }
@@ -128,8 +129,29 @@ void rows_f32(const std::string& name, const TensorView& t, const TensorView* sc
 class Quantizer {
  public:
   Quantizer(const QuantizeOptions& o, const TensorStore& store, const ModelConfig& cfg) : o_(o), store_(store) {
-    for (const auto& e : expected_tensors(cfg))
-      if (e.quantizable || (e.head && o.quantize_head)) quantizable_.insert(e.name);
+    for (const auto& e : expected_tensors(cfg)) {
+      if (e.quantizable || (e.head && o.head_format)) quantizable_.insert(e.name);
+      if (e.head && o.head_format) heads_.insert(e.name);
+    }
+  }
+
+  // The format of a tensor to quantize: the head's own (--head-to), else the file's.
+  QuantFormat format_of(const std::string& name) const {
+    return heads_.count(name) ? *o_.head_format : o_.format;
+  }
+  static int bits_of(QuantFormat f) { return f == QuantFormat::Int4 ? 4 : 8; }
+
+  // The heads quantized in another width than the file's (for quantization_config "dynamic").
+  std::vector<std::string> heads_with_own_bits() const {
+    std::vector<std::string> v;
+    for (const std::string& h : heads_)
+      if (o_.format != QuantFormat::Fp8 && *o_.head_format != o_.format && store_.find(h) && !kept(h, store_.get(h)))
+        v.push_back(h);
+    return v;
+  }
+  bool head_quantized() const {
+    return std::any_of(heads_.begin(), heads_.end(),
+                       [&](const std::string& h) { return store_.find(h) && !kept(h, store_.get(h)); });
   }
 
   // Left as it is: not a projection of the model, not a matrix, or matched by --keep.
@@ -154,7 +176,6 @@ class Quantizer {
     std::vector<OutTensor> out;
     std::set<std::string> scales_used;
     const bool to_int = o_.format != QuantFormat::Fp8;
-    const int bits = o_.format == QuantFormat::Int4 ? 4 : 8;
     for (const std::string& name : store_.names()) {
       const TensorView& t = store_.get(name);
       if (name.size() > 10 && name.compare(name.size() - 10, 10, "_scale_inv") == 0 &&
@@ -188,14 +209,15 @@ class Quantizer {
         out.push_back({name + "_scale_inv", DType::F32, ss, nbytes(DType::F32, ss), Op::Fp8Scales, name});
         continue;
       }
+      const int bits = bits_of(format_of(name));
       check_gptq_shape(name, rows, cols, bits, o_.group);
       const int64_t per = 32 / bits, ng = cols / o_.group;
       const std::string base = strip_suffix(name, ".weight");
       const Shape qw{cols / per, rows}, sc{ng, rows}, qz{ng, rows / per}, gi{cols};
-      out.push_back({base + ".qweight", DType::I32, qw, nbytes(DType::I32, qw), Op::GptqWeight, name});
-      out.push_back({base + ".scales", DType::F16, sc, nbytes(DType::F16, sc), Op::GptqScales, name});
-      out.push_back({base + ".qzeros", DType::I32, qz, nbytes(DType::I32, qz), Op::GptqZeros, name});
-      out.push_back({base + ".g_idx", DType::I32, gi, nbytes(DType::I32, gi), Op::GptqGidx, name});
+      out.push_back({base + ".qweight", DType::I32, qw, nbytes(DType::I32, qw), Op::GptqWeight, name, bits});
+      out.push_back({base + ".scales", DType::F16, sc, nbytes(DType::F16, sc), Op::GptqScales, name, bits});
+      out.push_back({base + ".qzeros", DType::I32, qz, nbytes(DType::I32, qz), Op::GptqZeros, name, bits});
+      out.push_back({base + ".g_idx", DType::I32, gi, nbytes(DType::I32, gi), Op::GptqGidx, name, bits});
     }
     return out;
   }
@@ -265,7 +287,7 @@ class Quantizer {
       case Op::GptqWeight: {
         const int64_t rows = src.shape[0], cols = src.shape[1];
         const TensorView* scale = src.dtype == DType::F8_E4M3 ? store_.find(t.src + "_scale_inv") : nullptr;
-        const int bits = o_.format == QuantFormat::Int4 ? 4 : 8;
+        const int bits = t.bits;
         gptq_ = GptqOutput{};
         init_gptq_output(rows, cols, bits, o_.group, &gptq_);
         const int64_t bands = (rows + 127) / 128;
@@ -293,7 +315,7 @@ class Quantizer {
  private:
   const QuantizeOptions& o_;
   const TensorStore& store_;
-  std::set<std::string> quantizable_;
+  std::set<std::string> quantizable_, heads_;
   std::vector<float> stash_f32_;
   GptqOutput gptq_;
 };
@@ -359,11 +381,35 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
   const std::string out = fs::path(o.out_dir).lexically_normal().string();
   QS_CHECK(!fs::exists(out), "quantize: output '", out, "' exists; remove it or choose another --out");
   QS_CHECK(fs::weakly_canonical(out) != fs::weakly_canonical(o.model_dir), "quantize: --out is the input directory");
+  QuantizeOptions opt = o;
+  if (opt.quantize_head && !opt.head_format) opt.head_format = opt.format;
+  if (opt.head_format) {
+    const bool fp8 = opt.format == QuantFormat::Fp8, head_fp8 = *opt.head_format == QuantFormat::Fp8;
+    QS_CHECK(fp8 == head_fp8, "quantize: --head-to ", quant_format_name(*opt.head_format), " with --to ",
+             quant_format_name(opt.format), " is not supported (one file holds one quantization method: ",
+             fp8 ? "an fp8 file takes an fp8 head" : "an int8 / int4 file takes an int8 or int4 head", ")");
+  }
   Stopwatch sw;
   const ModelConfig cfg = load_model_config(o.model_dir);
+  nlohmann::ordered_json config =
+      nlohmann::ordered_json::parse(read_text_file(path_join(o.model_dir, "config.json")));
+  // A GPTQ input: its integer tensors pass through, so the output keeps its bits and group.
+  if (cfg.gptq_bits) {
+    const QuantFormat in = cfg.gptq_bits == 4 ? QuantFormat::Int4 : QuantFormat::Int8;
+    const auto& qc = config["quantization_config"];
+    const int64_t in_group = qc.contains("group_size") && qc["group_size"].is_number_integer()
+                                 ? qc["group_size"].get<int64_t>() : 0;
+    QS_CHECK(opt.format == in && (opt.group == 0 || opt.group == in_group), "quantize: '", o.model_dir,
+             "' is already GPTQ ", quant_format_name(in), " (group_size ", in_group, "); --to ",
+             quant_format_name(opt.format), opt.group ? " --group " + std::to_string(opt.group) : std::string(),
+             " would quantize quantized weights again: give --to ", quant_format_name(in),
+             " (to quantize what it keeps wide, e.g. --head-to int8) or start from the BF16 or FP8 checkpoint");
+    QS_CHECK(in_group == 32 || in_group == 64 || in_group == 128, "quantize: '", o.model_dir,
+             "' has quantization_config.group_size ", in_group, " (32, 64 or 128 to add tensors to it)");
+    opt.group = in_group;
+  }
   const TensorStore store = TensorStore::open_dir(o.model_dir);
   QuantizeReport rep;
-  QuantizeOptions opt = o;
   if (opt.format == QuantFormat::Fp8) opt.group = 128;  // the 128x128 blocks
   Quantizer q(opt, store, cfg);
   if (opt.group == 0) opt.group = q.auto_group();
@@ -442,15 +488,35 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
       const nlohmann::json idx = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
       write_text_file_atomic(path_join(tmp, "model.safetensors.index.json"), idx.dump(2) + "\n");
     }
-    nlohmann::json config = nlohmann::json::parse(read_text_file(path_join(o.model_dir, "config.json")));
-    if (o.format == QuantFormat::Fp8)
+    if (o.format == QuantFormat::Fp8) {
       config["quantization_config"] = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"quant_method", "fp8"},
                                        {"weight_block_size", {128, 128}}};
-    else
-      config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", o.format == QuantFormat::Int4 ? 4 : 8},
-                                       {"group_size", opt.group}, {"sym", true}, {"desc_act", false},
-                                       {"checkpoint_format", "gptq"}, {"damp_percent", 0.0},
-                                       {"true_sequential", true}, {"static_groups", false}};
+    } else {
+      if (!cfg.gptq_bits)
+        config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", o.format == QuantFormat::Int4 ? 4 : 8},
+                                         {"group_size", opt.group}, {"sym", true}, {"desc_act", false},
+                                         {"checkpoint_format", "gptq"}, {"damp_percent", 0.0},
+                                         {"true_sequential", true}, {"static_groups", false}};
+      auto& qc = config["quantization_config"];
+      if (q.head_quantized()) qc["lm_head"] = true;
+      // A head of other bits: a "dynamic" override ahead of any the input had (the first
+      // matching pattern decides).
+      if (const auto heads = q.heads_with_own_bits(); !heads.empty()) {
+        nlohmann::ordered_json dyn = nlohmann::ordered_json::object();
+        for (const std::string& h : heads) {
+          std::string re = "+:^";
+          for (char ch : strip_suffix(h, ".weight")) {
+            if (ch == '.') re += '\\';
+            re += ch;
+          }
+          dyn[re + "$"] = {{"bits", Quantizer::bits_of(*opt.head_format)}};
+        }
+        if (qc.contains("dynamic") && qc["dynamic"].is_object())
+          for (const auto& [k, v] : qc["dynamic"].items())
+            if (!dyn.contains(k)) dyn[k] = v;
+        qc["dynamic"] = dyn;
+      }
+    }
     write_text_file_atomic(path_join(tmp, "config.json"), config.dump(2) + "\n");
     // Other files (tokenizer, generation config, ...) as they are.
     for (const auto& e : fs::directory_iterator(o.model_dir)) {

@@ -13,6 +13,16 @@
 // quantizable) are converted; embeddings, the LM head(s), the MoE router, norms and biases
 // stay as they are, and so does every tensor matching a --keep pattern (an FP8 input kept
 // becomes BF16). Other files (tokenizer, generation config) are copied.
+// The LM head(s) may be quantized too (head_format): in the main format, or with an INT4 file
+// in INT8 (llama.cpp's Q4 files keep their head in 6 bits for the same reason: the head is a
+// large share of a decoded token's bytes, and its errors reach every logit). A head whose bits
+// differ from the file's is declared in quantization_config's "dynamic" overrides
+// ({"+:^lm_head$": {"bits": 8}}, the GPTQModel convention vLLM and SGLang read), and a
+// quantized head sets "lm_head": true.
+// A GPTQ input (already INT8/INT4) can be given the same format: its integer tensors pass
+// through as they are and only what is still wide is quantized (e.g. adding an INT8 head to a
+// downloaded INT4 checkpoint); re-quantizing integer weights to another format or group is an
+// error (start from the BF16 or FP8 checkpoint).
 //
 // Memory: one tensor at a time — its input pages are released after use (madvise), its output
 // written before the next is read — so the peak is about the largest tensor's input and output,
@@ -22,6 +32,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -39,7 +50,10 @@ struct QuantizeOptions {
   int64_t group = 0;                  // int8 / int4: columns per scale (32, 64 or 128); 0 = auto:
                                       // the largest dividing every quantized width
   std::vector<std::string> keep;      // glob patterns (* and ?) of tensor names to leave as they are
-  bool quantize_head = false;         // the LM head too (kept in its own precision by default)
+  bool quantize_head = false;         // the LM head too (kept in its own precision by default),
+                                      // in `format`
+  std::optional<QuantFormat> head_format;  // the LM head in this format (implies quantize_head):
+                                           // fp8 with fp8; int8 or int4 with int8 / int4
   double shard_gb = 4.0;              // output shard size
   // Called after each tensor: (tensors done, tensors total, name).
   std::function<void(size_t, size_t, const std::string&)> progress;
