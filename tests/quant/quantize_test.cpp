@@ -263,7 +263,8 @@ void expect_error(const QuantizeOptions& o, const std::string& want) {
 // shared_head.head) are GPTQ 8-bit within half a step, declared in quantization_config's
 // "dynamic" overrides and "lm_head"; the loader reads them as I8 beside I4 projections. The
 // same file results from the BF16 checkpoint directly and from its INT4 file (head kept) given
-// --to int4 --head-to int8: the integer tensors pass through byte for byte.
+// --to int4 --head-to int8: the integer tensors pass through byte for byte, and so do the
+// projections the INT4 file kept wide (--keep there, none here).
 TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   TempDir d("quant-head");
   const std::string in = make_model(d);
@@ -276,15 +277,17 @@ TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   o.format = QuantFormat::Int4;
   o.group = 64;
   o.head_format = QuantFormat::Int8;
+  o.keep = {"*.kv_a_proj_with_mqa.weight"};
   o.out_dir = d / "direct";
   quantize_checkpoint(o);
   QuantizeOptions k = o;  // INT4, heads kept in BF16
   k.head_format.reset();
   k.out_dir = d / "int4";
   quantize_checkpoint(k);
-  QuantizeOptions g = o;  // ... then their heads to INT8
+  QuantizeOptions g = o;  // ... then their heads to INT8; what the input kept wide stays so
   g.model_dir = k.out_dir;
   g.group = 0;            // the input's
+  g.keep.clear();
   g.out_dir = d / "via-gptq";
   const QuantizeReport rg = quantize_checkpoint(g);
   EXPECT_EQ(rg.quantized, 2u);  // the two heads
@@ -336,6 +339,7 @@ TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   EXPECT_EQ(mw.lm_head.dtype, DType::I8);
   EXPECT_EQ(mw.mtp[0].head.dtype, DType::I8);
   EXPECT_EQ(mw.layers[1].ffn.experts[2].down.dtype, DType::I4);
+  EXPECT_EQ(mw.layers[1].attn.kv_a_proj.dtype, DType::BF16);
 
   // Heads in the file's own bits need no override; fp8 heads only in fp8 files and back.
   QuantizeOptions same = o;

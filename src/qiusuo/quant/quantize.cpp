@@ -129,8 +129,10 @@ void rows_f32(const std::string& name, const TensorView& t, const TensorView* sc
 class Quantizer {
  public:
   Quantizer(const QuantizeOptions& o, const TensorStore& store, const ModelConfig& cfg) : o_(o), store_(store) {
+    // A GPTQ input: only the heads asked for; what else it holds wide it chose to (GPTQModel's
+    // "-:" overrides, --keep), and stays so.
     for (const auto& e : expected_tensors(cfg)) {
-      if (e.quantizable || (e.head && o.head_format)) quantizable_.insert(e.name);
+      if ((e.quantizable && !cfg.gptq_bits) || (e.head && o.head_format)) quantizable_.insert(e.name);
       if (e.head && o.head_format) heads_.insert(e.name);
     }
   }

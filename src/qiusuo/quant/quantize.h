@@ -19,10 +19,10 @@
 // differ from the file's is declared in quantization_config's "dynamic" overrides
 // ({"+:^lm_head$": {"bits": 8}}, the GPTQModel convention vLLM and SGLang read), and a
 // quantized head sets "lm_head": true.
-// A GPTQ input (already INT8/INT4) can be given the same format: its integer tensors pass
-// through as they are and only what is still wide is quantized (e.g. adding an INT8 head to a
-// downloaded INT4 checkpoint); re-quantizing integer weights to another format or group is an
-// error (start from the BF16 or FP8 checkpoint).
+// A GPTQ input (already INT8/INT4) can be given the same format: its tensors pass through as
+// they are, integer or wide (what it left unquantized it chose to), except the LM head(s) asked
+// for (e.g. an INT8 head added to a downloaded INT4 checkpoint); re-quantizing integer weights
+// to another format or group is an error (start from the BF16 or FP8 checkpoint).
 //
 // Memory: one tensor at a time — its input pages are released after use (madvise), its output
 // written before the next is read — so the peak is about the largest tensor's input and output,
