@@ -17,7 +17,9 @@
 #
 # Options (each also an environment variable):
 #   --threads N        BENCH_THREADS     threads of both engines (default 2)
-#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int4 (default "bf16 fp8 int4")
+#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int4 int4h8 (default "bf16 fp8 int4"; int4h8:
+#                                        INT4 with an INT8 LM head, `--head-to int8`, against the
+#                                        same Q4_0 / Q4_K_M files, which hold their head in Q6_K)
 #   --rounds N         BENCH_ROUNDS      interleaved rounds (default 2)
 #   --layers N         BENCH_LAYERS      depth of the V2-Lite-shaped model (default 6; 27 is the
 #                                        real V2-Lite). Without bf16 in --dtypes the BF16
@@ -34,6 +36,11 @@
 #   --tokenizer FILE   BENCH_TOKENIZER   tokenizer.json for the GGUF vocabulary (default: the
 #                                        DeepSeek-V3 tokenizer of ../shared/fixtures, cut to the vocab)
 #   --skip-install     BENCH_SKIP_INSTALL=1  do not call scripts/install-deps.sh --bench
+#   --drop-caches      BENCH_DROP_CACHES=1   before every run (root only): sync, drop the page cache
+#                                        and compact memory, so that no run inherits the previous
+#                                        one's cached files and fragmented memory (at 27 layers on a
+#                                        24 GB machine both engines decoded up to a third slower
+#                                        after the other's files had filled the cache)
 #   QIUSUO_BIN         qiusuo binary (default build/qiusuo, built if missing)
 #   PYTHON             Python with numpy and torch for llama.cpp's converter (default /usr/bin/python3)
 set -euo pipefail
@@ -49,6 +56,7 @@ FETCH=0
 NPM_VERSION="${LLAMACPP_NPM_VERSION:-3.22.1}"
 TOKENIZER="${BENCH_TOKENIZER:-}"
 SKIP_INSTALL="${BENCH_SKIP_INSTALL:-0}"
+DROP_CACHES="${BENCH_DROP_CACHES:-0}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 
 die() { echo "bench-infer: error: $*" >&2; exit 1; }
@@ -66,6 +74,7 @@ while [[ $# -gt 0 ]]; do
     --fetch-llama-cpp) FETCH=1; shift ;;
     --tokenizer) need_value "$@"; TOKENIZER="$2"; shift 2 ;;
     --skip-install) SKIP_INSTALL=1; shift ;;
+    --drop-caches) DROP_CACHES=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -74,11 +83,20 @@ DTYPES="${DTYPES//,/ }"
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$THREADS'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
 [[ "$LAYERS" =~ ^[1-9][0-9]*$ ]] || die "--layers must be a positive integer, got '$LAYERS'"
-for d in $DTYPES; do [[ "$d" == bf16 || "$d" == fp8 || "$d" == int4 ]] || die "dtype '$d' is not bf16, fp8 or int4"; done
+for d in $DTYPES; do [[ "$d" == bf16 || "$d" == fp8 || "$d" == int4 || "$d" == int4h8 ]] || die "dtype '$d' is not bf16, fp8, int4 or int4h8"; done
 
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
 if [[ "$SKIP_INSTALL" != 1 ]]; then "$ROOT/scripts/install-deps.sh" --bench >&2; fi
+if [[ "$DROP_CACHES" == 1 && ! -w /proc/sys/vm/drop_caches ]]; then die "--drop-caches needs root (it writes /proc/sys/vm/drop_caches)"; fi
+# Before each run with --drop-caches: nothing cached, memory compacted.
+fresh_memory() {
+  [[ "$DROP_CACHES" == 1 ]] || return 0
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  [[ -w /proc/sys/vm/compact_memory ]] && echo 1 > /proc/sys/vm/compact_memory
+  return 0
+}
 
 QS="${QIUSUO_BIN:-$ROOT/build/qiusuo}"
 if [[ ! -x "$QS" ]]; then
@@ -141,7 +159,8 @@ rm -f "$WORK"/runs/*-r[0-9]*.json "$WORK"/runs/*-r[0-9]*.jsonl
 source_dtype() {
   if [[ " $DTYPES " == *" bf16 "* || -f "$WORK/v2lite$LAYERS-bf16/config.json" ]]; then echo bf16; else echo fp8; fi
 }
-# WORK/v2liteN-DTYPE: bf16 and fp8 from `qiusuo init`, int4 quantized from the source one.
+# WORK/v2liteN-DTYPE: bf16 and fp8 from `qiusuo init`, int4 quantized from the source one,
+# int4h8 from int4 (its integer tensors pass through; the head is quantized to INT8).
 model_dir() {
   local m="$WORK/v2lite$LAYERS-$1"
   if [[ ! -f "$m/config.json" ]]; then
@@ -151,6 +170,11 @@ model_dir() {
       src="$(model_dir "$(source_dtype)")"
       log "qiusuo quantize --to int4 (from $(source_dtype))"
       "$QS" quantize --model "$src" --to int4 --out "$m" >&2
+    elif [[ "$1" == int4h8 ]]; then
+      local src
+      src="$(model_dir int4)"
+      log "qiusuo quantize --to int4 --head-to int8 (from int4)"
+      "$QS" quantize --model "$src" --to int4 --head-to int8 --out "$m" >&2
     else
       log "qiusuo init --config v2-lite --layers $LAYERS --dtype $1"
       "$QS" init --config v2-lite --layers "$LAYERS" --dtype "$1" --seed 0 --out "$m" >&2
@@ -159,7 +183,7 @@ model_dir() {
   echo "$m"
 }
 # llama.cpp's peers of each format.
-peers_of() { case "$1" in bf16) echo bf16 ;; fp8) echo q8_0 ;; int4) echo "q4_0 q4_k_m" ;; esac; }
+peers_of() { case "$1" in bf16) echo bf16 ;; fp8) echo q8_0 ;; int4|int4h8) echo "q4_0 q4_k_m" ;; esac; }
 gguf_of() {  # WORK/v2liteN-OT.gguf, converted or quantized unless present
   local OT="$1" G="$WORK/v2lite$LAYERS-$1.gguf"
   if [[ ! -f "$G" ]]; then
@@ -190,20 +214,26 @@ for d in $DTYPES; do
   if [[ -n "$LLAMA_BENCH" ]]; then for OT in $(peers_of "$d"); do gguf_of "$OT" > /dev/null; done; fi
 done
 for r in $(seq 1 "$ROUNDS"); do
+  ran=" "  # peers already run this round (int4 and int4h8 share theirs)
   for d in $DTYPES; do
     M="$(model_dir "$d")"
     log "round $r: qiusuo bench, $d, $THREADS threads"
+    fresh_memory
     "$QS" bench --model "$M" --threads "$THREADS" --json > "$WORK/runs/qiusuo-$d-r$r.json"
     [[ -n "$LLAMA_BENCH" ]] || continue
     for OT in $(peers_of "$d"); do
+      [[ "$ran" == *" $OT "* ]] && continue
+      ran+="$OT "
       G="$(gguf_of "$OT")"
       log "round $r: llama-bench, $OT, $THREADS threads"
+      fresh_memory
       # prefill of 512 tokens; 32 decode steps after a 128-token context (as qiusuo bench)
       "$LLAMA_BENCH" -m "$G" -t "$THREADS" -p 512 -n 0 -r 3 -o json > "$WORK/runs/llama-$OT-pp-r$r.json" \
         2> "$WORK/runs/llama-$OT-pp.log" || { log "llama-bench failed (log: $WORK/runs/llama-$OT-pp.log)"; rm -f "$WORK/runs/llama-$OT-pp-r$r.json"; }
       "$LLAMA_BENCH" -m "$G" -t "$THREADS" -p 0 -n 32 -d 128 -r 3 -o json > "$WORK/runs/llama-$OT-tg-r$r.json" \
         2> "$WORK/runs/llama-$OT-tg.log" || { log "llama-bench failed (log: $WORK/runs/llama-$OT-tg.log)"; rm -f "$WORK/runs/llama-$OT-tg-r$r.json"; }
       log "round $r: llama-batched-bench, $OT, 8 sequences"
+      fresh_memory
       "$LLAMA_BATCHED" -m "$G" -t "$THREADS" -tb "$THREADS" -c 2048 -b 2048 -ub 512 -npp 128 -ntg 32 -npl 1,8 \
         --output-format jsonl > "$WORK/runs/llama-$OT-batched-r$r.jsonl" 2> "$WORK/runs/llama-$OT-batched.log" ||
         log "llama-batched-bench failed (log: $WORK/runs/llama-$OT-batched.log)"
@@ -225,7 +255,7 @@ except OSError:
 rep = {"machine": {"cpu": cpu, "logical_cpus": os.cpu_count(), "kernel": platform.release()},
        "model": f"qiusuo init --config v2-lite --layers {layers} (hidden 2048, 1 dense + {layers - 1} MoE layers, 64 routed top-6 + 2 shared, vocab 102400)",
        "threads": threads, "rounds": rounds, "results": {}}
-PEERS = {"bf16": ["bf16"], "fp8": ["q8_0"], "int4": ["q4_0", "q4_k_m"]}
+PEERS = {"bf16": ["bf16"], "fp8": ["q8_0"], "int4": ["q4_0", "q4_k_m"], "int4h8": ["q4_0", "q4_k_m"]}
 KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s")
 mean = lambda v: sum(v) / len(v) if v else None
 

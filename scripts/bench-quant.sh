@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cost of `qiusuo quantize`, measured (docs/benchmarks.md, "Quantization"):
-#  1. logits of every model fixture after quantizing to fp8, int8 and int4 against the same
-#     checkpoint unquantized (both `qiusuo logits --precision f32`, scripts/compare-logits.py):
+#  1. logits of every model fixture after quantizing to fp8, int8, int4 and int4 with an int8
+#     LM head (int4+h8: --head-to int8) against the same checkpoint unquantized (both `qiusuo logits --precision f32`, scripts/compare-logits.py):
 #     largest difference relative to the position's largest |logit|, and argmax changes;
 #  2. with a trained model and its prepared dataset (optional): validation perplexity through the
 #     inference engine (`qiusuo score`, F32, windows of --seq tokens) before and after each format.
@@ -33,12 +33,14 @@ done
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# Quantize $1 to $2 into $3, keeping the tensors whose width the group does not divide.
+# Quantize $1 to $2 (fp8, int8, int4, or int4+h8: int4 with --head-to int8) into $3, keeping
+# the tensors whose width the group does not divide.
 quantize() {
-  local keep=() err
+  local keep=() err head=()
+  [ "${2#*+}" = h8 ] && head=(--head-to int8)
   for _ in 1 2 3 4 5 6; do
     rm -rf "$3"
-    if err=$("$Q" quantize --model "$1" --to "$2" --group "$GROUP" "${keep[@]}" --out "$3" --json 2>&1 >/dev/null); then
+    if err=$("$Q" quantize --model "$1" --to "${2%+*}" --group "$GROUP" "${head[@]}" "${keep[@]}" --out "$3" --json 2>&1 >/dev/null); then
       [ ${#keep[@]} -gt 0 ] && echo "    ($2: kept ${keep[*]})" >&2
       return 0
     fi
@@ -53,7 +55,7 @@ quantize() {
 }
 
 echo "== logits vs the unquantized checkpoint (F32 math), group $GROUP"
-printf '%-14s %-5s %12s %12s %8s\n' fixture format max_abs max_rel argmax
+printf '%-14s %-7s %12s %12s %8s\n' fixture format max_abs max_rel argmax
 for dir in "$FIX"/*/; do
   name=$(basename "$dir")
   [ -f "$dir/expected.safetensors" ] || continue
@@ -68,13 +70,13 @@ print(";".join(",".join(str(a[r * P + i]) for i in range(P)) for r in range(B)))
 EOF
 )
   "$Q" logits --model "$dir" --ids "$ids" --out "$WORK/ref.safetensors" 2>/dev/null
-  for to in fp8 int8 int4; do
+  for to in fp8 int8 int4 int4+h8; do
     quantize "$dir" "$to" "$WORK/$name-$to" || continue
     "$Q" logits --model "$WORK/$name-$to" --ids "$ids" --out "$WORK/q.safetensors" 2>/dev/null
     scripts/compare-logits.py "$WORK/ref.safetensors" "$WORK/q.safetensors" --json | python3 -c "
 import json, sys
 j = json.load(sys.stdin)
-print('%-14s %-5s %12.4g %12.4g %5d/%d' % ('$name', '$to', j['max_abs'], j['max_rel'], j['argmax_changes'], j['positions']))"
+print('%-14s %-7s %12.4g %12.4g %5d/%d' % ('$name', '$to', j['max_abs'], j['max_rel'], j['argmax_changes'], j['positions']))"
   done
 done
 
@@ -99,9 +101,9 @@ for l in sys.stdin:
 print('%.5f' % math.exp(s / n))"
 }
 base=$(ppl "$TRAINED")
-printf '%-6s perplexity %s\n' source "$base"
-for to in fp8 int8 int4; do
+printf '%-7s perplexity %s\n' source "$base"
+for to in fp8 int8 int4 int4+h8; do
   quantize "$TRAINED" "$to" "$WORK/trained-$to" || continue
   p=$(ppl "$WORK/trained-$to")
-  python3 -c "print('%-6s perplexity %s (%+.2f%%)' % ('$to', '$p', 100 * ($p / $base - 1)))"
+  python3 -c "print('%-7s perplexity %s (%+.2f%%)' % ('$to', '$p', 100 * ($p / $base - 1)))"
 done
