@@ -27,7 +27,7 @@ void register_quantize_command(CLI::App& app) {
       "        sym, no act-order; round to nearest), run with int8 activations (docs/quantization.md)\n"
       "Embeddings, LM head (unless --quantize-head or --head-to), MoE router and norms stay as they are. The output\n"
       "directory appears complete or not at all (an error or Ctrl-C leaves nothing behind). A GPTQ input given its own\n"
-      "format keeps its integer tensors as they are and quantizes only what it holds wide (e.g. --head-to int8)");
+      "format keeps every tensor as it is but the LM head(s) asked for (e.g. --head-to int8 on an int4 file)");
   c->add_option("--model,-m", o->q.model_dir,
                 "Checkpoint directory (BF16, F16, F32 or FP8 weights; or GPTQ INT8/INT4 with --to its own format)")
       ->required();
