@@ -1,7 +1,8 @@
 // MTP speculative decoding in the engine, on a tiny model trained (here, in seconds) with its
 // MTP module on a periodic token stream, so that drafts are often right: greedy output is
 // exactly the plain output — ragged batches, forked samples, preemption and a warm prefix
-// cache included — and sampled output has the plain output's distribution.
+// cache included — and sampled output has the plain output's distribution; with the LM and MTP
+// heads quantized to INT8 (qiusuo quantize --head-to int8) greedy output stays exact.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,8 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/infer/engine.h"
+#include "qiusuo/quant/quantize.h"
+#include "qiusuo/train/checkpoint.h"
 #include "qiusuo/train/live_model.h"
 #include "qiusuo/train/optimizer.h"
 #include "qiusuo/train/train_step.h"
@@ -174,6 +177,47 @@ TEST_P(Speculative, SampledOutputHasThePlainDistribution) {
     const double crit = df * std::pow(1 - 2 / (9 * df) + z * std::sqrt(2 / (9 * df)), 3);
     EXPECT_LT(chi2, crit) << "position " << pos << ": chi2 " << chi2 << " over " << cells << " cells";
   }
+}
+
+// The trained model exported, its LM head and MTP head quantized to INT8 (everything else kept):
+// the draft head and the verifying head are now integer matrices read by the INT8 kernels, and
+// speculative greedy output is still exactly the plain output of the same checkpoint.
+TEST(Speculative, GreedyExactWithInt8Heads) {
+  testing_util::TempDir d("spec-int8-heads");
+  export_hf_model(d / "f32", *trained().tm, "");
+  QuantizeOptions q;
+  q.model_dir = d / "f32";
+  q.out_dir = d / "heads-int8";
+  q.format = QuantFormat::Int4;
+  q.head_format = QuantFormat::Int8;
+  q.keep = {"*_proj.weight", "*_proj_with_mqa.weight"};
+  EXPECT_EQ(quantize_checkpoint(q).quantized, 2u);  // lm_head and the MTP module's head
+  auto m = Model::load(q.out_dir);
+  ASSERT_TRUE(m->has_mtp());
+  ASSERT_EQ(m->weights().lm_head.dtype, DType::I8);
+  ASSERT_EQ(m->weights().mtp[0].head.dtype, DType::I8);
+  EngineOptions eo;
+  eo.block_size = 8;
+  eo.cache_tokens = 2048;
+  auto requests = [] {
+    std::vector<GenerationRequest> v;
+    for (int i = 0; i < 6; ++i) v.push_back(req(prompt(3 + 5 * i, i, i % 3 == 2), 8 + 3 * i));
+    return v;
+  };
+  Engine plain(*m, nullptr, eo);
+  const auto ref = plain.generate(requests());
+  eo.speculative = true;
+  Engine spec(*m, nullptr, eo);
+  const auto got = spec.generate(requests());
+  ASSERT_EQ(got.size(), ref.size());
+  int64_t drafts = 0, accepted = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, ref[i].tokens) << "request " << i;
+    drafts += got[i].draft_tokens;
+    accepted += got[i].accepted_draft_tokens;
+  }
+  EXPECT_GT(drafts, 20);
+  EXPECT_GT(double(accepted), 0.5 * double(drafts)) << accepted << " of " << drafts << " drafts accepted";
 }
 
 TEST(Speculative, NeedsAnMtpModule) {
