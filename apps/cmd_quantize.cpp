@@ -72,8 +72,7 @@ void register_quantize_command(CLI::App& app) {
     const QuantizeReport r = quantize_checkpoint(o->q);
     if (o->json) {
       const nlohmann::json j = {{"format", quant_format_name(o->q.format)},
-                                {"head_format", o->q.head_format ? quant_format_name(*o->q.head_format)
-                                                : o->q.quantize_head ? quant_format_name(o->q.format) : "kept"},
+                                {"head_format", r.head_format ? quant_format_name(*r.head_format) : "kept"},
                                 {"group", r.group},
                                 {"tensors", r.tensors}, {"quantized", r.quantized}, {"kept", r.kept},
                                 {"input_bytes", r.input_bytes}, {"output_bytes", r.output_bytes},
@@ -84,8 +83,7 @@ void register_quantize_command(CLI::App& app) {
     std::string fmt = o->q.format == QuantFormat::Fp8
                           ? std::string("fp8")
                           : std::string(quant_format_name(o->q.format)) + " g" + std::to_string(r.group);
-    if (o->q.head_format && *o->q.head_format != o->q.format)
-      fmt += std::string(", head ") + quant_format_name(*o->q.head_format);
+    if (r.head_format && *r.head_format != o->q.format) fmt += std::string(", head ") + quant_format_name(*r.head_format);
     std::printf("quantized %zu of %zu tensors to %s (%zu kept): %s -> %s in %.1f s, peak RSS %.0f MB; wrote %s\n",
                 r.quantized, r.tensors, fmt.c_str(), r.kept, human_bytes(r.input_bytes).c_str(),
                 human_bytes(r.output_bytes).c_str(), r.seconds, r.peak_rss_mb, o->q.out_dir.c_str());

@@ -39,8 +39,8 @@
 #   --drop-caches      BENCH_DROP_CACHES=1   before every run (root only): sync, drop the page cache
 #                                        and compact memory, so that no run inherits the previous
 #                                        one's cached files and fragmented memory (at 27 layers on a
-#                                        24 GB machine both engines decoded up to a third slower
-#                                        after the other's files had filled the cache)
+#                                        24 GB machine llama.cpp's Q4_0 decoded 11-15.5 tokens/s
+#                                        without it, 15.4-18.3 with: docs/benchmarks.md)
 #   QIUSUO_BIN         qiusuo binary (default build/qiusuo, built if missing)
 #   PYTHON             Python with numpy and torch for llama.cpp's converter (default /usr/bin/python3)
 set -euo pipefail

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The cost of `qiusuo quantize`, measured (docs/benchmarks.md, "Quantization"):
 #  1. logits of every model fixture after quantizing to fp8, int8, int4 and int4 with an int8
-#     LM head (int4+h8: --head-to int8) against the same checkpoint unquantized (both `qiusuo logits --precision f32`, scripts/compare-logits.py):
-#     largest difference relative to the position's largest |logit|, and argmax changes;
+#     LM head (int4+h8: --head-to int8) against the same checkpoint unquantized (both `qiusuo
+#     logits --precision f32`, scripts/compare-logits.py): largest difference relative to the
+#     position's largest |logit|, and argmax changes;
 #  2. with a trained model and its prepared dataset (optional): validation perplexity through the
 #     inference engine (`qiusuo score`, F32, windows of --seq tokens) before and after each format.
 #

@@ -283,7 +283,7 @@ TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   QuantizeOptions k = o;  // INT4, heads kept in BF16
   k.head_format.reset();
   k.out_dir = d / "int4";
-  quantize_checkpoint(k);
+  EXPECT_FALSE(quantize_checkpoint(k).head_format);
   QuantizeOptions g = o;  // ... then their heads to INT8; what the input kept wide stays so
   g.model_dir = k.out_dir;
   g.group = 0;            // the input's
@@ -291,6 +291,7 @@ TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   g.out_dir = d / "via-gptq";
   const QuantizeReport rg = quantize_checkpoint(g);
   EXPECT_EQ(rg.quantized, 2u);  // the two heads
+  EXPECT_EQ(rg.head_format, QuantFormat::Int8);
   EXPECT_EQ(rg.group, 64);
 
   const TensorStore b = TensorStore::open_dir(o.out_dir), c = TensorStore::open_dir(g.out_dir);

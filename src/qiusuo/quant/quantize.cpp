@@ -143,17 +143,12 @@ class Quantizer {
   }
   static int bits_of(QuantFormat f) { return f == QuantFormat::Int4 ? 4 : 8; }
 
-  // The heads quantized in another width than the file's (for quantization_config "dynamic").
-  std::vector<std::string> heads_with_own_bits() const {
+  // The head tensors this run quantizes (asked for, present wide, not --keep'd).
+  std::vector<std::string> quantized_heads() const {
     std::vector<std::string> v;
     for (const std::string& h : heads_)
-      if (o_.format != QuantFormat::Fp8 && *o_.head_format != o_.format && store_.find(h) && !kept(h, store_.get(h)))
-        v.push_back(h);
+      if (store_.find(h) && !kept(h, store_.get(h))) v.push_back(h);
     return v;
-  }
-  bool head_quantized() const {
-    return std::any_of(heads_.begin(), heads_.end(),
-                       [&](const std::string& h) { return store_.find(h) && !kept(h, store_.get(h)); });
   }
 
   // Left as it is: not a projection of the model, not a matrix, or matched by --keep.
@@ -416,6 +411,8 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
   Quantizer q(opt, store, cfg);
   if (opt.group == 0) opt.group = q.auto_group();
   rep.group = opt.group;
+  const std::vector<std::string> heads = q.quantized_heads();
+  if (!heads.empty()) rep.head_format = opt.head_format;
   const std::vector<OutTensor> plan = q.plan(&rep);  // every shape error before any output
 
   // Shards: consecutive groups (the entries of one source stay together) up to shard_gb.
@@ -495,15 +492,15 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
                                        {"weight_block_size", {128, 128}}};
     } else {
       if (!cfg.gptq_bits)
-        config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", o.format == QuantFormat::Int4 ? 4 : 8},
+        config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", Quantizer::bits_of(o.format)},
                                          {"group_size", opt.group}, {"sym", true}, {"desc_act", false},
                                          {"checkpoint_format", "gptq"}, {"damp_percent", 0.0},
                                          {"true_sequential", true}, {"static_groups", false}};
       auto& qc = config["quantization_config"];
-      if (q.head_quantized()) qc["lm_head"] = true;
-      // A head of other bits: a "dynamic" override ahead of any the input had (the first
+      if (!heads.empty()) qc["lm_head"] = true;
+      // Heads of other bits: "dynamic" overrides ahead of any the input had (the first
       // matching pattern decides).
-      if (const auto heads = q.heads_with_own_bits(); !heads.empty()) {
+      if (!heads.empty() && *opt.head_format != o.format) {
         nlohmann::ordered_json dyn = nlohmann::ordered_json::object();
         for (const std::string& h : heads) {
           std::string re = "+:^";

@@ -64,6 +64,7 @@ struct QuantizeReport {
   double input_bytes = 0, output_bytes = 0, seconds = 0;
   double peak_rss_mb = 0;
   int64_t group = 0;  // int8 / int4: the group size used (128 for fp8: its blocks)
+  std::optional<QuantFormat> head_format;  // the LM head(s)' format when quantized (none: kept)
 };
 
 QuantizeReport quantize_checkpoint(const QuantizeOptions& opt);
