@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Inference benchmark: `qiusuo bench` on a DeepSeek-V2-Lite-shaped model (`qiusuo init --config
 # v2-lite --layers N`, 6 layers unless --layers says otherwise; random weights, real widths) in
-# BF16, FP8 and INT4 (`qiusuo quantize --to int4` of the BF16 checkpoint; see --layers for runs
-# without one), and, when a llama.cpp source tree is given, llama.cpp on the same checkpoint
-# converted with its own converter (BF16 GGUF; Q8_0 as the 8-bit peer of FP8, since llama.cpp
-# has no FP8 weights; Q4_0 and Q4_K_M, made by llama-quantize from the BF16 GGUF, as the peers
-# of INT4), interleaved on the same machine and threads: round
+# BF16, FP8, INT8 and INT4 (`qiusuo quantize --to int8|int4` of the BF16 checkpoint; see --layers
+# for runs without one), and, when a llama.cpp source tree is given, llama.cpp on the same
+# checkpoint converted with its own converter (BF16 GGUF; Q8_0 as the 8-bit peer of FP8, since
+# llama.cpp has no FP8 weights, and of INT8; Q4_0 and Q4_K_M, made by llama-quantize from the
+# BF16 GGUF, as the peers of INT4), interleaved on the same machine and threads: round
 # after round, qiusuo then llama.cpp for each format (the host's bandwidth moves between runs).
 # Prints a JSON report (also written to WORK/report.json) with every round and the means. See
 # docs/benchmarks.md.
@@ -17,13 +17,13 @@
 #
 # Options (each also an environment variable):
 #   --threads N        BENCH_THREADS     threads of both engines (default 2)
-#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int4 int4h8 (default "bf16 fp8 int4"; int4h8:
+#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int8 int4 int4h8 (default "bf16 fp8 int4"; int4h8:
 #                                        INT4 with an INT8 LM head, `--head-to int8`, against the
 #                                        same Q4_0 / Q4_K_M files, which hold their head in Q6_K)
 #   --rounds N         BENCH_ROUNDS      interleaved rounds (default 2)
 #   --layers N         BENCH_LAYERS      depth of the V2-Lite-shaped model (default 6; 27 is the
 #                                        real V2-Lite). Without bf16 in --dtypes the BF16
-#                                        checkpoint is never made (31 GB at 27 layers): INT4 is
+#                                        checkpoint is never made (31 GB at 27 layers): INT8/INT4 are
 #                                        quantized from the FP8 one, the Q8_0 GGUF converted from
 #                                        it (llama.cpp's converter dequantizes the FP8 blocks), and
 #                                        Q4_0 / Q4_K_M requantized from Q8_0 (--allow-requantize;
@@ -83,7 +83,9 @@ DTYPES="${DTYPES//,/ }"
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$THREADS'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$ROUNDS'"
 [[ "$LAYERS" =~ ^[1-9][0-9]*$ ]] || die "--layers must be a positive integer, got '$LAYERS'"
-for d in $DTYPES; do [[ "$d" == bf16 || "$d" == fp8 || "$d" == int4 || "$d" == int4h8 ]] || die "dtype '$d' is not bf16, fp8, int4 or int4h8"; done
+# llama.cpp's peers of each of our formats (also the report's table).
+peers_of() { case "$1" in bf16) echo bf16 ;; fp8|int8) echo q8_0 ;; int4|int4h8) echo "q4_0 q4_k_m" ;; esac; }
+for d in $DTYPES; do [[ -n "$(peers_of "$d")" ]] || die "dtype '$d' is not bf16, fp8, int8, int4 or int4h8"; done
 
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
@@ -159,17 +161,17 @@ rm -f "$WORK"/runs/*-r[0-9]*.json "$WORK"/runs/*-r[0-9]*.jsonl
 source_dtype() {
   if [[ " $DTYPES " == *" bf16 "* || -f "$WORK/v2lite$LAYERS-bf16/config.json" ]]; then echo bf16; else echo fp8; fi
 }
-# WORK/v2liteN-DTYPE: bf16 and fp8 from `qiusuo init`, int4 quantized from the source one,
-# int4h8 from int4 (its integer tensors pass through; the head is quantized to INT8).
+# WORK/v2liteN-DTYPE: bf16 and fp8 from `qiusuo init`, int8 and int4 quantized from the source
+# one, int4h8 from int4 (its integer tensors pass through; the head is quantized to INT8).
 model_dir() {
   local m="$WORK/v2lite$LAYERS-$1"
   if [[ ! -f "$m/config.json" ]]; then
     rm -rf "$m"
-    if [[ "$1" == int4 ]]; then
+    if [[ "$1" == int8 || "$1" == int4 ]]; then
       local src
       src="$(model_dir "$(source_dtype)")"
-      log "qiusuo quantize --to int4 (from $(source_dtype))"
-      "$QS" quantize --model "$src" --to int4 --out "$m" >&2
+      log "qiusuo quantize --to $1 (from $(source_dtype))"
+      "$QS" quantize --model "$src" --to "$1" --out "$m" >&2
     elif [[ "$1" == int4h8 ]]; then
       local src
       src="$(model_dir int4)"
@@ -182,8 +184,6 @@ model_dir() {
   fi
   echo "$m"
 }
-# llama.cpp's peers of each format.
-peers_of() { case "$1" in bf16) echo bf16 ;; fp8) echo q8_0 ;; int4|int4h8) echo "q4_0 q4_k_m" ;; esac; }
 gguf_of() {  # WORK/v2liteN-OT.gguf, converted or quantized unless present
   local OT="$1" G="$WORK/v2lite$LAYERS-$1.gguf"
   if [[ ! -f "$G" ]]; then
@@ -214,7 +214,7 @@ for d in $DTYPES; do
   if [[ -n "$LLAMA_BENCH" ]]; then for OT in $(peers_of "$d"); do gguf_of "$OT" > /dev/null; done; fi
 done
 for r in $(seq 1 "$ROUNDS"); do
-  ran=" "  # peers already run this round (int4 and int4h8 share theirs)
+  ran=" "  # peers already run this round (fp8 and int8 share theirs, as do int4 and int4h8)
   for d in $DTYPES; do
     M="$(model_dir "$d")"
     log "round $r: qiusuo bench, $d, $THREADS threads"
@@ -241,10 +241,13 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-"$PYTHON" - "$WORK" "$DTYPES" "$THREADS" "$ROUNDS" "$LAYERS" <<'PY' | tee "$WORK/report.json"
+PEERS=""  # "dtype=peer,peer ..." for the report
+for d in $DTYPES; do PEERS+="$d=$(peers_of "$d" | tr ' ' ',') "; done
+"$PYTHON" - "$WORK" "$DTYPES" "$THREADS" "$ROUNDS" "$LAYERS" "$PEERS" <<'PY' | tee "$WORK/report.json"
 import json, os, platform, sys
 work, dtypes, threads, rounds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
 layers = int(sys.argv[5])
+PEERS = {d: p.split(",") for d, p in (e.split("=") for e in sys.argv[6].split())}
 cpu = "?"
 try:
     for line in open("/proc/cpuinfo"):
@@ -255,7 +258,6 @@ except OSError:
 rep = {"machine": {"cpu": cpu, "logical_cpus": os.cpu_count(), "kernel": platform.release()},
        "model": f"qiusuo init --config v2-lite --layers {layers} (hidden 2048, 1 dense + {layers - 1} MoE layers, 64 routed top-6 + 2 shared, vocab 102400)",
        "threads": threads, "rounds": rounds, "results": {}}
-PEERS = {"bf16": ["bf16"], "fp8": ["q8_0"], "int4": ["q4_0", "q4_k_m"], "int4h8": ["q4_0", "q4_k_m"]}
 KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s")
 mean = lambda v: sum(v) / len(v) if v else None
 
