@@ -74,6 +74,7 @@ void register_quantize_command(CLI::App& app) {
       const nlohmann::json j = {{"format", quant_format_name(o->q.format)},
                                 {"head_format", r.head_format ? quant_format_name(*r.head_format) : "kept"},
                                 {"group", r.group},
+                                {"input_quantized", r.input_quantized},
                                 {"tensors", r.tensors}, {"quantized", r.quantized}, {"kept", r.kept},
                                 {"input_bytes", r.input_bytes}, {"output_bytes", r.output_bytes},
                                 {"seconds", r.seconds}, {"peak_rss_mb", r.peak_rss_mb}, {"out", o->q.out_dir}};
@@ -83,10 +84,17 @@ void register_quantize_command(CLI::App& app) {
     std::string fmt = o->q.format == QuantFormat::Fp8
                           ? std::string("fp8")
                           : std::string(quant_format_name(o->q.format)) + " g" + std::to_string(r.group);
-    if (r.head_format && *r.head_format != o->q.format) fmt += std::string(", head ") + quant_format_name(*r.head_format);
-    std::printf("quantized %zu of %zu tensors to %s (%zu kept): %s -> %s in %.1f s, peak RSS %.0f MB; wrote %s\n",
-                r.quantized, r.tensors, fmt.c_str(), r.kept, human_bytes(r.input_bytes).c_str(),
-                human_bytes(r.output_bytes).c_str(), r.seconds, r.peak_rss_mb, o->q.out_dir.c_str());
+    std::string what;
+    if (r.input_quantized) {  // only heads were quantized; the rest is the input's
+      what = (r.head_format ? std::string(" (LM head to ") + quant_format_name(*r.head_format) + ")" : std::string()) +
+             "; " + std::to_string(r.kept) + " kept as the " + fmt + " input holds them";
+    } else {
+      if (r.head_format && *r.head_format != o->q.format) fmt += std::string(", head ") + quant_format_name(*r.head_format);
+      what = " to " + fmt + " (" + std::to_string(r.kept) + " kept)";
+    }
+    std::printf("quantized %zu of %zu tensors%s: %s -> %s in %.1f s, peak RSS %.0f MB; wrote %s\n", r.quantized,
+                r.tensors, what.c_str(), human_bytes(r.input_bytes).c_str(), human_bytes(r.output_bytes).c_str(),
+                r.seconds, r.peak_rss_mb, o->q.out_dir.c_str());
   });
 }
 

@@ -52,6 +52,7 @@ TEST(QuantizeCli, BoundedMemoryAutoGroupAndLoadableOutput) {
     EXPECT_LT(j["peak_rss_mb"].get<double>(), 160.0) << "quantize held more than a tensor's worth of memory";
     EXPECT_LT(j["peak_rss_mb"].get<double>() * 1e6, in_bytes / 4);
     EXPECT_EQ(j["group"].get<int>(), fmt == "fp8" ? 128 : 64);  // 10944 = 64 x 171
+    EXPECT_EQ(j["input_quantized"], false);
     // The LM head: as it was (BF16) unless --quantize-head.
     {
       const TensorStore st = TensorStore::open_dir(d / to);
@@ -80,6 +81,7 @@ TEST(QuantizeCli, BoundedMemoryAutoGroupAndLoadableOutput) {
   {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["head_format"], "int8");
+    EXPECT_EQ(j["input_quantized"], true);  // the rest passed through
     EXPECT_EQ(j["quantized"], 1);
     EXPECT_EQ(j["group"], 64);
     const TensorStore st = TensorStore::open_dir(d / "int4h8");

@@ -283,7 +283,9 @@ TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   QuantizeOptions k = o;  // INT4, heads kept in BF16
   k.head_format.reset();
   k.out_dir = d / "int4";
-  EXPECT_FALSE(quantize_checkpoint(k).head_format);
+  const QuantizeReport rk = quantize_checkpoint(k);
+  EXPECT_FALSE(rk.head_format);
+  EXPECT_FALSE(rk.input_quantized);
   QuantizeOptions g = o;  // ... then their heads to INT8; what the input kept wide stays so
   g.model_dir = k.out_dir;
   g.group = 0;            // the input's
@@ -291,6 +293,7 @@ TEST(Quantize, IntHeadOfOtherBitsFromWideOrGptqInput) {
   g.out_dir = d / "via-gptq";
   const QuantizeReport rg = quantize_checkpoint(g);
   EXPECT_EQ(rg.quantized, 2u);  // the two heads
+  EXPECT_TRUE(rg.input_quantized);
   EXPECT_EQ(rg.head_format, QuantFormat::Int8);
   EXPECT_EQ(rg.group, 64);
 

@@ -407,6 +407,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o) {
   }
   const TensorStore store = TensorStore::open_dir(o.model_dir);
   QuantizeReport rep;
+  rep.input_quantized = cfg.gptq_bits != 0;
   if (opt.format == QuantFormat::Fp8) opt.group = 128;  // the 128x128 blocks
   Quantizer q(opt, store, cfg);
   if (opt.group == 0) opt.group = q.auto_group();

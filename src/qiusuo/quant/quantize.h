@@ -65,6 +65,8 @@ struct QuantizeReport {
   double peak_rss_mb = 0;
   int64_t group = 0;  // int8 / int4: the group size used (128 for fp8: its blocks)
   std::optional<QuantFormat> head_format;  // the LM head(s)' format when quantized (none: kept)
+  bool input_quantized = false;  // the input was GPTQ in the output's format: its tensors passed
+                                 // through (counted in `kept`) but the LM heads asked for
 };
 
 QuantizeReport quantize_checkpoint(const QuantizeOptions& opt);
