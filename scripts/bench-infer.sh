@@ -17,7 +17,7 @@
 #
 # Options (each also an environment variable):
 #   --threads N        BENCH_THREADS     threads of both engines (default 2)
-#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int8 int4 int4h8 (default "bf16 fp8 int4"; int4h8:
+#   --dtypes "..."     BENCH_DTYPES      from bf16 fp8 int8 int4 int4h8 (default "bf16 fp8 int8 int4"; int4h8:
 #                                        INT4 with an INT8 LM head, `--head-to int8`, against the
 #                                        same Q4_0 / Q4_K_M files, which hold their head in Q6_K)
 #   --rounds N         BENCH_ROUNDS      interleaved rounds (default 2)
@@ -47,7 +47,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 THREADS="${BENCH_THREADS:-2}"
-DTYPES="${BENCH_DTYPES:-bf16 fp8 int4}"
+DTYPES="${BENCH_DTYPES:-bf16 fp8 int8 int4}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 LAYERS="${BENCH_LAYERS:-6}"
 WORK="${BENCH_WORK:-/tmp/qiusuo-bench-infer}"
