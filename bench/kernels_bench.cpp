@@ -1,8 +1,8 @@
 // Kernel micro-benchmarks: decode at memory bandwidth, prefill GEMM throughput.
 //
 //   kernels_bench --benchmark_filter=Gemv        exact-F32 streaming GEMV (Compute::F32), bytes/s
-//                                                and fraction of the read bandwidth measured in
-//                                                the same run
+//                                                and fraction of the read bandwidth probed right
+//                                                before and after the benchmark's timed loop
 //   kernels_bench --benchmark_filter=Stream      linear() in Compute::BF16 at decode sizes
 //                                                (M = 1, 8, 32), same counters
 //   kernels_bench --benchmark_filter=MoeDecode   a MoE layer's experts at batch 1 (linear_batch over
@@ -16,6 +16,7 @@
 // last-level cache. Threads: qs::num_threads() (OMP_NUM_THREADS).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -34,11 +35,22 @@
 namespace {
 using qs::DType;
 
-// Read bandwidth of this machine with the benchmark's thread count (measured once per run).
-double read_bandwidth_gbs() {
-  static const double bw = qs::measure_read_bandwidth_gbs(size_t(1) << 30, 0, 1.0);
-  return bw;
-}
+// Read bandwidth of this machine with the benchmark's thread count, probed right before a
+// benchmark's timed loop and again right after it: a host's level moved between 35 and 80 GB/s
+// within minutes, so one probe per run gave fractions above 1 later in the run. The counters
+// state the mean of the two (read_bw_GBps, the base of frac_of_bw) and how far they were apart
+// (read_bw_drift: |after - before| / mean; a figure with a large drift is not worth comparing).
+struct BandwidthAround {
+  double before = probe();
+  static double probe() { return qs::measure_read_bandwidth_gbs(size_t(1) << 30, 0, 0.25); }
+  // Sets read_bw_GBps, read_bw_drift and frac_of_bw (bytes read over the timed loop).
+  void report(benchmark::State& state, double bytes) const {
+    const double after = probe(), bw = 0.5 * (before + after);
+    state.counters["read_bw_GBps"] = bw;
+    state.counters["read_bw_drift"] = std::fabs(after - before) / bw;
+    state.counters["frac_of_bw"] = benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  }
+};
 // BF16 GEMM peak (oneDNN on 2048^3, best of 1 s; measured once per run).
 double bf16_peak_gflops() {
   static const double g = qs::measure_gemm_peak_gflops(qs::Compute::BF16, 0, 1.0);
@@ -108,10 +120,10 @@ struct BenchWeights {
 void BM_Gemv(benchmark::State& state) {
   const auto dt = DType(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), M = state.range(3);
-  const double bw = read_bandwidth_gbs();
   BenchWeights w(dt, rows, cols);
   std::vector<float> x(size_t(M * cols), 0.01f), y(size_t(M * rows));
   qs::gemv(x.data(), cols, M, w.W, y.data(), rows);  // warm-up (page faults)
+  const BandwidthAround bw;
   for (auto _ : state) {
     qs::gemv(x.data(), cols, M, w.W, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
@@ -119,9 +131,7 @@ void BM_Gemv(benchmark::State& state) {
   const double bytes = double(w.W.bytes()) * double(state.iterations());
   state.SetBytesProcessed(int64_t(bytes));
   state.counters["weight_MB"] = double(w.W.bytes()) / 1e6;
-  state.counters["read_bw_GBps"] = bw;
-  state.counters["frac_of_bw"] =
-      benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  bw.report(state, bytes);
   state.SetLabel(std::string(qs::dtype_name(dt)) + " " + qs::isa_name(qs::best_isa()) + " threads=" +
                  std::to_string(qs::num_threads()));
 }
@@ -144,18 +154,17 @@ BENCHMARK(BM_Gemv)->Apply(gemv_args)->ArgNames({"dtype", "rows", "cols", "M"})->
 void BM_Stream(benchmark::State& state) {
   const auto dt = DType(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), M = state.range(3);
-  const double bw = read_bandwidth_gbs();
   BenchWeights w(dt, rows, cols);
   std::vector<float> x(size_t(M * cols), 0.01f), y(size_t(M * rows));
   qs::linear(x.data(), M, w.W, y.data(), qs::Compute::BF16);  // warm-up (page faults)
+  const BandwidthAround bw;
   for (auto _ : state) {
     qs::linear(x.data(), M, w.W, y.data(), qs::Compute::BF16);
     benchmark::DoNotOptimize(y.data());
   }
   const double bytes = double(w.W.bytes()) * double(state.iterations());
   state.SetBytesProcessed(int64_t(bytes));
-  state.counters["read_bw_GBps"] = bw;
-  state.counters["frac_of_bw"] = benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  bw.report(state, bytes);
   state.counters["GFLOPps"] = benchmark::Counter(2.0 * double(M) * rows * cols * 1e-9 * double(state.iterations()),
                                                  benchmark::Counter::kIsRate);
   state.SetLabel(std::string(qs::dtype_name(dt)) + " " + qs::isa_name(qs::best_isa()) + " threads=" +
@@ -180,7 +189,6 @@ BENCHMARK(BM_Stream)->Apply(stream_args)->ArgNames({"dtype", "rows", "cols", "M"
 // of 1-1.5 MB (a whole matrix is what one step reads of it). args: dtype
 void BM_MoeDecode(benchmark::State& state) {
   const auto dt = DType(state.range(0));
-  const double bw = read_bandwidth_gbs();
   constexpr int kExperts = 64, kActive = 8;
   std::vector<std::unique_ptr<BenchWeights>> gate, up, down;
   for (int e = 0; e < kExperts; ++e) {
@@ -206,13 +214,13 @@ void BM_MoeDecode(benchmark::State& state) {
   };
   for (int i = 0; i < 16; ++i) step();  // warm-up: page faults
   bytes = 0;
+  const BandwidthAround bw;
   for (auto _ : state) {
     step();
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(int64_t(bytes));
-  state.counters["read_bw_GBps"] = bw;
-  state.counters["frac_of_bw"] = benchmark::Counter(bytes / 1e9 / bw, benchmark::Counter::kIsRate);
+  bw.report(state, bytes);
   state.SetLabel(std::string(qs::dtype_name(dt)) + " " + qs::isa_name(qs::best_isa()) + " threads=" +
                  std::to_string(qs::num_threads()));
 }
