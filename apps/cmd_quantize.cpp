@@ -86,10 +86,9 @@ void register_quantize_command(CLI::App& app) {
                           : std::string(quant_format_name(o->q.format)) + " g" + std::to_string(r.group);
     std::string what;
     if (r.input_quantized) {  // only heads were quantized; the rest is the input's
-      what = (r.head_format ? std::string(r.quantized > 1 ? " (LM heads to " : " (LM head to ") +
-                                  quant_format_name(*r.head_format) + ")"
-                            : std::string()) +
-             "; " + std::to_string(r.kept) + " kept as the " + fmt + " input holds them";
+      if (r.head_format)
+        what = std::string(" (LM head") + (r.quantized > 1 ? "s" : "") + " to " + quant_format_name(*r.head_format) + ")";
+      what += "; " + std::to_string(r.kept) + " kept as the " + fmt + " input holds them";
     } else {
       if (r.head_format && *r.head_format != o->q.format) fmt += std::string(", head ") + quant_format_name(*r.head_format);
       what = " to " + fmt + " (" + std::to_string(r.kept) + " kept)";
