@@ -66,6 +66,12 @@ TEST(Convert, Fp8AllCodesScaledAndUnscaled) {
       for (int i = 0; i < 256; ++i)
         ASSERT_TRUE(same(out[size_t(i)], fp8e4m3_to_f32(uint8_t(i)) * s))
             << k.name << " code " << i << " scale " << s << ": " << out[size_t(i)];
+      // Both NaN codes give the one positive quiet NaN, bit for bit, in every converter.
+      for (int c : {0x7f, 0xff}) {
+        uint32_t u;
+        std::memcpy(&u, &out[size_t(c)], 4);
+        EXPECT_EQ(u, 0x7fc00000u) << k.name << " code " << c;
+      }
     }
   // Every finite code in a mixed order over a long span (every vector of it mixes negative,
   // subnormal and large codes), then with one NaN code placed at a few positions in turn.

@@ -1,6 +1,7 @@
 // weighted_rows_of / dot_rows_of (linear.h), the absorbed decode's products with rows of a stored
 // weight matrix: bit for bit what vec_ops' weighted_rows / dot_rows give on the exactly
-// dequantized rows, for every dtype, and for FP8 and I8 / I4 for every kernel this CPU runs (the
+// dequantized rows (the version of the kernel's own ISA: the versions sum in different orders,
+// and a table's kernel is tested under any QIUSUO_ISA), for every dtype, and for FP8 and I8 / I4 for every kernel this CPU runs (the
 // AVX512_VBMI FP8 kernels widen each weight in registers, the AVX-512 integer ones gather each
 // row from its tile in registers): odd widths, row ranges across 128-row scale blocks and 16-row
 // tiles, row counts that are not multiples of the kernels' groups, NaN / subnormal /
@@ -55,14 +56,15 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 struct RowsKernel {
   std::string name;
+  Isa isa;  // the vec_ops version it matches bit for bit
   void (*weighted)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
   void (*dot)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
 };
 // The public entry points, and the table's FP8 kernels of every ISA that has them.
 std::vector<RowsKernel> fp8_rows_kernels() {
-  std::vector<RowsKernel> out{{"weighted_rows_of / dot_rows_of", weighted_rows_of, dot_rows_of}};
+  std::vector<RowsKernel> out{{"weighted_rows_of / dot_rows_of", best_isa(), weighted_rows_of, dot_rows_of}};
   for (const cpu::Kernels* k : test::runnable_kernels())
-    if (k->fp8_weighted_rows) out.push_back({isa_name(k->isa), k->fp8_weighted_rows, k->fp8_dot_rows});
+    if (k->fp8_weighted_rows) out.push_back({isa_name(k->isa), k->isa, k->fp8_weighted_rows, k->fp8_dot_rows});
   return out;
 }
 
@@ -80,11 +82,11 @@ TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
       const std::vector<float> start = test::random_floats(size_t(cols), uint32_t(cols + 2));
       for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 1}, {5, 3}, {120, 16}, {127, 5}, {0, 128}, {64, 236}}) {
         const std::vector<float> rows_f32 = dequant(m.W, r0, n);
-        std::vector<float> want_w = start;  // accumulates into what dst holds
-        weighted_rows(p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
-        std::vector<float> want_d(static_cast<size_t>(n));
-        dot_rows(x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
         for (const RowsKernel& k : kernels) {
+          std::vector<float> want_w = start;  // accumulates into what dst holds
+          weighted_rows(k.isa, p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
+          std::vector<float> want_d(static_cast<size_t>(n));
+          dot_rows(k.isa, x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
           std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
           k.weighted(m.W, r0, n, p.data() + r0, got_w.data());
           k.dot(m.W, r0, n, x.data(), got_d.data());
@@ -103,9 +105,9 @@ TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
 // registers), against the dequantized rows: every group size, widths of 32..512 (2 or 4 chunks
 // of 16 per 64 columns), row ranges inside one tile, across tiles and ending in a partial one.
 TEST(IntRows, MatchDequantizedRowsBitForBit) {
-  std::vector<RowsKernel> kernels{{"weighted_rows_of / dot_rows_of", weighted_rows_of, dot_rows_of}};
+  std::vector<RowsKernel> kernels{{"weighted_rows_of / dot_rows_of", best_isa(), weighted_rows_of, dot_rows_of}};
   for (const cpu::Kernels* k : test::runnable_kernels())
-    if (k->int_weighted_rows) kernels.push_back({isa_name(k->isa), k->int_weighted_rows, k->int_dot_rows});
+    if (k->int_weighted_rows) kernels.push_back({isa_name(k->isa), k->isa, k->int_weighted_rows, k->int_dot_rows});
   if (cpu::kernels_for(Isa::Avx512)) {
     ASSERT_GE(kernels.size(), 2u);  // the AVX-512 table has them
   }
@@ -120,11 +122,11 @@ TEST(IntRows, MatchDequantizedRowsBitForBit) {
         const std::vector<float> start = test::random_floats(size_t(cols), uint32_t(cols + 2));
         for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 1}, {5, 3}, {15, 2}, {16, 16}, {3, 29}, {0, 72}, {60, 12}}) {
           const std::vector<float> rows_f32 = dequant(w.W, r0, n);
-          std::vector<float> want_w = start;
-          weighted_rows(p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
-          std::vector<float> want_d(static_cast<size_t>(n));
-          dot_rows(x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
           for (const RowsKernel& k : kernels) {
+            std::vector<float> want_w = start;
+            weighted_rows(k.isa, p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
+            std::vector<float> want_d(static_cast<size_t>(n));
+            dot_rows(k.isa, x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
             std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
             k.weighted(w.W, r0, n, p.data() + r0, got_w.data());
             k.dot(w.W, r0, n, x.data(), got_d.data());

@@ -38,21 +38,21 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);  // round to nearest even, overflow to inf
 
-// E4M3 (fn) decode: exact; 0x7F and 0xFF give NaN. A 256-entry table built from the formula
-// (-1)^s · 2^(e-7) · (1 + m/8), subnormals 2^-6 · m/8.
+// E4M3 (fn) decode: exact; 0x7F and 0xFF give the same quiet NaN (positive, 0x7FC00000, as the
+// SIMD decoders give it: a NaN's sign means nothing, and every ISA gives the same bits). A
+// 256-entry table built from the formula (-1)^s · 2^(e-7) · (1 + m/8), subnormals 2^-6 · m/8.
 struct Fp8Table {
   float v[256];
   constexpr Fp8Table() : v{} {
     for (int b = 0; b < 256; ++b) {
       const int e = (b >> 3) & 0xF, m = b & 0x7;
-      float x;
       if (e == 0xF && m == 0x7) {
-        x = __builtin_nanf("");
-      } else {
-        x = e == 0 ? float(m) / 512.0f : float(8 + m) / 8.0f;
-        for (int k = 7; k < e; ++k) x *= 2.0f;
-        for (int k = e; k < 7 && e > 0; ++k) x /= 2.0f;
+        v[b] = __builtin_nanf("");
+        continue;
       }
+      float x = e == 0 ? float(m) / 512.0f : float(8 + m) / 8.0f;
+      for (int k = 7; k < e; ++k) x *= 2.0f;
+      for (int k = e; k < 7 && e > 0; ++k) x /= 2.0f;
       v[b] = (b & 0x80) ? -x : x;
     }
   }

@@ -85,26 +85,37 @@ void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int6
   }
 QS_DECLARE_VEC(avx512)
 QS_DECLARE_VEC(avx2)
-#define QS_DISPATCH(fn, ...)                                   \
-  switch (best_isa()) {                                        \
+#define QS_DISPATCH_TO(isa, fn, ...)                           \
+  switch (isa) {                                               \
     case Isa::Avx512: return avx512::fn(__VA_ARGS__);          \
     case Isa::Avx2: return avx2::fn(__VA_ARGS__);              \
     default: return ref::fn(__VA_ARGS__);                      \
   }
 #else
-#define QS_DISPATCH(fn, ...) return ref::fn(__VA_ARGS__);
+#define QS_DISPATCH_TO(isa, fn, ...) \
+  (void)(isa);                       \
+  return ref::fn(__VA_ARGS__);
 #endif
+#define QS_DISPATCH(fn, ...) QS_DISPATCH_TO(best_isa(), fn, __VA_ARGS__)
 
 float dot(const float* a, const float* b, int64_t n) { QS_DISPATCH(dot, a, b, n) }
 void axpy(float alpha, const float* x, float* y, int64_t n) { QS_DISPATCH(axpy, alpha, x, y, n) }
 void scale(float* x, float alpha, int64_t n) { QS_DISPATCH(scale, x, alpha, n) }
 void dot_rows(const float* Q, int64_t nq, int64_t ldq, const float* K, int64_t nk, int64_t ldk, int64_t n,
               float* S, int64_t lds) {
-  QS_DISPATCH(dot_rows, Q, nq, ldq, K, nk, ldk, n, S, lds)
+  dot_rows(best_isa(), Q, nq, ldq, K, nk, ldk, n, S, lds);
 }
 void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int64_t nk, int64_t ldv, int64_t n,
                    float* O, int64_t ldo, bool accumulate) {
-  QS_DISPATCH(weighted_rows, P, nq, ldp, V, nk, ldv, n, O, ldo, accumulate)
+  weighted_rows(best_isa(), P, nq, ldp, V, nk, ldv, n, O, ldo, accumulate);
+}
+void dot_rows(Isa isa, const float* Q, int64_t nq, int64_t ldq, const float* K, int64_t nk, int64_t ldk, int64_t n,
+              float* S, int64_t lds) {
+  QS_DISPATCH_TO(isa, dot_rows, Q, nq, ldq, K, nk, ldk, n, S, lds)
+}
+void weighted_rows(Isa isa, const float* P, int64_t nq, int64_t ldp, const float* V, int64_t nk, int64_t ldv,
+                   int64_t n, float* O, int64_t ldo, bool accumulate) {
+  QS_DISPATCH_TO(isa, weighted_rows, P, nq, ldp, V, nk, ldv, n, O, ldo, accumulate)
 }
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out) {
   QS_DISPATCH(rmsnorm, x, w, eps, n, out)

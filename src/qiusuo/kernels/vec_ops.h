@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "qiusuo/core/cpu.h"
+
 namespace qs {
 
 float dot(const float* a, const float* b, int64_t n);
@@ -15,6 +17,14 @@ void dot_rows(const float* Q, int64_t nq, int64_t ldq, const float* K, int64_t n
 // O[i] (+)= Σ_j P[i*ldp + j] · V[j*ldv : n] for i < nq (V streamed once); accumulate=false zeroes O.
 void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int64_t nk, int64_t ldv, int64_t n,
                    float* O, int64_t ldo, bool accumulate);
+// The same two as one ISA's version computes them, whatever best_isa() picks (Isa::Scalar: the
+// reference loops; the ISA must be one the CPU runs). The versions sum in different orders, and a
+// kernel reading stored weights (linear.h's dot_rows_of / weighted_rows_of) matches its own
+// ISA's version bit for bit: its tests compare the two under any QIUSUO_ISA.
+void dot_rows(Isa isa, const float* Q, int64_t nq, int64_t ldq, const float* K, int64_t nk, int64_t ldk, int64_t n,
+              float* S, int64_t lds);
+void weighted_rows(Isa isa, const float* P, int64_t nq, int64_t ldp, const float* V, int64_t nk, int64_t ldv,
+                   int64_t n, float* O, int64_t ldo, bool accumulate);
 // out = x / sqrt(mean(x²) + eps) · w   (w may be null: no gain)
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* out);
 // out = silu(g) · u, silu(g) = g / (1 + e^-g)
