@@ -1,11 +1,11 @@
 // weighted_rows_of / dot_rows_of (linear.h), the absorbed decode's products with rows of a stored
 // weight matrix: bit for bit what vec_ops' weighted_rows / dot_rows give on the exactly
 // dequantized rows (the version of the kernel's own ISA: the versions sum in different orders,
-// and a table's kernel is tested under any QIUSUO_ISA), for every dtype, and for FP8 and I8 / I4 for every kernel this CPU runs (the
-// AVX512_VBMI FP8 kernels widen each weight in registers, the AVX-512 integer ones gather each
-// row from its tile in registers): odd widths, row ranges across 128-row scale blocks and 16-row
-// tiles, row counts that are not multiples of the kernels' groups, NaN / subnormal /
-// negative-zero codes, every integer group size.
+// and a table's kernel is tested under any QIUSUO_ISA), for every dtype, and for FP8 and I8 / I4
+// for every kernel this CPU runs (the AVX512_VBMI FP8 kernels widen each weight in registers, the
+// AVX-512 integer ones gather each row from its tile in registers): odd widths, row ranges across
+// 128-row scale blocks and 16-row tiles, row counts that are not multiples of the kernels'
+// groups, NaN / subnormal / negative-zero codes, every integer group size.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -60,9 +60,29 @@ struct RowsKernel {
   void (*weighted)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
   void (*dot)(const WeightMatrix&, int64_t, int64_t, const float*, float*);
 };
+// k on rows [r0, r0 + n) of W against its own ISA's vec_ops on those rows dequantized (rows_f32):
+// the rows weighted by p[0..n) added to `start`, and their dot products with x. `at` names the case.
+void expect_rows_match(const RowsKernel& k, const WeightMatrix& W, int64_t r0, int64_t n,
+                       const std::vector<float>& rows_f32, const float* x, const float* p,
+                       const std::vector<float>& start, const std::string& at) {
+  const int64_t cols = W.cols;
+  std::vector<float> want_w = start;  // accumulates into what dst holds
+  weighted_rows(k.isa, p, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
+  std::vector<float> want_d(static_cast<size_t>(n));
+  dot_rows(k.isa, x, 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
+  std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
+  k.weighted(W, r0, n, p, got_w.data());
+  k.dot(W, r0, n, x, got_d.data());
+  EXPECT_TRUE(same_bits(got_w, want_w)) << "weighted rows, " << k.name << at;
+  EXPECT_TRUE(same_bits(got_d, want_d)) << "dot rows, " << k.name << at;
+}
+
+// The public entry points, which match the vec_ops version best_isa() picks.
+RowsKernel public_rows() { return {"weighted_rows_of / dot_rows_of", best_isa(), weighted_rows_of, dot_rows_of}; }
+
 // The public entry points, and the table's FP8 kernels of every ISA that has them.
 std::vector<RowsKernel> fp8_rows_kernels() {
-  std::vector<RowsKernel> out{{"weighted_rows_of / dot_rows_of", best_isa(), weighted_rows_of, dot_rows_of}};
+  std::vector<RowsKernel> out{public_rows()};
   for (const cpu::Kernels* k : test::runnable_kernels())
     if (k->fp8_weighted_rows) out.push_back({isa_name(k->isa), k->isa, k->fp8_weighted_rows, k->fp8_dot_rows});
   return out;
@@ -82,19 +102,9 @@ TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
       const std::vector<float> start = test::random_floats(size_t(cols), uint32_t(cols + 2));
       for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 1}, {5, 3}, {120, 16}, {127, 5}, {0, 128}, {64, 236}}) {
         const std::vector<float> rows_f32 = dequant(m.W, r0, n);
-        for (const RowsKernel& k : kernels) {
-          std::vector<float> want_w = start;  // accumulates into what dst holds
-          weighted_rows(k.isa, p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
-          std::vector<float> want_d(static_cast<size_t>(n));
-          dot_rows(k.isa, x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
-          std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
-          k.weighted(m.W, r0, n, p.data() + r0, got_w.data());
-          k.dot(m.W, r0, n, x.data(), got_d.data());
-          const std::string at = k.name + " cols " + std::to_string(cols) + " rows [" + std::to_string(r0) + ", " +
-                                 std::to_string(r0 + n) + ")" + (nan ? " with NaN codes" : "");
-          EXPECT_TRUE(same_bits(got_w, want_w)) << "weighted rows, " << at;
-          EXPECT_TRUE(same_bits(got_d, want_d)) << "dot rows, " << at;
-        }
+        const std::string at = " cols " + std::to_string(cols) + " rows [" + std::to_string(r0) + ", " +
+                               std::to_string(r0 + n) + ")" + (nan ? " with NaN codes" : "");
+        for (const RowsKernel& k : kernels) expect_rows_match(k, m.W, r0, n, rows_f32, x.data(), p.data() + r0, start, at);
       }
     }
   }
@@ -105,7 +115,7 @@ TEST(Fp8Rows, MatchDequantizedRowsBitForBit) {
 // registers), against the dequantized rows: every group size, widths of 32..512 (2 or 4 chunks
 // of 16 per 64 columns), row ranges inside one tile, across tiles and ending in a partial one.
 TEST(IntRows, MatchDequantizedRowsBitForBit) {
-  std::vector<RowsKernel> kernels{{"weighted_rows_of / dot_rows_of", best_isa(), weighted_rows_of, dot_rows_of}};
+  std::vector<RowsKernel> kernels{public_rows()};
   for (const cpu::Kernels* k : test::runnable_kernels())
     if (k->int_weighted_rows) kernels.push_back({isa_name(k->isa), k->isa, k->int_weighted_rows, k->int_dot_rows});
   if (cpu::kernels_for(Isa::Avx512)) {
@@ -122,20 +132,9 @@ TEST(IntRows, MatchDequantizedRowsBitForBit) {
         const std::vector<float> start = test::random_floats(size_t(cols), uint32_t(cols + 2));
         for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 1}, {5, 3}, {15, 2}, {16, 16}, {3, 29}, {0, 72}, {60, 12}}) {
           const std::vector<float> rows_f32 = dequant(w.W, r0, n);
-          for (const RowsKernel& k : kernels) {
-            std::vector<float> want_w = start;
-            weighted_rows(k.isa, p.data() + r0, 1, n, rows_f32.data(), n, cols, cols, want_w.data(), cols, true);
-            std::vector<float> want_d(static_cast<size_t>(n));
-            dot_rows(k.isa, x.data(), 1, cols, rows_f32.data(), n, cols, cols, want_d.data(), n);
-            std::vector<float> got_w = start, got_d(size_t(n), -1.0f);
-            k.weighted(w.W, r0, n, p.data() + r0, got_w.data());
-            k.dot(w.W, r0, n, x.data(), got_d.data());
-            const std::string at = k.name + " " + std::string(dtype_name(dt)) + " group " + std::to_string(group) + " cols " +
-                                   std::to_string(cols) + " rows [" + std::to_string(r0) + ", " +
-                                   std::to_string(r0 + n) + ")";
-            EXPECT_TRUE(same_bits(got_w, want_w)) << "weighted rows, " << at;
-            EXPECT_TRUE(same_bits(got_d, want_d)) << "dot rows, " << at;
-          }
+          const std::string at = " " + std::string(dtype_name(dt)) + " group " + std::to_string(group) + " cols " +
+                                 std::to_string(cols) + " rows [" + std::to_string(r0) + ", " + std::to_string(r0 + n) + ")";
+          for (const RowsKernel& k : kernels) expect_rows_match(k, w.W, r0, n, rows_f32, x.data(), p.data() + r0, start, at);
         }
       }
 }
@@ -145,14 +144,8 @@ TEST(Fp8Rows, OtherDtypesMatchDequantizedRows) {
   for (DType dt : {DType::F32, DType::BF16, DType::F16, DType::I8, DType::I4}) {
     const test::OwnedWeights w(dt, 48, 128, 3);
     const std::vector<float> x = test::random_floats(128, 4), p = test::random_floats(48, 5);
-    const std::vector<float> rows_f32 = dequant(w.W, 3, 40);
-    std::vector<float> want_w(128, 0.5f), got_w(128, 0.5f), want_d(40), got_d(40);
-    weighted_rows(p.data(), 1, 40, rows_f32.data(), 40, 128, 128, want_w.data(), 128, true);
-    dot_rows(x.data(), 1, 128, rows_f32.data(), 40, 128, 128, want_d.data(), 40);
-    weighted_rows_of(w.W, 3, 40, p.data(), got_w.data());
-    dot_rows_of(w.W, 3, 40, x.data(), got_d.data());
-    EXPECT_TRUE(same_bits(got_w, want_w)) << dtype_name(dt);
-    EXPECT_TRUE(same_bits(got_d, want_d)) << dtype_name(dt);
+    expect_rows_match(public_rows(), w.W, 3, 40, dequant(w.W, 3, 40), x.data(), p.data(), std::vector<float>(128, 0.5f),
+                      std::string(" ") + std::string(dtype_name(dt)));
   }
 }
 
