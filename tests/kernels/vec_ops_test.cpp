@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "qiusuo/core/cpu.h"
+#include "qiusuo/core/dtype.h"
 #include "qiusuo/core/rng.h"
 
 namespace qs {
@@ -25,6 +26,7 @@ namespace qs {
   void silu_mul(const float*, const float*, float*, int64_t);                                               \
   void silu_mul_backward(const float*, const float*, const float*, float*, float*, int64_t);                \
   float exp_shift_sum(float*, int64_t, float);                                                              \
+  float exp_shift_bf16(const float*, int64_t, float, uint16_t*);                                            \
   float max_value(const float*, int64_t);                                                                   \
   }
 QS_DECLARE_VEC(avx512)
@@ -185,6 +187,59 @@ TEST(VecOps, SimdBuildsAgreeBitForBit) {
       b.weighted_rows(Sa.data(), nq, nk, K.data(), nk, n, n, Ob.data(), n, acc);
       EXPECT_TRUE(same(Oa, Ob)) << "weighted_rows" << tag;
     }
+  }
+}
+
+// exp_shift_bf16 (BF16 attention's probabilities): each output is the BF16 rounding (nearest
+// even) of what exp_shift_sum computes for that element, the sum is that of the rounded values,
+// NaN stays NaN; the AVX2 and AVX-512 builds give the same bits.
+TEST(VecOps, ExpShiftBf16RoundsExpShiftSum) {
+  struct Fns {
+    const char* name;
+    float (*sum)(float*, int64_t, float);
+    float (*bf16)(const float*, int64_t, float, uint16_t*);
+  };
+  std::vector<Fns> fns = {{"scalar", ref::exp_shift_sum, ref::exp_shift_bf16}, {"dispatch", exp_shift_sum, exp_shift_bf16}};
+#ifdef QIUSUO_SIMD
+  const auto& f = cpu_features();
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) fns.push_back({"avx512", avx512::exp_shift_sum, avx512::exp_shift_bf16});
+  if (f.avx2 && f.fma) fns.push_back({"avx2", avx2::exp_shift_sum, avx2::exp_shift_bf16});
+#endif
+  std::vector<std::vector<uint16_t>> simd_bits;
+  std::vector<float> simd_sums;
+  for (const Fns& k : fns)
+    for (int64_t n : {1, 15, 16, 17, 100, 256}) {
+      auto x = rnd(size_t(n), 41, 6.0);
+      x[0] = 3.0f;  // the shift: the largest value
+      const std::vector<float> x0 = x;
+      std::vector<uint16_t> out(size_t(n) + 1, 0xABCD);
+      const float s = k.bf16(x.data(), n, 3.0f, out.data());
+      EXPECT_EQ(0, std::memcmp(x.data(), x0.data(), x.size() * sizeof(float))) << k.name << ": x written";
+      EXPECT_EQ(out[size_t(n)], 0xABCD) << k.name << ": wrote past n";
+      auto e = x;
+      k.sum(e.data(), n, 3.0f);
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(out[size_t(i)], f32_to_bf16(e[size_t(i)])) << k.name << " n=" << n << " i=" << i;
+        want += bf16_to_f32(out[size_t(i)]);
+      }
+      EXPECT_NEAR(s, want, 1e-6 * want) << k.name << " n=" << n;
+      if (std::string(k.name) == "avx512" || std::string(k.name) == "avx2") {
+        simd_bits.push_back(out);
+        simd_sums.push_back(s);
+      }
+    }
+  if (simd_bits.size() == 12)
+    for (size_t i = 0; i < 6; ++i) {
+      EXPECT_EQ(simd_bits[i], simd_bits[i + 6]) << "case " << i;
+      EXPECT_EQ(std::memcmp(&simd_sums[i], &simd_sums[i + 6], sizeof(float)), 0) << "case " << i;
+    }
+  for (const Fns& k : fns) {
+    const float x[3] = {0.0f, std::nanf(""), -1.0f};
+    uint16_t out[3];
+    k.bf16(x, 3, 0.0f, out);
+    EXPECT_EQ(out[0], 0x3F80) << k.name;
+    EXPECT_TRUE(std::isnan(bf16_to_f32(out[1]))) << k.name;
   }
 }
 

@@ -11,10 +11,30 @@
 #include <cstring>
 
 #include "qiusuo/kernels/convert.h"
+#include "qiusuo/kernels/cpu/cpu_kernels.h"
 #include "qiusuo/kernels/gemm.h"
 #include "qiusuo/kernels/vec_ops.h"
 
 namespace qs {
+
+int64_t attn_bf16_query_stride(int64_t n) { return std::max<int64_t>(1, (n + cpu::kBf16Pad - 1) / cpu::kBf16Pad) * cpu::kBf16Pad; }
+
+void attn_scores_bf16(const uint16_t* Qb, int64_t nq, int64_t ldq, const uint16_t* K, int64_t nk, int64_t n,
+                      float* S, int64_t lds) {
+  if (nq <= 0 || nk <= 0) return;
+  WeightMatrix W;
+  W.dtype = DType::BF16;
+  W.rows = nk;
+  W.cols = n;
+  W.data = K;
+  cpu::kernels().linear_bf16(Qb, ldq, nq, W, 0, nk, S, lds);
+}
+
+void attn_values_bf16(const uint16_t* P, int64_t nq, int64_t ldp, const uint16_t* V, int64_t nk, int64_t ldv,
+                      int64_t n, float* O, int64_t ldo, bool accumulate) {
+  if (nq <= 0 || n <= 0) return;
+  cpu::kernels().attn_values_bf16(P, nq, ldp, V, nk, ldv, n, O, ldo, accumulate);
+}
 
 int64_t attention_scratch_floats(int64_t S, int64_t dk, int64_t dv) {
   (void)dk;

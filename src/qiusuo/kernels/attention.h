@@ -41,6 +41,28 @@ void causal_attention_backward_bf16(const float* Q, int64_t ldq, const float* K,
                                     int64_t dv, float scale, float* dQ, int64_t lddq, float* dK, int64_t lddk,
                                     float* dV, int64_t lddv, float* scratch);
 
+// ---- Decode attention over BF16 rows ----------------------------------------------------------
+// The two products of absorbed MLA attention (model/mla.cpp) with --precision bf16 over a BF16
+// latent cache, reading the cached rows where they are (no F32 copy):
+//
+//   attn_scores_bf16   S[i*lds + j] = dot_bf16(Qb row i, K row j), i < nq, j < nk: linear()'s
+//                      BF16 arithmetic (linear.h, Compute::BF16; vdpbf16ps on AVX512_BF16, the
+//                      same bits from FMAs elsewhere) with the queries as x and the keys as W.
+//                      Qb: the queries rounded to BF16, row stride ldq = attn_bf16_query_stride(n)
+//                      (zeros from n on); K: nk rows of n BF16 values, contiguous.
+//   attn_values_bf16   O[i*ldo + c] (+)= Σ_j P[i*ldp + j] · V[j*ldv + c], i < nq, c < n, j < nk,
+//                      P the probabilities rounded to BF16: the keys in pairs (j, j + 1), each
+//                      pair added as one lane of vdpbf16ps adds it, in key order
+//                      (cpu/attn_bf16_scalar.cpp states it); accumulate = false starts from 0.
+//
+// Both give the same bits on every ISA, for any nq and tile: a result depends on its own query
+// row and the keys alone (the batch invariance model/mla.h states).
+int64_t attn_bf16_query_stride(int64_t n);
+void attn_scores_bf16(const uint16_t* Qb, int64_t nq, int64_t ldq, const uint16_t* K, int64_t nk, int64_t n,
+                      float* S, int64_t lds);
+void attn_values_bf16(const uint16_t* P, int64_t nq, int64_t ldp, const uint16_t* V, int64_t nk, int64_t ldv,
+                      int64_t n, float* O, int64_t ldo, bool accumulate);
+
 namespace ref {
 void causal_attention_forward(const float* Q, int64_t ldq, const float* K, int64_t ldk, const float* V, int64_t ldv,
                               int64_t S, int64_t dk, int64_t dv, float scale, float* P, float* O, int64_t ldo);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "qiusuo/core/cpu.h"
+#include "qiusuo/core/dtype.h"
 
 namespace qs {
 
@@ -48,6 +49,14 @@ float exp_shift_sum(float* x, int64_t n, float shift) {
   for (int64_t i = 0; i < n; ++i) s += (x[i] = std::exp(x[i] - shift));
   return float(s);
 }
+float exp_shift_bf16(const float* x, int64_t n, float shift, uint16_t* out) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = f32_to_bf16(std::exp(x[i] - shift));
+    s += bf16_to_f32(out[i]);
+  }
+  return float(s);
+}
 float max_value(const float* x, int64_t n) {
   float m = -INFINITY;
   for (int64_t i = 0; i < n; ++i) m = std::fmax(m, x[i]);
@@ -81,6 +90,7 @@ void weighted_rows(const float* P, int64_t nq, int64_t ldp, const float* V, int6
   void silu_mul_backward(const float*, const float*, const float*, float*, float*, int64_t);                \
   void softmax(float*, int64_t);                                                                            \
   float exp_shift_sum(float*, int64_t, float);                                                              \
+  float exp_shift_bf16(const float*, int64_t, float, uint16_t*);                                            \
   float max_value(const float*, int64_t);                                                                   \
   }
 QS_DECLARE_VEC(avx512)
@@ -127,5 +137,8 @@ void silu_mul_backward(const float* g, const float* u, const float* dout, float*
 void softmax(float* x, int64_t n) { QS_DISPATCH(softmax, x, n) }
 float exp_shift_sum(float* x, int64_t n, float shift) { QS_DISPATCH(exp_shift_sum, x, n, shift) }
 float max_value(const float* x, int64_t n) { QS_DISPATCH(max_value, x, n) }
+float exp_shift_bf16(const float* x, int64_t n, float shift, uint16_t* out) {
+  QS_DISPATCH(exp_shift_bf16, x, n, shift, out)
+}
 
 }  // namespace qs

@@ -37,6 +37,10 @@ void softmax(float* x, int64_t n);
 // over the range softmax needs (inputs <= 0 after the shift; results below 1e-38 flush to 0).
 float exp_shift_sum(float* x, int64_t n, float shift);
 float max_value(const float* x, int64_t n);
+// The probabilities of BF16 attention (model/mla.cpp): out[i] = exp(x[i] − shift) (exp_shift_sum's
+// polynomial) rounded to BF16 (nearest even, NaN stays NaN); returns the sum of the rounded
+// values. x is not written.
+float exp_shift_bf16(const float* x, int64_t n, float shift, uint16_t* out);
 
 namespace ref {
 float dot(const float* a, const float* b, int64_t n);
@@ -46,6 +50,7 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n);
 void silu_mul_backward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n);
 void softmax(float* x, int64_t n);
 float exp_shift_sum(float* x, int64_t n, float shift);
+float exp_shift_bf16(const float* x, int64_t n, float shift, uint16_t* out);
 }  // namespace ref
 
 }  // namespace qs

@@ -91,6 +91,12 @@ struct Kernels {
   // scalar table).
   void (*int_weighted_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
   void (*int_dot_rows)(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
+  // Absorbed decode attention's value product over BF16 rows (kernels/attention.h,
+  // attn_values_bf16): O[i][c] (+)= Σ_j P[i][j] V[j][c] for i < nq, c < n, j < nk, the keys in
+  // pairs as one lane of vdpbf16ps adds them (cpu/attn_bf16_scalar.cpp states the arithmetic):
+  // the same bits for every ISA.
+  void (*attn_values_bf16)(const uint16_t* P, int64_t nq, int64_t ldp, const uint16_t* V, int64_t nk,
+                           int64_t ldv, int64_t n, float* O, int64_t ldo, bool accumulate);
 };
 
 // The per-ISA functions the tables point to: gemv_<isa>.cpp, convert_<isa>.cpp,
@@ -116,7 +122,10 @@ struct Kernels {
                         float* scale, int32_t* zsum);                                           \
   void linear_int_##isa(const QuantizedX& x, int64_t M, const WeightMatrix& W, int64_t n0,      \
                         int64_t n1, float* y, int64_t ldy);                                     \
-  void dequant_int_tile_##isa(const WeightMatrix& W, int64_t t, float* out, int64_t ld);
+  void dequant_int_tile_##isa(const WeightMatrix& W, int64_t t, float* out, int64_t ld);        \
+  void attn_values_bf16_##isa(const uint16_t* P, int64_t nq, int64_t ldp, const uint16_t* V,    \
+                              int64_t nk, int64_t ldv, int64_t n, float* O, int64_t ldo,        \
+                              bool accumulate);
 QS_DECLARE_CPU_KERNELS(scalar)
 #ifdef QIUSUO_SIMD
 QS_DECLARE_CPU_KERNELS(avx2)

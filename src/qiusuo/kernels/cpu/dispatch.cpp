@@ -13,7 +13,7 @@ namespace {
           fp8_to_f32_##isa,  gemm_micro_##isa,  MR,                     NR,                      \
           linear_bf16_##isa, quantize_x_##isa,  linear_int_##isa,       read_streams_##isa,      \
           dequant_int_tile_##isa, nullptr,               nullptr,                 INT_ROWS_W,       \
-          INT_ROWS_D}
+          INT_ROWS_D,        attn_values_bf16_##isa}
 
 const Kernels kScalar = QS_KERNEL_TABLE(Isa::Scalar, scalar, kGemmMrScalar, kGemmNrScalar, nullptr, nullptr);
 #ifdef QIUSUO_SIMD
@@ -47,7 +47,10 @@ const Kernels* kernels_for(Isa isa) {
     // kernels from the AVX2 table, which compute the same bits.
     static const Kernels table = [&] {
       Kernels t = kAvx512;
-      if (!f.avx512bf16) t.linear_bf16 = linear_bf16_avx2;
+      if (!f.avx512bf16) {
+        t.linear_bf16 = linear_bf16_avx2;
+        t.attn_values_bf16 = attn_values_bf16_avx2;
+      }
       else if (f.avx512vbmi) t.linear_bf16 = linear_bf16_avx512vbmi;  // FP8 widened by byte lookups
       if (f.avx512vbmi) {  // likewise
         t.fp8_to_f32 = fp8_to_f32_avx512vbmi;
