@@ -64,6 +64,11 @@ class KVPool {
   const float* f32_rows(int64_t layer, int64_t block, int64_t offset) const {
     return dtype_ == KvDtype::F32 ? reinterpret_cast<const float*>(row(layer, block, offset)) : nullptr;
   }
+  // The BF16 rows themselves (BF16 pools only; nullptr otherwise), row_bytes() apart: W values
+  // and, where W is not a multiple of 8, padding to 16 bytes.
+  const uint16_t* bf16_rows(int64_t layer, int64_t block, int64_t offset) const {
+    return dtype_ == KvDtype::BF16 ? reinterpret_cast<const uint16_t*>(row(layer, block, offset)) : nullptr;
+  }
 
   // All layers of one block as stored ([layers][block_size] rows): block_bytes() bytes, seen as
   // block_floats() 4-byte words (raw storage, F32 values only in an F32 pool) — what a disk

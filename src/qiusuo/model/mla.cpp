@@ -57,6 +57,11 @@ struct LatentRows {
     const int64_t B = pool.block_size();
     return pool.f32_rows(layer, table[pos / B], pos % B);
   }
+  // The stored BF16 rows from `pos` on (BF16 pools only).
+  const uint16_t* stored_bf16(int64_t pos) const {
+    const int64_t B = pool.block_size();
+    return pool.bf16_rows(layer, table[pos / B], pos % B);
+  }
   // Rows [p0, p1) as F32 into dst [p1 - p0, W] (a copy, converted from the pool's type).
   void load(int64_t p0, int64_t p1, float* dst) const {
     const int64_t B = pool.block_size();
@@ -78,6 +83,7 @@ constexpr int64_t kSeg = 256;
 struct SegScratch {
   float* keys;    // [kSeg, W] converted rows (non-F32 pools)
   float* scores;  // [H, kSeg]
+  uint16_t* p16;  // [H, kSeg] probabilities rounded to BF16 (bf16 attention)
 };
 
 // The partial state of segment [p0, p1) for the H heads of one query: m [H], l [H], a [H, R].
@@ -109,6 +115,45 @@ void segment_partial(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1
   }
 }
 
+// The same with --precision bf16 over a BF16 pool (`bf16 attention`, mla_forward): the scores
+// and the value sums read the pool's rows in place with the BF16 products of kernels/attention.h
+// — the absorbed query qb (rounded to BF16, row stride ldqb) against each key, then the
+// probabilities e^(s − m) rounded to BF16 (l sums the rounded values) against each latent row.
+// The value product pairs keys (p0 + 2i, p0 + 2i + 1) whatever the block boundaries, so the
+// result does not depend on the pool's block size: a pair split between two blocks (odd block
+// sizes only) goes through a two-row copy.
+void segment_partial_bf16(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1, const uint16_t* qb,
+                          int64_t ldqb, float scale, const SegScratch& sc, float* m, float* l, float* acc) {
+  const int64_t n = p1 - p0;
+  for (int64_t p = p0; p < p1;) {
+    const int64_t r = kv.run(p, p1);
+    attn_scores_bf16(qb, D.H, ldqb, kv.stored_bf16(p), r, D.W, sc.scores + (p - p0), kSeg);
+    p += r;
+  }
+  for (int64_t h = 0; h < D.H; ++h) {
+    float* s = sc.scores + h * kSeg;
+    uint16_t* pb = sc.p16 + h * kSeg;
+    qs::scale(s, scale, n);
+    m[h] = max_value(s, n);
+    l[h] = exp_shift_bf16(s, n, m[h], pb);
+  }
+  bool first = true;
+  for (int64_t p = p0; p < p1;) {
+    const int64_t r = kv.run(p, p1);
+    const int64_t whole = r % 2 && p + r < p1 ? r - 1 : r;  // an odd run's last row pairs with the next run's first
+    attn_values_bf16(sc.p16 + (p - p0), D.H, kSeg, kv.stored_bf16(p), whole, D.W, D.R, acc, D.R, !first);
+    first = false;
+    p += whole;
+    if (whole < r) {
+      std::vector<uint16_t> pair(size_t(2 * D.W));
+      std::copy_n(kv.stored_bf16(p), D.W, pair.data());
+      std::copy_n(kv.stored_bf16(p + 1), D.W, pair.data() + D.W);
+      attn_values_bf16(sc.p16 + (p - p0), D.H, kSeg, pair.data(), 2, D.W, D.R, acc, D.R, true);
+      p += 2;
+    }
+  }
+}
+
 // (M, L, A) ⊕= (m, l, a) for H heads, in that order: the running state of a query.
 void merge_partial(const Dims& D, float* M, float* L, float* A, const float* m, const float* l, const float* a,
                    bool first) {
@@ -133,12 +178,12 @@ void merge_partial(const Dims& D, float* M, float* L, float* A, const float* m, 
 // positions [0, start + t]; its result depends only on its own query and those keys, never on
 // the chunking, the batch or the thread count (batch invariance, see mla.h).
 void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int64_t start, int64_t n,
-                   const float* q, float scale, float* o, Arena& arena, bool kv_b_as_stored) {
+                   const float* q, float scale, float* o, Arena& arena, bool kv_b_as_stored, bool bf16) {
   const int64_t rows = n * D.H;
   float* qa = arena.alloc(size_t(rows * D.W));  // [n*H, R + dr]: q_nope·W_UK | q_pe
   const int64_t nt = num_threads();
   const size_t part = size_t(D.H * (2 + D.R));  // one segment's partial state: m, l, a
-  const size_t scratch = size_t(kSeg * D.W + D.H * kSeg);
+  const size_t scratch = size_t(kSeg * D.W + D.H * kSeg + D.H * kSeg / 2);  // keys, scores, p16
   const size_t per_thread = scratch + part;
   float* thread_scratch = arena.alloc(size_t(nt) * per_thread);
   float* state = arena.alloc(size_t(n) * part);  // running (M, L, A) per query
@@ -149,7 +194,9 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   };
   auto scratch_of = [&](int tid) {
     float* base = thread_scratch + size_t(tid) * per_thread;
-    return ThreadScratch{SegScratch{base, base + kSeg * D.W}, base + scratch};
+    return ThreadScratch{
+        SegScratch{base, base + kSeg * D.W, reinterpret_cast<uint16_t*>(base + kSeg * D.W + D.H * kSeg)},
+        base + scratch};
   };
   // Products with rows of kv_b [H * (dn+dv), R]. With `kv_b_as_stored` (a step of few tokens,
   // mla_forward) a kv_b stored in BF16, F16, FP8, INT8 or INT4 (as the checkpoint has it) is read
@@ -183,6 +230,20 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       }
     });
   }
+  // The absorbed queries rounded to BF16 for the bf16 attention's scores.
+  const int64_t ldqb = bf16 ? attn_bf16_query_stride(D.W) : 0;
+  uint16_t* qb = bf16 ? reinterpret_cast<uint16_t*>(arena.alloc(size_t(rows * ldqb / 2))) : nullptr;
+  for (int64_t r = 0; bf16 && r < rows; ++r) {
+    f32_to_bf16(qa + r * D.W, qb + r * ldqb, D.W);
+    std::fill(qb + r * ldqb + D.W, qb + (r + 1) * ldqb, uint16_t(0));
+  }
+  // Segment [p0, p1)'s partial state for query t into (m, l, a).
+  auto partial = [&](int64_t t, int64_t p0, int64_t p1, const float* converted, const SegScratch& sc, float* pm) {
+    if (bf16)
+      segment_partial_bf16(D, kv, p0, p1, qb + t * D.H * ldqb, ldqb, scale, sc, pm, pm + D.H, pm + 2 * D.H);
+    else
+      segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, converted, sc.scores, pm, pm + D.H, pm + 2 * D.H);
+  };
   // o_h = (A_h / L_h) · W_UV_hᵀ of query t, head h, with thread scratch `ts`.
   auto finish_head = [&](int64_t t, int64_t h, const ThreadScratch& ts) {
     float* ol = ts.part;  // R floats
@@ -203,24 +264,22 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
   auto segments = [&](int64_t t) { return (start + t + 1 + kSeg - 1) / kSeg; };
   if (n >= nt) {
     // Enough queries for every thread: segment by segment (its rows converted once for all the
-    // queries that see it, non-F32 pools), each query's partial merged into its state in
+    // queries that see it, unless read in place), each query's partial merged into its state in
     // segment order, as the decode path below merges them.
-    const bool f32 = kv.pool.dtype() == KvDtype::F32;
-    float* seg = f32 ? nullptr : arena.alloc(size_t(kSeg * D.W));
+    const bool in_place = bf16 || kv.pool.dtype() == KvDtype::F32;  // no converted copy
+    float* seg = in_place ? nullptr : arena.alloc(size_t(kSeg * D.W));
     const int64_t last = start + n;  // rows the last query sees
     for (int64_t k = 0; k * kSeg < last; ++k) {
       const int64_t p0 = k * kSeg, p1 = std::min(last, p0 + kSeg);
-      if (!f32)
+      if (!in_place)
         parallel_for(p1 - p0, 16, [&](int64_t b, int64_t e) { kv.load(p0 + b, p0 + e, seg + b * D.W); });
       const int64_t t0 = std::max<int64_t>(0, p0 - start);  // first query that sees row p0
       parallel_for_dynamic(n - t0, [&](int64_t i) {
         const int64_t t = t0 + i, vis = start + t + 1;
         const ThreadScratch ts = scratch_of(omp_get_thread_num());
-        const SegScratch& sc = ts.seg;
         float* pb = ts.part;
         float* st = state + size_t(t) * part;
-        segment_partial(D, kv, p0, std::min(vis, p1), qa + t * D.H * D.W, scale, seg, sc.scores, pb, pb + D.H,
-                        pb + 2 * D.H);
+        partial(t, p0, std::min(vis, p1), seg, ts.seg, pb);
         merge_partial(D, st, st + D.H, st + 2 * D.H, pb, pb + D.H, pb + 2 * D.H, k == 0);
       });
     }
@@ -238,9 +297,8 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
       const int64_t k = i - first[size_t(t)], p0 = k * kSeg, p1 = std::min(start + t + 1, p0 + kSeg);
       const SegScratch sc = scratch_of(omp_get_thread_num()).seg;
-      if (kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
-      float* pb = partials + size_t(i) * part;
-      segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, sc.keys, sc.scores, pb, pb + D.H, pb + 2 * D.H);
+      if (!bf16 && kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
+      partial(t, p0, p1, sc.keys, sc, partials + size_t(i) * part);
     });
   }
   for (int64_t t = 0; t < n; ++t) {
@@ -320,6 +378,11 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   }
   float* o = a.alloc(size_t(T * D.H * D.dv));  // [T, H*dv]
   const float scale = float(c.softmax_scale());
+  // Absorbed attention in BF16 products over the BF16 rows in place (segment_partial_bf16):
+  // --precision bf16 with a BF16 cache whose rows are unpadded (W a multiple of 8, as at every
+  // DeepSeek width). Otherwise F32 products over F32 rows (converted from BF16/FP8 pools).
+  const bool bf16_attention =
+      cmp == Compute::BF16 && pool.dtype() == KvDtype::BF16 && pool.row_bytes() == size_t(D.W) * sizeof(uint16_t);
   for (size_t ci = 0; ci < b.chunks.size(); ++ci) {
     const SeqChunk& ch = b.chunks[ci];
     const int64_t off = b.offsets[ci];
@@ -331,7 +394,8 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
     const LatentRows rows{pool, b.blocks(ci), layer};
     QS_PROFILE("mla.attention");
     if (absorb)
-      attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, kv_b_read_as_stored(w.kv_b_proj.dtype, T));
+      attend_absorb(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a, kv_b_read_as_stored(w.kv_b_proj.dtype, T),
+                    bf16_attention);
     else attend_naive(D, w, rows, ch.start_pos, ch.n_tokens, qc, scale, oc, a);
   }
   QS_PROFILE("mla.o_proj");
