@@ -115,7 +115,8 @@ TEST(AttnValuesBf16, FlushesAsVdpbf16psAcrossIsas) {
     Case c = make_case(4, nk, 48, uint32_t(nk), -130, -100);  // rows around 2^-126
     for (auto& p : c.P) p = f32_to_bf16(std::ldexp(bf16_to_f32(p), -4));
     for (int64_t i = 0; i < 4 * c.ldo; ++i)
-      if (i % c.ldo < c.n) c.O0[size_t(i)] = i % 3 ? std::ldexp(1.0f, -120) * float(i % 7) * (i % 2 ? -1.0f : 1.0f) : 0.0f;
+      if (i % c.ldo < c.n)
+        c.O0[size_t(i)] = i % 3 ? std::ldexp(1.0f, -120) * float(i % 7) * (i % 2 ? -1.0f : 1.0f) : 0.0f;
     SCOPED_TRACE(testing::Message() << "nk=" << nk);
     const auto ref = run(*scalar, c, true);
     for (float v : ref) flushed += v == 0.0f;

@@ -199,10 +199,12 @@ TEST(VecOps, ExpShiftBf16RoundsExpShiftSum) {
     float (*sum)(float*, int64_t, float);
     float (*bf16)(const float*, int64_t, float, uint16_t*);
   };
-  std::vector<Fns> fns = {{"scalar", ref::exp_shift_sum, ref::exp_shift_bf16}, {"dispatch", exp_shift_sum, exp_shift_bf16}};
+  std::vector<Fns> fns = {{"scalar", ref::exp_shift_sum, ref::exp_shift_bf16},
+                          {"dispatch", exp_shift_sum, exp_shift_bf16}};
 #ifdef QIUSUO_SIMD
   const auto& f = cpu_features();
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) fns.push_back({"avx512", avx512::exp_shift_sum, avx512::exp_shift_bf16});
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq)
+    fns.push_back({"avx512", avx512::exp_shift_sum, avx512::exp_shift_bf16});
   if (f.avx2 && f.fma) fns.push_back({"avx2", avx2::exp_shift_sum, avx2::exp_shift_bf16});
 #endif
   std::vector<std::vector<uint16_t>> simd_bits;

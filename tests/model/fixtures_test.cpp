@@ -221,7 +221,8 @@ TEST_P(ModelFixture, DefaultGenerationPathWithinStatedBound) {
   }
   std::sort(rel.begin(), rel.end());
   const float median = rel[rel.size() / 2];
-  const double within = double(std::count_if(rel.begin(), rel.end(), [](float x) { return x <= 1e-2f; })) / double(rel.size());
+  const double within =
+      double(std::count_if(rel.begin(), rel.end(), [](float x) { return x <= 1e-2f; })) / double(rel.size());
   if (std::getenv("QS_VERBOSE"))
     std::printf("%s default path: median %.3g, max %.3g of max|logit|, %.0f%% of %zu positions within 1e-2\n",
                 f.dir.c_str(), median, rel.back(), 100 * within, rel.size());

@@ -17,7 +17,9 @@
 
 namespace qs {
 
-int64_t attn_bf16_query_stride(int64_t n) { return std::max<int64_t>(1, (n + cpu::kBf16Pad - 1) / cpu::kBf16Pad) * cpu::kBf16Pad; }
+int64_t attn_bf16_query_stride(int64_t n) {
+  return std::max<int64_t>(1, (n + cpu::kBf16Pad - 1) / cpu::kBf16Pad) * cpu::kBf16Pad;
+}
 
 void attn_scores_bf16(const uint16_t* Qb, int64_t nq, int64_t ldq, const uint16_t* K, int64_t nk, int64_t n,
                       float* S, int64_t lds) {

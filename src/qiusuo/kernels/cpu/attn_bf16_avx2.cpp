@@ -77,7 +77,8 @@ void attn_values_bf16_avx2(const uint16_t* P, int64_t nq, int64_t ldp, const uin
         if (j + 1 < nk) std::copy_n(V + (j + 1) * ldv + full, w, v + 16);
         const __m256 a0 = widen8(v), a1 = widen8(v + 8), b0 = widen8(v + 16), b1 = widen8(v + 24);
         for (int64_t r = 0; r < m; ++r) {
-          const __m256 pe = splat_bf16(Pi[r * ldp + j]), po = splat_bf16(j + 1 < nk ? Pi[r * ldp + j + 1] : uint16_t(0));
+          const __m256 pe = splat_bf16(Pi[r * ldp + j]);
+          const __m256 po = splat_bf16(j + 1 < nk ? Pi[r * ldp + j + 1] : uint16_t(0));
           acc[r][0] = _mm256_fmadd_ps(pe, a0, _mm256_fmadd_ps(po, b0, acc[r][0]));
           acc[r][1] = _mm256_fmadd_ps(pe, a1, _mm256_fmadd_ps(po, b1, acc[r][1]));
         }
@@ -88,6 +89,5 @@ void attn_values_bf16_avx2(const uint16_t* P, int64_t nq, int64_t ldp, const uin
     }
   }
 }
-
 
 }  // namespace qs::cpu

@@ -49,7 +49,8 @@ void tile(const uint16_t* P, int64_t ldp, const uint16_t* V, int64_t nk, int64_t
 #pragma GCC unroll 8
   for (int r = 0; r < MQ; ++r) {
     if (accumulate) {
-      const __m512 c0 = _mm512_maskz_loadu_ps(k0, O + r * ldo + c), c1 = _mm512_maskz_loadu_ps(k1, O + r * ldo + c + 16);
+      const __m512 c0 = _mm512_maskz_loadu_ps(k0, O + r * ldo + c);
+      const __m512 c1 = _mm512_maskz_loadu_ps(k1, O + r * ldo + c + 16);
       from_columns(c0, c1, &acc[r][0], &acc[r][1]);
     } else {
       acc[r][0] = acc[r][1] = _mm512_setzero_ps();

@@ -6,11 +6,10 @@
 // does it with the pair (P[i][j], P[i][j+1]) and (V[j][c], V[j+1][c]):
 //   acc = F(F(acc + P[i][j+1] * V[j+1][c]) + P[i][j] * V[j][c])
 // acc starts at O[i][c] (accumulate) or 0; a missing key j + 1 (nk odd) counts as P = V = 0
-// (neither is read). The
-// products of two BF16 values are exact; F rounds to F32 (nearest even) and flushes results
-// below 2^-126 to zero (FTZ); BF16 inputs below 2^-126 count as zero (DAZ) — linear_bf16's
-// lane step (linear_bf16_scalar.cpp), here along the keys instead of along a row. Computed in
-// double and flushed explicitly, as that file does (no FMA, no MXCSR state needed).
+// (neither is read). The products of two BF16 values are exact; F rounds to F32 (nearest even)
+// and flushes results below 2^-126 to zero (FTZ); BF16 inputs below 2^-126 count as zero (DAZ)
+// — linear_bf16's lane step (linear_bf16_scalar.cpp), here along the keys instead of along a
+// row. Computed in double and flushed explicitly, as that file does (no FMA, no MXCSR state).
 #include <cfloat>
 #include <cmath>
 
@@ -37,6 +36,5 @@ void attn_values_bf16_scalar(const uint16_t* P, int64_t nq, int64_t ldp, const u
       O[i * ldo + c] = acc;
     }
 }
-
 
 }  // namespace qs::cpu
