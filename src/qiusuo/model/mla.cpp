@@ -181,6 +181,9 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
                    const float* q, float scale, float* o, Arena& arena, bool kv_b_as_stored, bool bf16) {
   const int64_t rows = n * D.H;
   float* qa = arena.alloc(size_t(rows * D.W));  // [n*H, R + dr]: q_nope·W_UK | q_pe
+  // The same rounded to BF16 (bf16 attention's scores), rows ldqb apart.
+  const int64_t ldqb = bf16 ? attn_bf16_query_stride(D.W) : 0;
+  uint16_t* qb = bf16 ? reinterpret_cast<uint16_t*>(arena.alloc(size_t(rows * ldqb / 2))) : nullptr;
   const int64_t nt = num_threads();
   const size_t part = size_t(D.H * (2 + D.R));  // one segment's partial state: m, l, a
   const size_t scratch = size_t(kSeg * D.W + D.H * kSeg + D.H * kSeg / 2);  // keys, scores, p16
@@ -227,15 +230,12 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
         const int64_t uk = h * (D.dn + D.dv);  // W_UK_h: kv_b rows [uk, uk + dn)
         weighted_rows_of(kvb, uk, D.dn, qh, dst);
         std::memcpy(dst + D.R, qh + D.dn, size_t(D.dr) * sizeof(float));
+        if (bf16) {  // the row rounded for the bf16 attention's scores, zero-padded to ldqb
+          f32_to_bf16(dst, qb + r * ldqb, D.W);
+          std::fill(qb + r * ldqb + D.W, qb + (r + 1) * ldqb, uint16_t(0));
+        }
       }
     });
-  }
-  // The absorbed queries rounded to BF16 for the bf16 attention's scores.
-  const int64_t ldqb = bf16 ? attn_bf16_query_stride(D.W) : 0;
-  uint16_t* qb = bf16 ? reinterpret_cast<uint16_t*>(arena.alloc(size_t(rows * ldqb / 2))) : nullptr;
-  for (int64_t r = 0; bf16 && r < rows; ++r) {
-    f32_to_bf16(qa + r * D.W, qb + r * ldqb, D.W);
-    std::fill(qb + r * ldqb + D.W, qb + (r + 1) * ldqb, uint16_t(0));
   }
   // Segment [p0, p1)'s partial state for query t into (m, l, a).
   auto partial = [&](int64_t t, int64_t p0, int64_t p1, const float* converted, const SegScratch& sc, float* pm) {
