@@ -42,7 +42,7 @@ TEST(KvCache, RowBytes) {
 }
 
 TEST(KvCache, StoreLoadWithinTheTypesBounds) {
-  for (auto [lora, rope] : {std::pair<int64_t, int64_t>{512, 64}, {200, 8}, {16, 8}}) {
+  for (auto [lora, rope] : {std::pair<int64_t, int64_t>{512, 64}, {200, 8}, {16, 8}, {20, 6}}) {
     const ModelConfig c = latent_config(lora, rope);
     const int64_t W = lora + rope;
     for (KvDtype d : {KvDtype::F32, KvDtype::BF16, KvDtype::FP8}) {

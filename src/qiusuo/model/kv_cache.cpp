@@ -84,9 +84,19 @@ void KVPool::store(int64_t layer, int64_t block, int64_t offset, const float* sr
 
 void KVPool::load(int64_t layer, int64_t block, int64_t offset, int64_t n, float* dst) const {
   const uint8_t* r = row(layer, block, offset);
+  const bool padded = row_bytes_ != size_t(width_) * (dtype_ == KvDtype::F32 ? 4 : 2);  // F32/BF16 rows
   switch (dtype_) {
-    case KvDtype::F32: std::memcpy(dst, r, size_t(n * width_) * sizeof(float)); break;
-    case KvDtype::BF16: bf16_to_f32(reinterpret_cast<const uint16_t*>(r), dst, n * width_); break;
+    case KvDtype::F32:
+      if (!padded) std::memcpy(dst, r, size_t(n * width_) * sizeof(float));
+      else
+        for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * width_, r + size_t(i) * row_bytes_, size_t(width_) * 4);
+      break;
+    case KvDtype::BF16:
+      if (!padded) bf16_to_f32(reinterpret_cast<const uint16_t*>(r), dst, n * width_);
+      else
+        for (int64_t i = 0; i < n; ++i)
+          bf16_to_f32(reinterpret_cast<const uint16_t*>(r + size_t(i) * row_bytes_), dst + i * width_, width_);
+      break;
     case KvDtype::FP8:
       for (int64_t i = 0; i < n; ++i, r += row_bytes_, dst += width_) {
         fp8e4m3_to_f32(r, dst, lora_);
