@@ -237,6 +237,10 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, const Shape& s
 }
 
 void SafetensorsWriter::write(const std::string& path) const {
+  write(path, [&](size_t i) { return entries_[i].data; });
+}
+
+void SafetensorsWriter::write(const std::string& path, const std::function<const void*(size_t)>& data_of) const {
   nlohmann::json h = nlohmann::json::object();
   if (!metadata_.empty()) h["__metadata__"] = metadata_;
   for (const auto& e : entries_)
@@ -248,7 +252,7 @@ void SafetensorsWriter::write(const std::string& path) const {
   write_file_atomic(path, [&](int fd) {
     write_all(fd, &n, 8, path);
     write_all(fd, js.data(), js.size(), path);
-    for (const auto& e : entries_) write_all(fd, e.data, e.end - e.begin, path);
+    for (size_t i = 0; i < entries_.size(); ++i) write_all(fd, data_of(i), entries_[i].end - entries_[i].begin, path);
   });
 }
 

@@ -8,6 +8,7 @@
 // by model.safetensors.index.json ("weight_map": name -> file), or else every *.safetensors.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <new>
 #include <memory>
@@ -83,6 +84,10 @@ class SafetensorsWriter {
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   size_t data_bytes() const { return offset_; }
   void write(const std::string& path) const;
+  // The same, each entry's bytes asked for as it is written: data_of(i) returns entry i's data
+  // (valid until the next call), so a producer needs memory for one tensor at a time, not the
+  // file's. The entries' `data` given to add() are not read (nullptr is fine).
+  void write(const std::string& path, const std::function<const void*(size_t index)>& data_of) const;
 
  private:
   struct Entry { std::string name; DType dtype; Shape shape; const void* data; size_t begin, end; };

@@ -107,49 +107,58 @@ size_t write_random_checkpoint(const ModelConfig& cfg_in, const std::string& dir
   for (size_t s = 0; s < shards.size(); ++s) {
     if (shards.size() == 1) std::snprintf(fname, sizeof fname, "model.safetensors");
     else std::snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
-    std::vector<Buffer<uint8_t>> keep;
     SafetensorsWriter w;
     w.set_metadata("format", "pt");
-    // One F32 scratch for the shard's tensors, sized for its largest, instead of one allocation
-    // per tensor: freed per-tensor F32 buffers (11.5 MB for a V2-Lite expert) left holes that
-    // the kept smaller outputs split, and the heap grew past the 24 GB of RAM on a 27-layer FP8
-    // init (peak RSS 6.1 GB for a 2.1 GB 3-layer checkpoint).
-    size_t most = 0;
-    for (size_t i : shards[s]) most = std::max(most, size_t(shape_numel(plan[i].t.shape)));
-    Buffer<float> scratch(most, false);
+    // The shard's entries in order (each tensor, an FP8 one followed by its scale_inv), each
+    // produced when the writer asks for it (SafetensorsWriter::write with data_of) into buffers
+    // reused across the shard: one tensor in memory at a time. Holding a 4 GB shard's tensors
+    // until it was written grew the heap by ~2.5 GB a shard (freed buffers the next shard did
+    // not reuse), and a 27-layer V2-Lite init was killed at 19.5 GB on a 24 GB machine.
+    struct Entry { size_t plan; bool scale; };
+    std::vector<Entry> entries;
+    size_t most = 0, most_bytes = 0, most_scales = 0;
     for (size_t i : shards[s]) {
       const Planned& p = plan[i];
+      const int64_t n = shape_numel(p.t.shape);
+      most = std::max(most, size_t(n));
+      most_bytes = std::max(most_bytes, size_t(n) * dtype_size(p.dtype));
+      w.add(p.t.name, p.dtype, p.t.shape, nullptr);
+      weight_map[p.t.name] = fname;
+      entries.push_back({i, false});
+      if (p.dtype == DType::F8_E4M3) {
+        const int64_t br = (p.t.shape[0] + 127) / 128, bc = (p.t.shape[1] + 127) / 128;
+        most_scales = std::max(most_scales, size_t(br * bc));
+        w.add(p.t.name + "_scale_inv", DType::F32, {br, bc}, nullptr);
+        weight_map[p.t.name + "_scale_inv"] = fname;
+        entries.push_back({i, true});
+      }
+    }
+    // One F32 scratch for the shard's tensors, sized for its largest, instead of one allocation
+    // per tensor (freed per-tensor buffers fragment the heap: see above).
+    Buffer<float> scratch(most, false);
+    Buffer<uint8_t> bytes(most_bytes, false);
+    Buffer<float> scales(most_scales, false);
+    auto produce = [&](size_t k) -> const void* {
+      if (entries[k].scale) return scales.data();  // computed with its weight, the entry before
+      const Planned& p = plan[entries[k].plan];
       const int64_t n = shape_numel(p.t.shape);
       const std::span<float> f(scratch.data(), size_t(n));
       const bool is_norm = ends_with(p.t.name, "norm.weight");
       if (is_norm) std::fill(f.begin(), f.end(), 1.0f);
       else fill_uniform(f.data(), n, init_std(cfg, p.t.name, p.t.shape.size() > 1 ? p.t.shape[1] : 1), opt.seed, p.t.name);
-      Buffer<uint8_t> bytes(size_t(n) * dtype_size(p.dtype), false);
-      if (p.dtype == DType::F32) {
-        std::copy_n(reinterpret_cast<const uint8_t*>(f.data()), bytes.size(), bytes.data());
-      } else if (p.dtype == DType::BF16) {
+      if (p.dtype == DType::F32) return f.data();
+      if (p.dtype == DType::BF16) {
         auto* o = reinterpret_cast<uint16_t*>(bytes.data());
         parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
-          for (int64_t k = b; k < e; ++k) o[k] = f32_to_bf16(f[k]);
+          for (int64_t i = b; i < e; ++i) o[i] = f32_to_bf16(f[i]);
         });
-      } else {
-        const int64_t rows = p.t.shape[0], cols = p.t.shape[1];
-        Buffer<uint8_t> sc(size_t(((rows + 127) / 128) * ((cols + 127) / 128)) * 4, false);
-        quantize_fp8_blocks(f.data(), rows, cols, bytes.data(), reinterpret_cast<float*>(sc.data()));
-        w.add(p.t.name, DType::F8_E4M3, p.t.shape, bytes.data());
-        w.add(p.t.name + "_scale_inv", DType::F32, {(rows + 127) / 128, (cols + 127) / 128}, sc.data());
-        weight_map[p.t.name] = fname;
-        weight_map[p.t.name + "_scale_inv"] = fname;
-        keep.push_back(std::move(bytes));
-        keep.push_back(std::move(sc));
-        continue;
+        return bytes.data();
       }
-      w.add(p.t.name, p.dtype, p.t.shape, bytes.data());
-      weight_map[p.t.name] = fname;
-      keep.push_back(std::move(bytes));
-    }
+      quantize_fp8_blocks(f.data(), p.t.shape[0], p.t.shape[1], bytes.data(), scales.data());
+      return bytes.data();
+    };
     if (opt.verbose) std::fprintf(stderr, "writing %s (%.1f MB)\n", fname, double(w.data_bytes()) / 1e6);
-    w.write(path_join(dir, fname));
+    w.write(path_join(dir, fname), produce);
   }
   std::error_code ec;
   if (shards.size() > 1) {
