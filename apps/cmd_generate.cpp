@@ -45,9 +45,10 @@ void add_sampling_options(CLI::App* c, GenOpts& o) {
       ->capture_default_str();
   c->add_option("--precision", o.precision,
                 "Matrix products: bf16 (default: activations rounded to BF16, F32 accumulation, prefill and\n"
-                "decode; with the bf16 cache, absorbed attention reads it in place with the query and the\n"
-                "probabilities rounded to BF16) or f32 (exact float32 from the stored weights). Either way a\n"
-                "token's result does not depend on what else is batched with it. Error: docs/benchmarks.md")
+                "decode; over a bf16 or fp8 cache, absorbed attention too: the query and the probabilities\n"
+                "rounded to BF16, bf16 rows read in place, fp8 rows dequantized to BF16) or f32 (exact\n"
+                "float32 from the stored weights). Either way a token's result does not depend on what else\n"
+                "is batched with it. Error: docs/benchmarks.md")
       ->capture_default_str();
   add_kv_cache_option(c, o.kv_cache);
   c->add_option("--threads", o.threads, "Threads (0 = all cores)");

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -94,6 +95,60 @@ TEST(Convert, Fp8AllCodesScaledAndUnscaled) {
   fp8e4m3_to_f32(in.data(), out.data(), 256);
   EXPECT_EQ(out[0x7e], 448.0f);
   EXPECT_TRUE(std::isnan(out[0x7f]) && std::isnan(out[0xff]));
+}
+
+// FP8 -> BF16 with per-group scales (the FP8 KV cache's rows for BF16 attention): the scalar F32
+// product rounded by the scalar f32_to_bf16, bit for bit — every code, lengths 1..300 (tails, a
+// last partial group), groups of 128, 64 and 100, and scales on both sides of the fused AVX-512
+// kernel's switch to its two-pass route (|scale| < 2^-117: subnormal products, which
+// vcvtne2ps2bf16 would flush), zero, negative, huge and NaN, mixed within one row.
+TEST(Convert, Fp8ToBf16IsTheScaledF32Rounded) {
+  struct Fn {
+    std::string name;
+    std::function<void(const uint8_t*, uint16_t*, int64_t, const float*, int64_t)> fn;
+  };
+  std::vector<Fn> fns = {{"public", fp8e4m3_to_bf16}};
+  for (const cpu::Kernels* k : test::runnable_kernels()) {
+    fns.push_back({std::string(isa_name(k->isa)) + " two-pass",
+                   [k](const uint8_t* in, uint16_t* out, int64_t n, const float* s, int64_t g) {
+                     cpu::fp8_to_bf16_two_pass(*k, in, out, n, s, g);
+                   }});
+    if (k->fp8_to_bf16) fns.push_back({std::string(isa_name(k->isa)) + " fused", k->fp8_to_bf16});
+  }
+  std::vector<uint8_t> codes(300 + 256);
+  std::mt19937 g(7);
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = i < 256 ? uint8_t(i) : uint8_t(g());
+  const std::vector<float> scales = {1.0f,  3.7e-3f, 0.5f,  2.1f / 448.0f, 0x1p-117f, 0x1.8p-118f, 0x1.fffffep-118f,
+                                     1e-40f, 0.0f,   -2.5f, 1e30f,         7.6e35f,   std::nanf("")};
+  auto bf16_same = [](uint16_t a, uint16_t b) {
+    const bool na = (a & 0x7fff) > 0x7f80, nb = (b & 0x7fff) > 0x7f80;
+    return na || nb ? na && nb : a == b;
+  };
+  auto want = [&](const uint8_t* c, int64_t i, const float* sc, int64_t group) {
+    return qs::f32_to_bf16(qs::fp8e4m3_to_f32(c[i]) * sc[i / group]);
+  };
+  for (const Fn& f : fns) {
+    // All 256 codes under each scale (one group).
+    for (float s : scales) {
+      std::vector<uint16_t> got(256, 0x1234);
+      f.fn(codes.data(), got.data(), 256, &s, 256);
+      for (int64_t i = 0; i < 256; ++i)
+        ASSERT_TRUE(bf16_same(got[size_t(i)], qs::f32_to_bf16(qs::fp8e4m3_to_f32(codes[size_t(i)]) * s)))
+            << f.name << " code " << i << " scale " << s << ": " << got[size_t(i)];
+    }
+    // Rows of several groups, their scales drawn from the list (mixed routes), every length.
+    for (int64_t group : {128, 64, 100})
+      for (int64_t n = 1; n <= 300; ++n) {
+        std::vector<float> sc(size_t((n + group - 1) / group));
+        for (size_t k = 0; k < sc.size(); ++k) sc[k] = scales[(size_t(n) * 7 + k * 5) % scales.size()];
+        std::vector<uint16_t> t(size_t(n) + 1, 0x1234);
+        f.fn(codes.data() + 256, t.data(), n, sc.data(), group);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_TRUE(bf16_same(t[size_t(i)], want(codes.data() + 256, i, sc.data(), group)))
+              << f.name << " group " << group << " n " << n << " i " << i << " scale " << sc[size_t(i / group)];
+        ASSERT_EQ(t[size_t(n)], 0x1234) << f.name << " wrote past n = " << n;
+      }
+  }
 }
 
 TEST(Convert, F32ToBf16RoundsLikeScalar) {

@@ -87,5 +87,31 @@ TEST(KvCache, StoreLoadWithinTheTypesBounds) {
   }
 }
 
+// load_bf16 (the rows BF16 attention reads, model/mla.h) is load's F32 rows rounded to BF16,
+// bit for bit, for every storage type: F32 rows rounded, BF16 rows as stored (also where the
+// stored rows are padded: W = 26), FP8 latents dequantized (code × scale in F32) then rounded.
+TEST(KvCache, LoadBf16IsLoadRoundedToBf16) {
+  for (auto [lora, rope] : {std::pair<int64_t, int64_t>{512, 64}, {200, 8}, {20, 6}}) {
+    const ModelConfig c = latent_config(lora, rope);
+    const int64_t W = lora + rope;
+    for (KvDtype d : {KvDtype::F32, KvDtype::BF16, KvDtype::FP8}) {
+      KVPool pool(c, 2, 5, -1, d);
+      for (int64_t i = 0; i < 5; ++i) {
+        auto row = random_row(W, uint32_t(7 * i + lora), i == 4 ? 0.0f : 2.0f);
+        if (i == 1) std::fill(row.begin(), row.begin() + lora, 0.0f);
+        pool.store(0, 1, i, row.data());
+      }
+      std::vector<float> f(size_t(4 * W));
+      pool.load(0, 1, 1, 4, f.data());  // rows 1..4
+      std::vector<uint16_t> want(f.size()), got(f.size() + 1, 0xabcd);
+      f32_to_bf16(f.data(), want.data(), int64_t(f.size()));
+      pool.load_bf16(0, 1, 1, 4, got.data());
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(uint16_t)), 0)
+          << kv_dtype_name(d) << " lora " << lora;
+      EXPECT_EQ(got.back(), 0xabcd) << "wrote past n rows of W values";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qs

@@ -60,6 +60,10 @@ class KVPool {
   void store(int64_t layer, int64_t block, int64_t offset, const float* src);
   // Reads rows [offset, offset + n) of one block (n <= block_size - offset) as F32 [n, W].
   void load(int64_t layer, int64_t block, int64_t offset, int64_t n, float* dst) const;
+  // The same rows as BF16 [n, W], no padding: F32 rows rounded to nearest even, BF16 rows as
+  // stored, FP8 latents as fp8e4m3_to_bf16 gives them (code × its group's scale, rounded once
+  // to F32 and then to BF16) and their k_pe as stored.
+  void load_bf16(int64_t layer, int64_t block, int64_t offset, int64_t n, uint16_t* dst) const;
   // The F32 rows themselves (F32 pools only; nullptr otherwise): no copy needed.
   const float* f32_rows(int64_t layer, int64_t block, int64_t offset) const {
     return dtype_ == KvDtype::F32 ? reinterpret_cast<const float*>(row(layer, block, offset)) : nullptr;

@@ -62,6 +62,15 @@ struct LatentRows {
     const int64_t B = pool.block_size();
     return pool.bf16_rows(layer, table[pos / B], pos % B);
   }
+  // Rows [p0, p1) as BF16 into dst [p1 - p0, W] (KVPool::load_bf16: FP8 latents dequantized).
+  void load_bf16(int64_t p0, int64_t p1, uint16_t* dst) const {
+    const int64_t B = pool.block_size();
+    for (int64_t p = p0; p < p1;) {
+      const int64_t r = run(p, p1);
+      pool.load_bf16(layer, table[p / B], p % B, r, dst + (p - p0) * pool.row_width());
+      p += r;
+    }
+  }
   // Rows [p0, p1) as F32 into dst [p1 - p0, W] (a copy, converted from the pool's type).
   void load(int64_t p0, int64_t p1, float* dst) const {
     const int64_t B = pool.block_size();
@@ -81,7 +90,7 @@ struct LatentRows {
 constexpr int64_t kSeg = 256;
 
 struct SegScratch {
-  float* keys;    // [kSeg, W] converted rows (non-F32 pools)
+  float* keys;    // [kSeg, W] converted rows (F32, or BF16 in the first half: see attend_absorb)
   float* scores;  // [H, kSeg]
   uint16_t* p16;  // [H, kSeg] probabilities rounded to BF16 (bf16 attention)
 };
@@ -115,20 +124,26 @@ void segment_partial(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1
   }
 }
 
-// The same with --precision bf16 over a BF16 pool (`bf16 attention`, mla_forward): the scores
-// and the value sums read the pool's rows in place with the BF16 products of kernels/attention.h
-// — the absorbed query qb (rounded to BF16, row stride ldqb) against each key, then the
-// probabilities e^(s − m) rounded to BF16 (l sums the rounded values) against each latent row.
-// The value product pairs keys (p0 + 2i, p0 + 2i + 1) whatever the block boundaries, so the
-// result does not depend on the pool's block size: a pair split between two blocks (odd block
-// sizes only) goes through a two-row copy.
+// The same with --precision bf16 (`bf16 attention`, mla_forward): the scores and the value
+// sums are the BF16 products of kernels/attention.h over BF16 rows — the absorbed query qb
+// (rounded to BF16, row stride ldqb) against each key, then the probabilities e^(s − m) rounded
+// to BF16 (l sums the rounded values) against each latent row. The rows are the pool's own where
+// it stores them unpadded in BF16, else `converted` [p1 - p0, W] (LatentRows::load_bf16: FP8
+// latents dequantized to BF16). The value product pairs keys (p0 + 2i, p0 + 2i + 1) whatever the
+// block boundaries, so the result does not depend on the pool's block size: in place, a pair
+// split between two blocks (odd block sizes only) goes through a two-row copy.
 void segment_partial_bf16(const Dims& D, const LatentRows& kv, int64_t p0, int64_t p1, const uint16_t* qb,
-                          int64_t ldqb, float scale, const SegScratch& sc, float* m, float* l, float* acc) {
+                          int64_t ldqb, float scale, const uint16_t* converted, const SegScratch& sc, float* m,
+                          float* l, float* acc) {
   const int64_t n = p1 - p0;
-  for (int64_t p = p0; p < p1;) {
-    const int64_t r = kv.run(p, p1);
-    attn_scores_bf16(qb, D.H, ldqb, kv.stored_bf16(p), r, D.W, sc.scores + (p - p0), kSeg);
-    p += r;
+  if (converted) {
+    attn_scores_bf16(qb, D.H, ldqb, converted, n, D.W, sc.scores, kSeg);
+  } else {
+    for (int64_t p = p0; p < p1;) {
+      const int64_t r = kv.run(p, p1);
+      attn_scores_bf16(qb, D.H, ldqb, kv.stored_bf16(p), r, D.W, sc.scores + (p - p0), kSeg);
+      p += r;
+    }
   }
   for (int64_t h = 0; h < D.H; ++h) {
     float* s = sc.scores + h * kSeg;
@@ -136,6 +151,10 @@ void segment_partial_bf16(const Dims& D, const LatentRows& kv, int64_t p0, int64
     qs::scale(s, scale, n);
     m[h] = max_value(s, n);
     l[h] = exp_shift_bf16(s, n, m[h], pb);
+  }
+  if (converted) {
+    attn_values_bf16(sc.p16, D.H, kSeg, converted, n, D.W, D.R, acc, D.R, false);
+    return;
   }
   bool first = true;
   for (int64_t p = p0; p < p1;) {
@@ -237,10 +256,24 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       }
     });
   }
-  // Segment [p0, p1)'s partial state for query t into (m, l, a).
+  // The keys are read where the pool holds them (F32 rows for F32 attention, unpadded BF16 rows
+  // for bf16 attention), else from a copy converted per segment: F32 rows (KVPool::load), or
+  // BF16 rows (KVPool::load_bf16) in the first half of the same scratch.
+  const KvDtype kd = kv.pool.dtype();
+  const bool in_place = bf16 ? kd == KvDtype::BF16 && kv.pool.row_bytes() == size_t(D.W) * sizeof(uint16_t)
+                             : kd == KvDtype::F32;
+  // Rows [p0 + b, p0 + e) of a segment from p0 into rows [b, e) of its copy `seg`.
+  auto convert = [&](int64_t p0, int64_t b, int64_t e, float* seg) {
+    if (bf16) kv.load_bf16(p0 + b, p0 + e, reinterpret_cast<uint16_t*>(seg) + b * D.W);
+    else kv.load(p0 + b, p0 + e, seg + b * D.W);
+  };
+  // Segment [p0, p1)'s partial state for query t into (m, l, a); `converted`: the segment's rows
+  // from p0 on as `convert` gives them (unless in place).
   auto partial = [&](int64_t t, int64_t p0, int64_t p1, const float* converted, const SegScratch& sc, float* pm) {
     if (bf16)
-      segment_partial_bf16(D, kv, p0, p1, qb + t * D.H * ldqb, ldqb, scale, sc, pm, pm + D.H, pm + 2 * D.H);
+      segment_partial_bf16(D, kv, p0, p1, qb + t * D.H * ldqb, ldqb, scale,
+                           in_place ? nullptr : reinterpret_cast<const uint16_t*>(converted), sc, pm, pm + D.H,
+                           pm + 2 * D.H);
     else
       segment_partial(D, kv, p0, p1, qa + t * D.H * D.W, scale, converted, sc.scores, pm, pm + D.H, pm + 2 * D.H);
   };
@@ -266,13 +299,12 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
     // Enough queries for every thread: segment by segment (its rows converted once for all the
     // queries that see it, unless read in place), each query's partial merged into its state in
     // segment order, as the decode path below merges them.
-    const bool in_place = bf16 || kv.pool.dtype() == KvDtype::F32;  // no converted copy
     float* seg = in_place ? nullptr : arena.alloc(size_t(kSeg * D.W));
     const int64_t last = start + n;  // rows the last query sees
     for (int64_t k = 0; k * kSeg < last; ++k) {
       const int64_t p0 = k * kSeg, p1 = std::min(last, p0 + kSeg);
       if (!in_place)
-        parallel_for(p1 - p0, 16, [&](int64_t b, int64_t e) { kv.load(p0 + b, p0 + e, seg + b * D.W); });
+        parallel_for(p1 - p0, 16, [&](int64_t b, int64_t e) { convert(p0, b, e, seg); });
       const int64_t t0 = std::max<int64_t>(0, p0 - start);  // first query that sees row p0
       parallel_for_dynamic(n - t0, [&](int64_t i) {
         const int64_t t = t0 + i, vis = start + t + 1;
@@ -297,7 +329,7 @@ void attend_absorb(const Dims& D, const MlaWeights& w, const LatentRows& kv, int
       const int64_t t = int64_t(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
       const int64_t k = i - first[size_t(t)], p0 = k * kSeg, p1 = std::min(start + t + 1, p0 + kSeg);
       const SegScratch sc = scratch_of(omp_get_thread_num()).seg;
-      if (!bf16 && kv.pool.dtype() != KvDtype::F32) kv.load(p0, p1, sc.keys);
+      if (!in_place) convert(p0, 0, p1 - p0, sc.keys);
       partial(t, p0, p1, sc.keys, sc, partials + size_t(i) * part);
     });
   }
@@ -378,11 +410,11 @@ void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, in
   }
   float* o = a.alloc(size_t(T * D.H * D.dv));  // [T, H*dv]
   const float scale = float(c.softmax_scale());
-  // Absorbed attention in BF16 products over the BF16 rows in place (segment_partial_bf16):
-  // --precision bf16 with a BF16 cache whose rows are unpadded (W a multiple of 8, as at every
-  // DeepSeek width). Otherwise F32 products over F32 rows (converted from BF16/FP8 pools).
-  const bool bf16_attention =
-      cmp == Compute::BF16 && pool.dtype() == KvDtype::BF16 && pool.row_bytes() == size_t(D.W) * sizeof(uint16_t);
+  // Absorbed attention in BF16 products over BF16 rows (segment_partial_bf16) with --precision
+  // bf16 over a BF16 or FP8 cache: a BF16 cache's rows read in place (unpadded: W a multiple of
+  // 8, as at every DeepSeek width), an FP8 cache's dequantized to BF16 per segment. Otherwise
+  // (F32 compute, or an F32 cache) F32 products over F32 rows.
+  const bool bf16_attention = cmp == Compute::BF16 && pool.dtype() != KvDtype::F32;
   for (size_t ci = 0; ci < b.chunks.size(); ++ci) {
     const SeqChunk& ch = b.chunks[ci];
     const int64_t off = b.offsets[ci];

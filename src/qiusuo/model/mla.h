@@ -37,10 +37,12 @@ inline bool kv_b_read_as_stored(DType kv_b, int64_t step_tokens) {
 // keys in a fixed order (scores key by key, softmax over exactly the visible keys, weighted sum
 // in key order), so a token's output does not depend on which other tokens share the step or
 // how its sequence was chunked — the engine relies on this (infer/engine.h). Its products are
-// F32 over F32 rows (an F32 pool's, or BF16/FP8 rows converted), or — Compute::BF16 over a BF16
-// pool, the default generation path — the BF16 products of kernels/attention.h over the pool's
-// rows in place (the absorbed query and the probabilities rounded to BF16; error against the
-// official logits in tests/model/fixtures_test.cpp and docs/benchmarks.md). AttnImpl::Auto
+// F32 over F32 rows (Compute::F32: an F32 pool's, or BF16/FP8 rows converted; Compute::BF16 over
+// an F32 pool), or — Compute::BF16 over a BF16 or FP8 pool, the default generation path — the
+// BF16 products of kernels/attention.h over BF16 rows: a BF16 pool's in place, an FP8 pool's
+// dequantized to BF16 (KVPool::load_bf16) a segment at a time (the absorbed query and the
+// probabilities rounded to BF16; error against the official logits in
+// tests/model/fixtures_test.cpp and docs/benchmarks.md). AttnImpl::Auto
 // picks naive or absorbed attention per chunk by cost, which is faster for long prefills but
 // makes the result depend on the chunking.
 void mla_forward(const ModelConfig& c, const MlaWeights& w, const Rope& rope, int64_t layer, KVPool& pool,

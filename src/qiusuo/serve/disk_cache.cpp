@@ -102,9 +102,12 @@ uint64_t model_identity(const std::string& dir, Compute compute, KvDtype kv_dtyp
   }
   // The arithmetic that computed the rows: a cached block is reused only where recomputing it
   // would give the same bits. "bf16-attn": BF16 compute since decode attention over a BF16 cache
-  // runs in BF16 products (model/mla.h); blocks of the earlier BF16 arithmetic ("bf16") are
-  // another identity's, left alone.
-  const char* c = compute == Compute::F32 ? "f32" : "bf16-attn";
+  // runs in BF16 products (model/mla.h), "bf16-attn-fp8rows" since it does so over an FP8 cache's
+  // rows dequantized to BF16; blocks of the earlier BF16 arithmetic ("bf16", and "bf16-attn"
+  // with an FP8 cache) are another identity's, left alone.
+  const char* c = compute == Compute::F32         ? "f32"
+                  : kv_dtype == KvDtype::FP8      ? "bf16-attn-fp8rows"
+                                                  : "bf16-attn";
   h = fnv1a(h, c, std::strlen(c));
   const char* kv = kv_dtype_name(kv_dtype);
   h = fnv1a(h, kv, std::strlen(kv));

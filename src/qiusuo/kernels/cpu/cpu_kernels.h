@@ -97,6 +97,10 @@ struct Kernels {
   // the same bits for every ISA.
   void (*attn_values_bf16)(const uint16_t* P, int64_t nq, int64_t ldp, const uint16_t* V, int64_t nk,
                            int64_t ldv, int64_t n, float* O, int64_t ldo, bool accumulate);
+  // E4M3 codes times per-group scales rounded to BF16 in one pass (convert.h's fp8e4m3_to_bf16):
+  // fp8_to_f32 followed by f32_to_bf16, the same bits. nullptr: those two in turn
+  // (fp8_to_bf16_two_pass).
+  void (*fp8_to_bf16)(const uint8_t* in, uint16_t* out, int64_t n, const float* scales, int64_t group) = nullptr;
 };
 
 // The per-ISA functions the tables point to: gemv_<isa>.cpp, convert_<isa>.cpp,
@@ -136,6 +140,8 @@ void linear_bf16_avx512vbmi(const uint16_t* xb, int64_t ldxb, int64_t M, const W
 // FP8 read by AVX512_VBMI byte lookups (fp8_vbmi_avx512.cpp): fp8_to_f32_avx512's bits, and
 // the table's fp8_weighted_rows / fp8_dot_rows.
 void fp8_to_f32_avx512vbmi(const uint8_t* in, float* out, int64_t n, float scale);
+// fp8_to_f32 then f32_to_bf16 in one pass (the table's fp8_to_bf16; AVX512_BF16 as well).
+void fp8_to_bf16_avx512vbmi(const uint8_t* in, uint16_t* out, int64_t n, const float* scales, int64_t group);
 void fp8_weighted_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* p, float* dst);
 void fp8_dot_rows_avx512vbmi(const WeightMatrix& W, int64_t r0, int64_t n, const float* x, float* out);
 // linear_int_avx2 with AVX-VNNI's vpdpbusd (linear_int_avxvnni.cpp; the same bits).
@@ -154,6 +160,11 @@ void int_dot_rows_avx512(const WeightMatrix& W, int64_t r0, int64_t n, const flo
 constexpr int kGemmMrScalar = 4, kGemmNrScalar = 8;
 constexpr int kGemmMrAvx2 = 6, kGemmNrAvx2 = 16;
 constexpr int kGemmMrAvx512 = 12, kGemmNrAvx512 = 32;
+
+// fp8e4m3_to_bf16 (convert.h) as k.fp8_to_f32 then k.f32_to_bf16 (what tables without their own
+// fp8_to_bf16 do).
+void fp8_to_bf16_two_pass(const Kernels& k, const uint8_t* in, uint16_t* out, int64_t n, const float* scales,
+                          int64_t group);
 
 // The table for `isa`, or nullptr when the build lacks it or the CPU cannot run it.
 const Kernels* kernels_for(Isa isa);

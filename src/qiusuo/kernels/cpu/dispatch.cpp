@@ -56,6 +56,7 @@ const Kernels* kernels_for(Isa isa) {
         t.fp8_to_f32 = fp8_to_f32_avx512vbmi;
         t.fp8_weighted_rows = fp8_weighted_rows_avx512vbmi;
         t.fp8_dot_rows = fp8_dot_rows_avx512vbmi;
+        if (f.avx512bf16) t.fp8_to_bf16 = fp8_to_bf16_avx512vbmi;
       }
       if (!f.avx512vnni) {
         t.quantize_x = quantize_x_avx2;
