@@ -32,6 +32,17 @@ using ::testing::HasSubstr;
 using testing_util::qiusuo;
 using testing_util::TempDir;
 
+// V2-Lite's widths with 2 layers, 16 experts and a 16000-token vocabulary (~0.6 GB in BF16).
+void write_small_v2_lite_config(const std::string& path) {
+  nlohmann::json c = preset_config("v2-lite");
+  c["num_hidden_layers"] = 2;
+  c["n_routed_experts"] = 16;
+  c["vocab_size"] = 16000;
+  c["bos_token_id"] = 0;
+  c["eos_token_id"] = 1;
+  write_text_file_atomic(path, c.dump(2));
+}
+
 // Peak RSS in MB of `qiusuo args...` run directly (no shell: wait4 reports that process's own
 // peak), its output discarded; `code` gets the exit status.
 double peak_rss_mb(const std::vector<std::string>& args, int& code) {
@@ -62,13 +73,7 @@ double peak_rss_mb(const std::vector<std::string>& args, int& code) {
 // shard, 420 MB in shards, and grew by ~2.5 GB a shard at full depth.) The files are the same.
 TEST(InitCli, MemoryBoundedByATensorNotAShard) {
   TempDir d("initcli");
-  nlohmann::json c = preset_config("v2-lite");
-  c["num_hidden_layers"] = 2;
-  c["n_routed_experts"] = 16;
-  c["vocab_size"] = 16000;
-  c["bos_token_id"] = 0;
-  c["eos_token_id"] = 1;
-  write_text_file_atomic(d / "config.json", c.dump(2));
+  write_small_v2_lite_config(d / "config.json");
   for (const std::string shard : {"4", "0.1"}) {
     int code = -1;
     const double mb =
@@ -77,7 +82,7 @@ TEST(InitCli, MemoryBoundedByATensorNotAShard) {
     EXPECT_GT(mb, 0.0);
     EXPECT_LT(mb, 320.0) << "init with shards of " << shard << " GB held more than a tensor's worth of memory";
   }
-  // Both layouts hold the same tensors: the single file equals the shards concatenated.
+  // Both layouts hold the same tensors.
   const TensorStore one = TensorStore::open_dir(d / "m4"), many = TensorStore::open_dir(d / "m0.1");
   for (const char* name : {"model.embed_tokens.weight", "model.layers.1.mlp.experts.15.down_proj.weight", "lm_head.weight"}) {
     const auto& a = one.get(name);
@@ -89,13 +94,7 @@ TEST(InitCli, MemoryBoundedByATensorNotAShard) {
 
 TEST(QuantizeCli, BoundedMemoryAutoGroupAndLoadableOutput) {
   TempDir d("quantcli");
-  nlohmann::json c = preset_config("v2-lite");
-  c["num_hidden_layers"] = 2;
-  c["n_routed_experts"] = 16;
-  c["vocab_size"] = 16000;
-  c["bos_token_id"] = 0;
-  c["eos_token_id"] = 1;
-  write_text_file_atomic(d / "config.json", c.dump(2));
+  write_small_v2_lite_config(d / "config.json");
   auto r = qiusuo("init --config " + (d / "config.json") + " --out " + (d / "bf16") + " --dtype bf16");
   ASSERT_EQ(r.code, 0) << r.err;
   double in_bytes = 0;

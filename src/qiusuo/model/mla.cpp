@@ -62,21 +62,20 @@ struct LatentRows {
     const int64_t B = pool.block_size();
     return pool.bf16_rows(layer, table[pos / B], pos % B);
   }
-  // Rows [p0, p1) as BF16 into dst [p1 - p0, W] (KVPool::load_bf16: FP8 latents dequantized).
-  void load_bf16(int64_t p0, int64_t p1, uint16_t* dst) const {
-    const int64_t B = pool.block_size();
-    for (int64_t p = p0; p < p1;) {
-      const int64_t r = run(p, p1);
-      pool.load_bf16(layer, table[p / B], p % B, r, dst + (p - p0) * pool.row_width());
-      p += r;
-    }
-  }
   // Rows [p0, p1) as F32 into dst [p1 - p0, W] (a copy, converted from the pool's type).
-  void load(int64_t p0, int64_t p1, float* dst) const {
+  void load(int64_t p0, int64_t p1, float* dst) const { copy(p0, p1, dst); }
+  // The same as BF16 (KVPool::load_bf16: FP8 latents dequantized).
+  void load_bf16(int64_t p0, int64_t p1, uint16_t* dst) const { copy(p0, p1, dst); }
+
+ private:
+  template <typename T>
+  void copy(int64_t p0, int64_t p1, T* dst) const {
     const int64_t B = pool.block_size();
     for (int64_t p = p0; p < p1;) {
       const int64_t r = run(p, p1);
-      pool.load(layer, table[p / B], p % B, r, dst + (p - p0) * pool.row_width());
+      T* d = dst + (p - p0) * pool.row_width();
+      if constexpr (std::is_same_v<T, float>) pool.load(layer, table[p / B], p % B, r, d);
+      else pool.load_bf16(layer, table[p / B], p % B, r, d);
       p += r;
     }
   }
