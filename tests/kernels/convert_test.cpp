@@ -111,7 +111,7 @@ TEST(Convert, Fp8ToBf16IsTheScaledF32Rounded) {
   for (const cpu::Kernels* k : test::runnable_kernels()) {
     fns.push_back({std::string(isa_name(k->isa)) + " two-pass",
                    [k](const uint8_t* in, uint16_t* out, int64_t n, const float* s, int64_t g) {
-                     cpu::fp8_to_bf16_two_pass(*k, in, out, n, s, g);
+                     cpu::fp8_to_bf16_two_pass(k->fp8_to_f32, k->f32_to_bf16, in, out, n, s, g);
                    }});
     if (k->fp8_to_bf16) fns.push_back({std::string(isa_name(k->isa)) + " fused", k->fp8_to_bf16});
   }

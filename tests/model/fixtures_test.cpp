@@ -62,6 +62,11 @@ float max_abs(const std::vector<float>& v) {
   return m;
 }
 
+// The share of v's entries within `bound` (the per-position error statistics below).
+double share_within(const std::vector<float>& v, float bound) {
+  return double(std::count_if(v.begin(), v.end(), [&](float x) { return x <= bound; })) / double(v.size());
+}
+
 // max |a - b| over [n] and the bound 1e-4 · max|b| the issue sets for F32 compute.
 void expect_close(const float* got, const std::vector<float>& want, size_t offset, size_t n, float bound,
                   const std::string& what) {
@@ -227,8 +232,7 @@ TEST_P(ModelFixture, DefaultGenerationPathWithinStatedBound) {
   Fixture f = open(GetParam());
   const auto rel = default_path_errors(f, KvDtype::BF16);
   const float median = rel[rel.size() / 2];
-  const double within =
-      double(std::count_if(rel.begin(), rel.end(), [](float x) { return x <= 1e-2f; })) / double(rel.size());
+  const double within = share_within(rel, 1e-2f);
   if (std::getenv("QS_VERBOSE"))
     std::printf("%s default path: median %.3g, max %.3g of max|logit|, %.0f%% of %zu positions within 1e-2\n",
                 f.dir.c_str(), median, rel.back(), 100 * within, rel.size());
@@ -246,8 +250,7 @@ TEST_P(ModelFixture, DefaultGenerationPathFp8CacheWithinStatedBound) {
   Fixture f = open(GetParam());
   const auto rel = default_path_errors(f, KvDtype::FP8);
   const float median = rel[rel.size() / 2];
-  const double within =
-      double(std::count_if(rel.begin(), rel.end(), [](float x) { return x <= 5e-2f; })) / double(rel.size());
+  const double within = share_within(rel, 5e-2f);
   if (std::getenv("QS_VERBOSE"))
     std::printf("%s default path, fp8 cache: median %.3g, max %.3g of max|logit|, %.0f%% of %zu positions within 5e-2\n",
                 f.dir.c_str(), median, rel.back(), 100 * within, rel.size());
@@ -320,7 +323,7 @@ TEST_P(ModelFixture, KvCacheFp8WithinStatedBound) {
   }
   std::sort(rel.begin(), rel.end());
   const float median = rel[rel.size() / 2];
-  const double within = double(std::count_if(rel.begin(), rel.end(), [](float x) { return x <= 5e-2f; })) / double(rel.size());
+  const double within = share_within(rel, 5e-2f);
   if (std::getenv("QS_VERBOSE"))
     std::printf("%s fp8 cache: median %.3g, max %.3g of max|logit|, %.0f%% of positions within 5e-2\n", f.dir.c_str(),
                 median, rel.back(), 100 * within);

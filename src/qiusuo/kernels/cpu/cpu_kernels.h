@@ -161,10 +161,12 @@ constexpr int kGemmMrScalar = 4, kGemmNrScalar = 8;
 constexpr int kGemmMrAvx2 = 6, kGemmNrAvx2 = 16;
 constexpr int kGemmMrAvx512 = 12, kGemmNrAvx512 = 32;
 
-// fp8e4m3_to_bf16 (convert.h) as k.fp8_to_f32 then k.f32_to_bf16 (what tables without their own
-// fp8_to_bf16 do).
-void fp8_to_bf16_two_pass(const Kernels& k, const uint8_t* in, uint16_t* out, int64_t n, const float* scales,
-                          int64_t group);
+// fp8e4m3_to_bf16 (convert.h) as a table's fp8_to_f32 then its f32_to_bf16, 128 values at a time
+// through L1 (what tables without their own fp8_to_bf16 do, and the fused kernel's route for
+// scales it cannot take).
+void fp8_to_bf16_two_pass(void (*fp8_to_f32)(const uint8_t*, float*, int64_t, float),
+                          void (*f32_to_bf16)(const float*, uint16_t*, int64_t), const uint8_t* in, uint16_t* out,
+                          int64_t n, const float* scales, int64_t group);
 
 // The table for `isa`, or nullptr when the build lacks it or the CPU cannot run it.
 const Kernels* kernels_for(Isa isa);

@@ -216,12 +216,7 @@ void fp8_to_bf16_avx512vbmi(const uint8_t* in, uint16_t* out, int64_t n, const f
     const int64_t g1 = std::min(n, g0 + group);
     const float scale = scales[g0 / group];
     if (!(std::fabs(scale) >= 0x1p-117f)) {
-      alignas(64) float f[64];
-      for (int64_t i = g0; i < g1; i += 64) {
-        const int64_t m = std::min<int64_t>(64, g1 - i);
-        fp8_to_f32_avx512vbmi(in + i, f, m, scale);
-        f32_to_bf16_avx512(f, out + i, m);
-      }
+      fp8_to_bf16_two_pass(fp8_to_f32_avx512vbmi, f32_to_bf16_avx512, in + g0, out + g0, g1 - g0, &scale, group);
       continue;
     }
     const __m512 s = _mm512_set1_ps(scale);
