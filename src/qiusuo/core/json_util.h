@@ -3,6 +3,7 @@
 // 100000 deep in a corrupt file would overflow the stack long after parsing; such files are
 // rejected while parsing instead. Templates over the JSON type, so core needs no JSON library.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,18 +16,89 @@ namespace qs {
 // Far deeper than any file qiusuo reads (config.json and tokenizer.json nest at most ~6 levels).
 inline constexpr int kMaxJsonDepth = 200;
 
-// Parses `text`; qs::Error(Format) naming `source` for invalid JSON or nesting deeper than
-// kMaxJsonDepth.
+namespace detail {
+// A SAX handler building the DOM as Json::parse does (a repeated key keeps its last value), that
+// fails as soon as a key or value sits inside more than kMaxJsonDepth containers. Json::parse's
+// own depth hook (a parser callback) made each object's end scan its parent's members for
+// discarded values: quadratic in a parent's size (a safetensors header of 7000 tensors, each an
+// object: ~0.15 s per 4 GB shard).
+template <class Json>
+class DepthLimitedDom {
+ public:
+  DepthLimitedDom(Json& root, const std::string& source) : root_(root), source_(source) {}
+  bool null() { return put(Json(nullptr)); }
+  bool boolean(bool v) { return put(Json(v)); }
+  bool number_integer(typename Json::number_integer_t v) { return put(Json(v)); }
+  bool number_unsigned(typename Json::number_unsigned_t v) { return put(Json(v)); }
+  bool number_float(typename Json::number_float_t v, const typename Json::string_t&) { return put(Json(v)); }
+  bool string(typename Json::string_t& v) { return put(Json(std::move(v))); }
+  bool binary(typename Json::binary_t& v) { return put(Json::binary(std::move(v))); }
+  bool start_object(std::size_t) { return open(Json::object()); }
+  bool key(typename Json::string_t& k) {
+    check();
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(Json::array()); }
+  bool end_array() { return close(); }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception& e) {
+    throw e;
+  }
+
+ private:
+  void check() const {
+    if (stack_.size() > size_t(kMaxJsonDepth))
+      fail(ErrorKind::Format, source_, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
+  }
+  // v where the next value goes: the root, the end of the open array, or the open object's key.
+  Json* place(Json&& v) {
+    check();
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    Json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    Json& slot = top[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool put(Json&& v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(Json&& v) {
+    stack_.push_back(place(std::move(v)));
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+  Json& root_;
+  const std::string& source_;
+  std::vector<Json*> stack_;  // the open containers (an element's address is stable while it is open)
+  typename Json::string_t key_;
+};
+}  // namespace detail
+
+// Parses `text`; qs::Error(Format) naming `source` for invalid JSON or a key or value inside more
+// than kMaxJsonDepth containers.
 template <class Json>
 Json parse_json_file_text(std::string_view text, const std::string& source) {
+  Json root;
+  detail::DepthLimitedDom<Json> dom(root, source);
   try {
-    return Json::parse(text.begin(), text.end(), [&](int depth, typename Json::parse_event_t, Json&) {
-      if (depth > kMaxJsonDepth) fail(ErrorKind::Format, source, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
-      return true;
-    });
+    Json::sax_parse(text.begin(), text.end(), &dom);
   } catch (const typename Json::exception& e) {
     fail(ErrorKind::Format, source, ": invalid JSON (", e.what(), ")");
   }
+  return root;
 }
 
 // True when `v` nests containers deeper than max_depth (a scalar has depth 0, [] depth 1). For
