@@ -33,24 +33,39 @@ uint32_t bits(float f) {
 
 TEST(IntWeights, GptqRepackIsExact) {
   for (int nbits : {4, 8})
-    for (int64_t group : {32, 128, 256}) {
-      const int64_t rows = 40, cols = 256, per = 32 / nbits;
-      const GptqData g(nbits, rows, cols, group, 7);
-      Buffer<float> storage;
-      const WeightMatrix W = int_weights_from_gptq("layer", g.tensors(), rows, cols, storage);
-      EXPECT_EQ(W.dtype, nbits == 8 ? DType::I8 : DType::I4);
-      EXPECT_EQ(W.group, group);
-      std::vector<float> row(static_cast<size_t>(cols));
-      for (int64_t n = 0; n < rows; ++n) {
-        W.dequant_row(n, row.data());
-        for (int64_t c = 0; c < cols; ++c) {
-          const uint32_t word = g.qweight[size_t((c / per) * rows + n)];
-          const int u = int((word >> (nbits * (c % per))) & ((1u << nbits) - 1));
-          const float s = f16_to_f32(g.scales[size_t((c / group) * rows + n)]);
-          ASSERT_EQ(row[size_t(c)], float(u - (1 << (nbits - 1))) * s) << nbits << " bits, n=" << n << " c=" << c;
+    for (int64_t group : {32, 128, 256})
+      for (int64_t rows : {40, 648}) {  // 3 tiles (one thread) and 41 (split among the threads), the last partial
+        const int64_t cols = 256, per = 32 / nbits;
+        const GptqData g(nbits, rows, cols, group, 7);
+        Buffer<float> storage;
+        const WeightMatrix W = int_weights_from_gptq("layer", g.tensors(), rows, cols, storage);
+        EXPECT_EQ(W.dtype, nbits == 8 ? DType::I8 : DType::I4);
+        EXPECT_EQ(W.group, group);
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t n = 0; n < rows; ++n) {
+          W.dequant_row(n, row.data());
+          for (int64_t c = 0; c < cols; ++c) {
+            const uint32_t word = g.qweight[size_t((c / per) * rows + n)];
+            const int u = int((word >> (nbits * (c % per))) & ((1u << nbits) - 1));
+            const float s = f16_to_f32(g.scales[size_t((c / group) * rows + n)]);
+            ASSERT_EQ(row[size_t(c)], float(u - (1 << (nbits - 1))) * s) << nbits << " bits, n=" << n << " c=" << c;
+          }
+        }
+        // The layout itself (linear.h): tile t's word w holds rows 16t..16t+15 of qweight row w, its
+        // group g's scales those rows' scales; the rows past the last are the value 0 with scale 0.
+        const int64_t T = WeightMatrix::kIntTile, words = cols / per, ngroups = cols / group;
+        const auto* data = static_cast<const uint32_t*>(W.data);
+        const uint32_t zero_word = nbits == 4 ? 0x88888888u : 0x80808080u;
+        for (int64_t n = 0; n < W.int_tiles() * T; ++n) {
+          const int64_t t = n / T, i = n % T;
+          for (int64_t w = 0; w < words; ++w)
+            ASSERT_EQ(data[(t * words + w) * T + i], n < rows ? g.qweight[size_t(w * rows + n)] : zero_word)
+                << nbits << " bits, row " << n << " word " << w;
+          for (int64_t gi = 0; gi < ngroups; ++gi)
+            ASSERT_EQ(W.group_scales[(t * ngroups + gi) * T + i], n < rows ? g.scales[size_t(gi * rows + n)] : uint16_t(0))
+                << nbits << " bits, row " << n << " group " << gi;
         }
       }
-    }
 }
 
 TEST(IntWeights, MalformedGptqIsAClearError) {
