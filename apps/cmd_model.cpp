@@ -101,7 +101,8 @@ nlohmann::json model_info(const Model& m) {
   // Weights in memory per format (qiusuo quantize's defaults: embedding and head kept in BF16;
   // FP8 adds an F32 scale per 128x128 block, INT8/INT4 an F16 scale per group of --group auto's
   // size: the largest of 128, 64, 32 dividing every projection's input width).
-  const double all = double(c.total_params()), kept = double(2 * c.vocab_size * c.hidden_size);
+  // The MTP modules count: Model::load keeps them (speculative decoding reads them).
+  const double all = double(c.total_params() + c.mtp_params()), kept = double(2 * c.vocab_size * c.hidden_size);
   const int64_t widths[] = {c.hidden_size, c.intermediate_size, c.moe_intermediate_size, c.q_lora_rank,
                             c.kv_lora_rank, c.num_attention_heads * c.v_head_dim};
   const int64_t fitting = auto_group_size(widths), group = fitting ? fitting : 32;
@@ -117,7 +118,9 @@ nlohmann::json model_info(const Model& m) {
 }
 
 void run_info(const std::string& dir, bool json_out) {
-  auto m = Model::load(dir);
+  // Mapped, not copied: info reads the headers, the config and a few small tensors (INT8/INT4
+  // weights in the GPTQ layout are still repacked: Model::load makes their tile layout).
+  auto m = Model::load(dir, true, {nullptr, false, /*mmap=*/true});
   const ModelConfig& c = m->config();
   const auto j = model_info(*m);
   if (json_out) {
@@ -272,7 +275,9 @@ void register_model_commands(CLI::App& app) {
   {
     struct Opts { std::string dir; bool json = false; int threads = 0; };
     auto o = std::make_shared<Opts>();
-    auto* c = app.add_subcommand("info", "Print a checkpoint's architecture, parameter counts and KV-cache size");
+    auto* c = app.add_subcommand("info", "Print a checkpoint's architecture, parameter counts, KV-cache size per token and "
+                                      "which weight formats fit this machine's memory (BF16 and FP8 weights are mapped, "
+                                      "not copied: such a checkpoint larger than the memory is fine)");
     c->add_option("--model,-m", o->dir, "Checkpoint directory (config.json + *.safetensors)")->required();
     c->add_flag("--json", o->json, "Print one JSON object instead of text");
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");

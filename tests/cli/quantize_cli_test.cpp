@@ -5,11 +5,6 @@
 // --group auto picks 64 for the 10944-wide FFN, the outputs load and give finite logits, and bad
 // arguments are clear errors with nothing written. And `qiusuo init`, which writes such
 // checkpoints, holds one tensor at a time (InitCli).
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -22,49 +17,16 @@
 #include "cli/cli_util.h"
 #include "qiusuo/io/file.h"
 #include "qiusuo/io/safetensors.h"
-#include "qiusuo/model/presets.h"
 #include "test_util.h"
 
 namespace qs {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::peak_rss_mb;
 using testing_util::qiusuo;
 using testing_util::TempDir;
-
-// V2-Lite's widths with 2 layers, 16 experts and a 16000-token vocabulary (~0.6 GB in BF16).
-void write_small_v2_lite_config(const std::string& path) {
-  nlohmann::json c = preset_config("v2-lite");
-  c["num_hidden_layers"] = 2;
-  c["n_routed_experts"] = 16;
-  c["vocab_size"] = 16000;
-  c["bos_token_id"] = 0;
-  c["eos_token_id"] = 1;
-  write_text_file_atomic(path, c.dump(2));
-}
-
-// Peak RSS in MB of `qiusuo args...` run directly (no shell: wait4 reports that process's own
-// peak), its output discarded; `code` gets the exit status.
-double peak_rss_mb(const std::vector<std::string>& args, int& code) {
-  const std::string bin = std::string(QS_BINARY_DIR) + "/qiusuo";
-  std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  code = -1;
-  if (rc != 0) return 0;
-  int st = 0;
-  rusage ru{};
-  if (wait4(pid, &st, 0, &ru) != pid) return 0;
-  code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return double(ru.ru_maxrss) / 1024.0;
-}
+using testing_util::write_small_v2_lite_config;
 
 // `qiusuo init` holds one tensor at a time, not a shard: a 632 MB BF16 checkpoint of V2-Lite's
 // widths (2 layers, 16 experts, a 16000-token vocabulary) written as one shard and as shards of
