@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "qiusuo/core/error.h"
+#include "qiusuo/io/file.h"
 #include "test_util.h"
 
 namespace qs {
@@ -184,6 +185,25 @@ TEST(TensorStore, ShardedCheckpointsAndIndexErrors) {
   std::filesystem::remove(d / "model-00002-of-00002.safetensors");
   EXPECT_THAT(error_of([&] { TensorStore::open_dir(d.path); }), HasSubstr("shard"));
   EXPECT_THAT(error_of([&] { TensorStore::open_dir(d / "nope"); }), HasSubstr("does not exist"));
+}
+
+// populate_pages and drop_resident_pages are hints about a mapping's pages: any range, aligned
+// or not, up to the file's last byte, leaves the bytes as the file has them.
+TEST(MappedFile, PageHintsKeepTheContents) {
+  TempDir d("pagehints");
+  std::string bytes(3 * 4096 + 123, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char(i * 7 + i / 4096);
+  write_text_file_atomic(d / "f.bin", bytes);
+  const MappedFile f = MappedFile::open(d / "f.bin");
+  ASSERT_EQ(f.size(), bytes.size());
+  populate_pages(nullptr, 10);
+  populate_pages(f.data(), 0);
+  populate_pages(f.data() + 1, 5000);              // unaligned, across a page boundary
+  populate_pages(f.data() + 4000, f.size() - 4000);  // to the last byte (a partial page)
+  EXPECT_EQ(std::memcmp(f.data(), bytes.data(), bytes.size()), 0);
+  drop_resident_pages(f.data() + 100, f.size() - 100);
+  populate_pages(f.data(), f.size());
+  EXPECT_EQ(std::memcmp(f.data(), bytes.data(), bytes.size()), 0);
 }
 
 }  // namespace

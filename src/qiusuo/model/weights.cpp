@@ -253,6 +253,7 @@ std::string gptq_base(const std::string& name) {
 const void* copy_to_huge_pages(HugePageArena& arena, const void* src, size_t bytes) {
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(arena.alloc(bytes));
+  populate_pages(src, bytes);
   constexpr int64_t kChunk = int64_t(1) << 21;
   parallel_for(int64_t(bytes), kChunk, [&](int64_t b0, int64_t e0) { std::memcpy(d + b0, s + b0, size_t(e0 - b0)); });
   return d;
@@ -265,6 +266,7 @@ bool gptq_matrix(const TensorStore& store, const std::map<std::string, Shape>& s
   const std::string base = gptq_base(name);
   const TensorView* qweight = store.find(base + ".qweight");
   if (!qweight) return false;
+  populate_pages(qweight->data, qweight->nbytes);
   const auto it = shapes.find(name);
   QS_CHECK(it != shapes.end() && it->second.size() == 2, "GPTQ tensors for '", name, "', which is not a matrix");
   *m = int_weights_from_gptq(base, {qweight, store.find(base + ".scales"), store.find(base + ".qzeros"),
