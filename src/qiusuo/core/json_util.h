@@ -20,8 +20,8 @@ namespace detail {
 // A SAX handler building the DOM as Json::parse does (a repeated key keeps its last value), that
 // fails as soon as a key or value sits inside more than kMaxJsonDepth containers. Json::parse's
 // own depth hook (a parser callback) made each object's end scan its parent's members for
-// discarded values: quadratic in a parent's size (a safetensors header of 7000 tensors, each an
-// object: ~0.15 s per 4 GB shard).
+// discarded values: quadratic in a parent's size (a 4 GB shard's header of 8414 tensors, each an
+// object: 0.43 s, now 0.018).
 template <class Json>
 class DepthLimitedDom {
  public:
