@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -154,15 +157,20 @@ TEST_P(InfoCli, AgreesWithTheCheckpointsHeaders) {
   EXPECT_THAT(r.out, HasSubstr("kv by type   f32 "));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, InfoCli,
-                         ::testing::Values(std::string(QS_FIXTURES) + "/model/v2-lite-tiny",
-                                           std::string(QS_FIXTURES) + "/model/v2-tiny",
-                                           std::string(QS_FIXTURES) + "/model/v3-tiny",
-                                           std::string(QS_FIXTURES) + "/model/v3-tiny-fp8"),
+// Every model fixture (a directory of fixtures/model with a config.json).
+std::vector<std::string> model_fixtures() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(QS_FIXTURES) + "/model"))
+    if (std::filesystem::exists(e.path() / "config.json")) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, InfoCli, ::testing::ValuesIn(model_fixtures()),
                          [](const auto& info) {
                            std::string n = std::filesystem::path(info.param).filename().string();
-                           for (char& c : n)
-                             if (c == '-') c = '_';
+                           for (char& c : n)  // gtest names: letters, digits and '_'
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
 
