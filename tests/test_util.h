@@ -2,8 +2,11 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +28,25 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return path + "/" + name; }
   static int& counter() { static int c = 0; return c; }
 };
+
+// The model fixtures: the directories of fixtures/model holding `marker` ("config.json": a
+// checkpoint; "expected.safetensors": one with the reference outputs), sorted.
+inline std::vector<std::string> model_fixture_dirs(const std::string& marker) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(QS_FIXTURES) + "/model"))
+    if (std::filesystem::exists(e.path() / marker)) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A test parameter's name for a fixture directory: its name with every character other than a
+// letter or digit as '_' (what gtest accepts).
+inline std::string fixture_test_name(const std::string& dir) {
+  std::string n = std::filesystem::path(dir).filename().string();
+  for (char& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
+}
 
 // A tiny DeepSeek-V3-style config (MoE, q_lora, YaRN, MTP) for fast tests.
 inline nlohmann::json tiny_v3_config(int64_t vocab = 256) {

@@ -30,14 +30,6 @@ using testing_util::qiusuo;
 
 std::string fixtures() { return QS_FIXTURES; }
 
-std::vector<std::string> model_fixtures() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(fixtures() + "/model"))
-    if (std::filesystem::exists(e.path() / "expected.safetensors")) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 class LogitsCli : public ::testing::TestWithParam<std::string> {};
 
 // Runs `qiusuo logits --model model_dir` on prompts taken from the fixture: row i of the batch is
@@ -155,11 +147,8 @@ TEST_P(LogitsCli, F32ShardsSplittingLayersBatchOf3) {
   check_logits_rows(dir, out.path, "decode", {{0, 4}, {1, P}, {0, P}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, LogitsCli, ::testing::ValuesIn(model_fixtures()), [](const auto& info) {
-  std::string n = std::filesystem::path(info.param).filename().string();
-  std::replace(n.begin(), n.end(), '-', '_');
-  return n;
-});
+INSTANTIATE_TEST_SUITE_P(Fixtures, LogitsCli, ::testing::ValuesIn(testing_util::model_fixture_dirs("expected.safetensors")),
+                         [](const auto& info) { return testing_util::fixture_test_name(info.param); });
 
 TEST(Cli, TokenizeMatchesEveryFixtureCase) {
   const json cases = json::parse(read_text_file(fixtures() + "/tokenizer/cases.json"));

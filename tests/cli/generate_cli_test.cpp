@@ -24,14 +24,6 @@ using ::testing::HasSubstr;
 using testing_util::qiusuo;
 using testing_util::TempDir;
 
-std::vector<std::string> model_fixtures() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(QS_FIXTURES) + "/model"))
-    if (std::filesystem::exists(e.path() / "config.json")) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::vector<json> lines_of(const std::string& out) {
   std::vector<json> v;
   std::istringstream in(out);
@@ -119,12 +111,8 @@ TEST_P(GenerateCli, LogprobsOfGeneratedAndScoredTokensMatchTheLogits) {
   for (int t = 0; t < 3; ++t) EXPECT_NEAR(sc[1]["logprobs"][t].get<double>(), ref2.logprob(1 + t, 3 + t), 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GenerateCli, ::testing::ValuesIn(model_fixtures()),
-                         [](const auto& info) {
-                           std::string n = std::filesystem::path(info.param).filename().string();
-                           for (auto& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, GenerateCli, ::testing::ValuesIn(testing_util::model_fixture_dirs("config.json")),
+                         [](const auto& info) { return testing_util::fixture_test_name(info.param); });
 
 TEST(GenerateJsonl, ManyPromptsAndCompletionsInInputOrderEachAsAlone) {
   const std::string model = std::string(QS_FIXTURES) + "/model/v3-tiny";

@@ -8,8 +8,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -157,22 +155,8 @@ TEST_P(InfoCli, AgreesWithTheCheckpointsHeaders) {
   EXPECT_THAT(r.out, HasSubstr("kv by type   f32 "));
 }
 
-// Every model fixture (a directory of fixtures/model with a config.json).
-std::vector<std::string> model_fixtures() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(QS_FIXTURES) + "/model"))
-    if (std::filesystem::exists(e.path() / "config.json")) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Fixtures, InfoCli, ::testing::ValuesIn(model_fixtures()),
-                         [](const auto& info) {
-                           std::string n = std::filesystem::path(info.param).filename().string();
-                           for (char& c : n)  // gtest names: letters, digits and '_'
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, InfoCli, ::testing::ValuesIn(testing_util::model_fixture_dirs("config.json")),
+                         [](const auto& info) { return testing_util::fixture_test_name(info.param); });
 
 // `info` maps the weights instead of copying them: on a 632 MB BF16 checkpoint of V2-Lite's widths
 // and its 382 MB FP8 conversion it stays under a quarter of the checkpoint's bytes (measured: 40

@@ -26,14 +26,6 @@ using testing_util::TempDir;
 
 std::string qiusuo_bin() { return std::string(QS_BINARY_DIR) + "/qiusuo"; }
 
-std::vector<std::string> model_fixtures() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(QS_FIXTURES) + "/model"))
-    if (std::filesystem::exists(e.path() / "expected.safetensors")) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // The fixture's prompts as --ids (sequence 1 cut short: a ragged batch).
 std::string fixture_ids(const std::string& dir, int64_t* B, int64_t* P) {
   const auto exp = SafetensorsFile::open(dir + "/expected.safetensors");
@@ -90,12 +82,9 @@ TEST_P(ExpertParallelLogits, EqualOneProcessBitwiseAndMatchTheReference) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, ExpertParallelLogits, ::testing::ValuesIn(model_fixtures()),
-                         [](const auto& info) {
-                           std::string n = std::filesystem::path(info.param).filename().string();
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, ExpertParallelLogits,
+                         ::testing::ValuesIn(testing_util::model_fixture_dirs("expected.safetensors")),
+                         [](const auto& info) { return testing_util::fixture_test_name(info.param); });
 
 TEST(ExpertParallelCli, GreedyGenerationIsOneProcesss) {
   QS_REQUIRE_MPI();
