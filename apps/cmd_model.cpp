@@ -118,9 +118,9 @@ nlohmann::json model_info(const Model& m) {
 }
 
 void run_info(const std::string& dir, bool json_out) {
-  // Mapped, not copied: info reads the headers, the config and a few small tensors (INT8/INT4
-  // weights in the GPTQ layout are still repacked: Model::load makes their tile layout).
-  auto m = Model::load(dir, true, {nullptr, false, /*mmap=*/true});
+  // Described, not loaded: info reads the headers, the config and a few small tensors (norms,
+  // routers, GPTQ zeros); no weight is copied or repacked.
+  auto m = Model::load(dir, true, {nullptr, false, /*mmap=*/true, /*describe=*/true});
   const ModelConfig& c = m->config();
   const auto j = model_info(*m);
   if (json_out) {
@@ -276,8 +276,8 @@ void register_model_commands(CLI::App& app) {
     struct Opts { std::string dir; bool json = false; int threads = 0; };
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand("info", "Print a checkpoint's architecture, parameter counts, KV-cache size per token and "
-                                      "which weight formats fit this machine's memory (BF16 and FP8 weights are mapped, "
-                                      "not copied: such a checkpoint larger than the memory is fine)");
+                                      "which weight formats fit this machine's memory (reads the headers and a few small "
+                                      "tensors; no weight is copied or repacked: a checkpoint larger than the memory is fine)");
     c->add_option("--model,-m", o->dir, "Checkpoint directory (config.json + *.safetensors)")->required();
     c->add_flag("--json", o->json, "Print one JSON object instead of text");
     c->add_option("--threads", o->threads, "Threads (0 = all cores)");

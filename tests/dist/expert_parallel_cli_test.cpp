@@ -2,7 +2,7 @@
 // on every model fixture (prefill and decode, F32 and BF16) writes the same logits, bit for bit, as
 // one process, within the usual bound of the official reference logits; greedy generation gives
 // the same tokens and log-probabilities; every output says how it ran; commands that do not run
-// distributed refuse with a clear error.
+// distributed refuse with a clear error; a GPTQ checkpoint runs expert parallel too.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -111,6 +111,32 @@ TEST(ExpertParallelCli, GreedyGenerationIsOneProcesss) {
     EXPECT_EQ(a[i]["expert_parallel"], false);
     EXPECT_EQ(b[i]["world_size"], 2);
     EXPECT_EQ(b[i]["expert_parallel"], true);
+  }
+}
+
+// A GPTQ INT4 checkpoint (v3-tiny quantized): each rank repacks only its own experts and knows the
+// others' from their headers; the logits are one process's, bit for bit, in both precisions.
+TEST(ExpertParallelCli, GptqCheckpointEqualsOneProcessBitwise) {
+  QS_REQUIRE_MPI();
+  const std::string dir = std::string(QS_FIXTURES) + "/model/v3-tiny";
+  TempDir d("epgptq");
+  const std::string model = d / "int4";
+  auto r = run_shell(qiusuo_bin() + " quantize --model " + dir + " --to int4 --out " + model + " 2>&1", 120);
+  ASSERT_EQ(r.code, 0) << r.out;
+  int64_t B = 0, P = 0;
+  const std::string ids = fixture_ids(dir, &B, &P);
+  for (const char* prec : {"f32", "bf16"}) {
+    const std::string args = " logits --model " + model + " --ids '" + ids + "' --mode decode --precision " + prec;
+    const auto one = run_shell(qiusuo_bin() + args + " --threads 1 --out " + (d / "one.st"), 120);
+    ASSERT_EQ(one.code, 0) << one.err;
+    const auto ep = run_shell(mpirun_cmd(2) + qiusuo_bin() + args + " --expert-parallel --out " + (d / "ep.st"), 180);
+    ASSERT_EQ(ep.code, 0) << ep.err;
+    EXPECT_THAT(ep.err, HasSubstr("expert parallel over 2 ranks"));
+    const auto a = SafetensorsFile::open(d / "one.st"), b = SafetensorsFile::open(d / "ep.st");
+    const TensorView& la = *a.find("logits");
+    const TensorView& lb = *b.find("logits");
+    ASSERT_EQ(la.shape, lb.shape);
+    EXPECT_EQ(std::memcmp(la.data, lb.data, la.nbytes), 0) << prec << ": not bitwise one process's";
   }
 }
 

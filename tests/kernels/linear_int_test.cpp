@@ -41,6 +41,18 @@ TEST(IntWeights, GptqRepackIsExact) {
         const WeightMatrix W = int_weights_from_gptq("layer", g.tensors(), rows, cols, storage);
         EXPECT_EQ(W.dtype, nbits == 8 ? DType::I8 : DType::I4);
         EXPECT_EQ(W.group, group);
+        // Described without the repack (expert parallelism's other ranks, `qiusuo info`): the same
+        // matrix, bytes included, and no data.
+        for (const WeightMatrix& D : {gptq_layout("layer", g.tensors(), rows, cols),
+                                      gptq_described("layer", g.tensors(), rows, cols)}) {
+          EXPECT_EQ(D.dtype, W.dtype);
+          EXPECT_EQ(D.rows, rows);
+          EXPECT_EQ(D.cols, cols);
+          EXPECT_EQ(D.group, group);
+          EXPECT_EQ(D.bytes(), W.bytes());
+          EXPECT_EQ(D.data, nullptr);
+          EXPECT_EQ(D.group_scales, nullptr);
+        }
         std::vector<float> row(static_cast<size_t>(cols));
         for (int64_t n = 0; n < rows; ++n) {
           W.dequant_row(n, row.data());
@@ -68,16 +80,25 @@ TEST(IntWeights, GptqRepackIsExact) {
       }
 }
 
+// The same error from the repack and from gptq_described; from gptq_layout too unless only the
+// zeros' or g_idx's values are wrong (it reads no value).
 TEST(IntWeights, MalformedGptqIsAClearError) {
   constexpr int64_t rows = 16, cols = 128;
   auto expect_error = [&](const GptqTensors& t, const char* what, int64_t r = 16, int64_t c = 128) {
-    Buffer<float> storage;
-    try {
-      int_weights_from_gptq("model.layers.0.mlp.up_proj", t, r, c, storage);
-      ADD_FAILURE() << "no error for " << what;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("up_proj"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    const std::string name = "model.layers.0.mlp.up_proj";
+    const bool in_values = std::string(what) == "asymmetric" || std::string(what) == "act-order";
+    for (int way = 0; way < 3; ++way) {
+      Buffer<float> storage;
+      try {
+        if (way == 0) int_weights_from_gptq(name, t, r, c, storage);
+        if (way == 1) gptq_described(name, t, r, c);
+        if (way == 2) gptq_layout(name, t, r, c);
+        if (way < 2 || !in_values) ADD_FAILURE() << "no error for " << what << " (way " << way << ")";
+      } catch (const Error& e) {
+        EXPECT_FALSE(way == 2 && in_values) << e.what();
+        EXPECT_NE(std::string(e.what()).find("up_proj"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+      }
     }
   };
   {  // asymmetric zeros

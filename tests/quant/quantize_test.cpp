@@ -26,6 +26,7 @@
 #include "qiusuo/kernels/int_weights.h"
 #include "qiusuo/model/config.h"
 #include "qiusuo/model/init.h"
+#include "qiusuo/model/transformer.h"
 #include "qiusuo/model/weights.h"
 #include "model/stored_kv_b.h"
 #include "test_util.h"
@@ -215,6 +216,77 @@ TEST(Quantize, IntKvBReadAsStoredEqualsItsF32Copy) {
     std::vector<int32_t> input(2 * 5);
     for (size_t i = 0; i < input.size(); ++i) input[i] = int32_t((i * 37 + 11) % 320);
     test::expect_stored_kv_b_equals_f32_copy(*model, input, 2, 5);
+  }
+}
+
+// A GPTQ checkpoint loaded to be described (WeightPlacement::describe, `qiusuo info`) is the
+// loaded model without its tiles: every matrix with the dtype, shape, group and bytes of the
+// repacked one (so the decode bytes agree) and no data, nothing copied; it refuses to run a step.
+TEST(Quantize, IntDescribedIsTheLoadedModelWithoutItsTiles) {
+  TempDir d("quant-describe");
+  const std::string in = make_model(d);
+  QuantizeOptions o;
+  o.model_dir = in;
+  o.out_dir = d / "int4";
+  o.format = QuantFormat::Int4;
+  o.group = 32;
+  o.head_format = QuantFormat::Int8;
+  quantize_checkpoint(o);
+  const auto loaded = Model::load(o.out_dir);
+  const auto described = Model::load(o.out_dir, true, {nullptr, false, false, /*describe=*/true});
+  EXPECT_EQ(described->decode_weight_bytes_per_token(), loaded->decode_weight_bytes_per_token());
+  EXPECT_EQ(described->weights().copies.bytes(), 0u);
+  int64_t compared = 0;
+  auto same = [&](const WeightMatrix& a, const WeightMatrix& b, const std::string& what) {
+    EXPECT_EQ(a.dtype, b.dtype) << what;
+    EXPECT_EQ(a.rows, b.rows) << what;
+    EXPECT_EQ(a.cols, b.cols) << what;
+    EXPECT_EQ(a.group, b.group) << what;
+    EXPECT_EQ(a.bytes(), b.bytes()) << what;
+    EXPECT_NE(a.data, nullptr) << what;
+    if (b.is_int()) {
+      EXPECT_EQ(b.data, nullptr) << what;
+    }
+    ++compared;
+  };
+  same(loaded->weights().lm_head, described->weights().lm_head, "lm_head");
+  EXPECT_EQ(described->weights().lm_head.dtype, DType::I8);
+  const auto &L = loaded->weights().layers, &D = described->weights().layers;
+  ASSERT_EQ(L.size(), D.size());
+  for (size_t l = 0; l < L.size(); ++l) {
+    const std::string p = "layer " + std::to_string(l) + " ";
+    const auto &a = L[l].attn, &b = D[l].attn;
+    same(a.q_a_proj, b.q_a_proj, p + "q_a_proj");
+    same(a.q_b_proj, b.q_b_proj, p + "q_b_proj");
+    same(a.kv_a_proj, b.kv_a_proj, p + "kv_a_proj");
+    same(a.kv_b_proj, b.kv_b_proj, p + "kv_b_proj");
+    same(a.o_proj, b.o_proj, p + "o_proj");
+    auto mlp = [&](const MlpWeights& x, const MlpWeights& y, const std::string& w) {
+      same(x.gate, y.gate, p + w + " gate");
+      same(x.up, y.up, p + w + " up");
+      same(x.down, y.down, p + w + " down");
+    };
+    if (!L[l].moe) {
+      mlp(L[l].mlp, D[l].mlp, "mlp");
+      continue;
+    }
+    ASSERT_EQ(L[l].ffn.experts.size(), D[l].ffn.experts.size());
+    for (size_t e = 0; e < L[l].ffn.experts.size(); ++e)
+      mlp(L[l].ffn.experts[e], D[l].ffn.experts[e], "expert " + std::to_string(e));
+    if (L[l].ffn.has_shared) mlp(L[l].ffn.shared, D[l].ffn.shared, "shared");
+  }
+  EXPECT_GT(compared, 20);
+  KVPool kv(described->config(), 1, 16);
+  StepBatch batch;
+  const int32_t toks[2] = {1, 2};
+  batch.add(std::vector<int32_t>{0}, 0, toks, 2);
+  std::vector<float> logits(size_t(2 * described->config().vocab_size));
+  const std::vector<int64_t> rows{0, 1};
+  try {
+    described->forward(batch, kv, rows, logits.data());
+    ADD_FAILURE() << "a described model ran a step";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("described"), std::string::npos) << e.what();
   }
 }
 

@@ -29,6 +29,13 @@ struct GptqTensors {
   const TensorView* g_idx = nullptr;  // optional
 };
 
+// The matrix these tensors describe — dtype I8 / I4, rows, cols, group; no data — from their
+// headers alone (dtypes and shapes checked, no value read): an expert another rank holds.
+WeightMatrix gptq_layout(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols);
+// The same after reading and checking the small tensors' values as well (symmetric zeros, no
+// act-order): everything a repack checks, without the repack (`qiusuo info`).
+WeightMatrix gptq_described(const std::string& name, const GptqTensors& t, int64_t rows, int64_t cols);
+
 // W for a layer of `rows` outputs and `cols` inputs; bits and group size are read from the
 // shapes. `storage` receives the repacked words and scales (one aligned allocation, kept alive
 // as long as the returned matrix): a buffer of its own, or a piece of a model's arena (a

@@ -25,6 +25,8 @@ std::unique_ptr<Model> Model::load(const std::string& dir, bool with_mtp, const 
 
 void Model::check_step(const StepBatch& batch, const KVPool& kv, int64_t layers, std::span<const int64_t> rows) const {
   const int64_t T = batch.size(), V = cfg_.vocab_size;
+  QS_CHECK(!w_.described_only, "forward: the model was loaded to be described (WeightPlacement::describe), "
+           "not to run: its integer weights were not read");
   QS_CHECK(T > 0, "forward: empty batch");
   QS_CHECK(kv.num_layers() >= layers && kv.row_width() == cfg_.kv_lora_rank + cfg_.qk_rope_head_dim,
            "forward: the KV pool (", kv.num_layers(), " layers of width ", kv.row_width(),

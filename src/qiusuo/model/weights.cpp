@@ -95,11 +95,12 @@ class Builder {
   Builder(const ModelConfig& c, ModelWeights& w, Find find, WeightPlacement place = {})
       : c_(c), w_(w), find_(std::move(find)), place_(place) {}
 
-  // GPTQ layers: the matrix `name`, if stored as GPTQ tensors, repacked (else false).
-  std::function<bool(const std::string& name, WeightMatrix* m)> gptq;
+  // GPTQ layers: the matrix `name`, if stored as GPTQ tensors (else false): repacked, or with
+  // `data` false only its dtype, shape and group (from the headers; no page read).
+  std::function<bool(const std::string& name, WeightMatrix* m, bool data)> gptq;
 
   WeightMatrix matrix(const std::string& name) {
-    if (WeightMatrix g; gptq && gptq(name, &g)) return g;
+    if (WeightMatrix g; gptq && gptq(name, &g, true)) return g;
     const TensorView& t = *find_(name);
     WeightMatrix m;
     m.dtype = t.dtype;
@@ -121,6 +122,7 @@ class Builder {
     return w_.keep(std::move(b));
   }
   const float* kv_b_f32(const WeightMatrix& m) {
+    if (!m.data || place_.describe) return nullptr;  // only a step reads it
     Buffer<float> b(size_t(m.rows * m.cols), false);
     if (m.rows > 0) m.dequant_rows(0, m.rows, b.data());
     return w_.keep(std::move(b));
@@ -130,6 +132,7 @@ class Builder {
   }
   // Shapes and dtype only (an expert of another rank: never mapped).
   WeightMatrix shape_only(const std::string& name) {
+    if (WeightMatrix g; gptq && gptq(name, &g, false)) return g;
     const TensorView& t = *find_(name);
     return WeightMatrix{t.dtype, t.shape[0], t.shape[1], nullptr, nullptr};
   }
@@ -259,19 +262,35 @@ const void* copy_to_huge_pages(HugePageArena& arena, const void* src, size_t byt
   return d;
 }
 
-// The GPTQ layer `name` (kernels/int_weights.h), repacked into storage the model keeps.
+// What a GPTQ layer's matrix becomes at load (kernels/int_weights.h).
+enum class GptqLoad {
+  Repack,    // the kernels' tiles, in storage the model keeps
+  Describe,  // checked (the small tensors' values too), not repacked: WeightPlacement::describe
+  Layout,    // from the headers alone: an expert another rank holds
+};
+
+// The GPTQ layer `name` as `how` says (false: `name` is not stored as GPTQ tensors).
 bool gptq_matrix(const TensorStore& store, const std::map<std::string, Shape>& shapes, ModelWeights& w,
-                 const std::string& name, WeightMatrix* m) {
+                 const std::string& name, WeightMatrix* m, GptqLoad how) {
   if (store.find(name)) return false;
   const std::string base = gptq_base(name);
   const TensorView* qweight = store.find(base + ".qweight");
   if (!qweight) return false;
-  populate_pages(qweight->data, qweight->nbytes);
   const auto it = shapes.find(name);
   QS_CHECK(it != shapes.end() && it->second.size() == 2, "GPTQ tensors for '", name, "', which is not a matrix");
-  *m = int_weights_from_gptq(base, {qweight, store.find(base + ".scales"), store.find(base + ".qzeros"),
-                                    store.find(base + ".g_idx")},
-                             it->second[0], it->second[1], w.copies);
+  const GptqTensors t{qweight, store.find(base + ".scales"), store.find(base + ".qzeros"), store.find(base + ".g_idx")};
+  const int64_t rows = it->second[0], cols = it->second[1];
+  if (how == GptqLoad::Layout) {
+    *m = gptq_layout(base, t, rows, cols);
+    return true;
+  }
+  if (how == GptqLoad::Describe) {
+    *m = gptq_described(base, t, rows, cols);
+    for (const char* part : {".qzeros", ".g_idx"}) store.release_pages(base + part);
+    return true;
+  }
+  populate_pages(qweight->data, qweight->nbytes);
+  *m = int_weights_from_gptq(base, t, rows, cols, w.copies);
   // The GPTQ tensors were read once: their mapped pages leave the resident set (a full-depth
   // V2-Lite INT4 checkpoint otherwise held 15 GB resident: the 8.4 GB repacked copy + the file).
   for (const char* part : {".qweight", ".scales", ".qzeros", ".g_idx"}) store.release_pages(base + part);
@@ -340,6 +359,7 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
     }
   }
   ModelWeights w;
+  w.described_only = place.describe;
   cfg.num_nextn_predict_layers = present;
   if (place.ep)
     QS_CHECK(cfg.n_routed_experts >= place.ep->placement.ranks, "expert parallelism over ",
@@ -347,7 +367,7 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
              cfg.n_routed_experts, ")");
   // Copies need the memory: when the checkpoint is more than 90% of what the machine has
   // available, the weights are read in the mapping instead (paged from disk as needed, slowly).
-  bool mapped = place.mmap;
+  bool mapped = place.mmap || place.describe;
   if (!mapped) {
     const size_t need = store.total_bytes(), avail = available_memory_bytes();
     if (avail > 0 && double(need) > 0.9 * double(avail)) {
@@ -376,7 +396,10 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
   Builder b(cfg, w, tensor, place);
   std::map<std::string, Shape> shapes;
   for (const auto& e : expected_tensors(cfg)) shapes.emplace(e.name, e.shape);
-  b.gptq = [&](const std::string& n, WeightMatrix* m) { return gptq_matrix(store, shapes, w, n, m); };
+  b.gptq = [&](const std::string& n, WeightMatrix* m, bool data) {
+    const GptqLoad how = !data ? GptqLoad::Layout : place.describe ? GptqLoad::Describe : GptqLoad::Repack;
+    return gptq_matrix(store, shapes, w, n, m, how);
+  };
   b.build(present > 0);
   return w;
 }

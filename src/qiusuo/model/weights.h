@@ -83,6 +83,7 @@ struct ModelWeights {
   // repacked, packed into huge-page slabs.
   HugePageArena copies;
   size_t copied_bytes = 0;  // of `copies`: the checkpoint tensors copied as stored
+  bool described_only = false;  // WeightPlacement::describe: GPTQ matrices have no data
   const float* keep(Buffer<float>&& b) { owned.push_back(std::move(b)); return owned.back().data(); }
 
   // Embedding row `token` as F32 into out[d].
@@ -118,10 +119,15 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 // everything when the checkpoint is more than 90% of the memory available (said on stderr).
 // true (`--mmap`): nothing is copied — start-up touches no page, pages are shared with the page
 // cache and other processes mapping the same files.
+//
+// `describe` (`qiusuo info`): as `mmap`, and INT8 / INT4 matrices in the GPTQ layout are checked
+// but not repacked into the kernels' tiles — each keeps its dtype, shape and group (so bytes()
+// and every count are those of a loaded model) and no data. Such weights cannot run a step.
 struct WeightPlacement {
   const ExpertParallel* ep = nullptr;
   bool experts_only = false;
   bool mmap = false;
+  bool describe = false;
 };
 
 // Validates every expected tensor (presence, dtype, shape, FP8 scales) and builds the views.
