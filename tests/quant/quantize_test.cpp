@@ -491,6 +491,16 @@ TEST(Quantize, BadInputsAreClearErrorsAndWriteNothing) {
     o2.keep = {"*.q_b_proj.weight"};
     o2.out_dir = d2 / "auto-keep";
     EXPECT_EQ(quantize_checkpoint(o2).group, 128);
+    // No size fits (q_lora_rank 80): --group auto names a tensor none divides.
+    j["q_lora_rank"] = 80;
+    const std::string in3 = d2 / "m80";
+    make_dirs(in3);
+    write_random_checkpoint(parse_model_config(j), in3, {});
+    o2.model_dir = in3;
+    o2.keep.clear();
+    o2.out_dir = d2 / "auto-none";
+    expect_error(o2, "--group auto: no group size (128, 64 or 32) divides the width of every tensor to quantize "
+                     "('model.layers.0.self_attn.q_b_proj.weight' is 80 wide)");
   }
   o.group = 64;
   o.model_dir = d / "missing";

@@ -158,14 +158,20 @@ class Quantizer {
   }
 
   // --group auto over the widths of the tensors to be quantized (one group size for the whole
-  // file, as GPTQ's quantization_config has); 128 when none fits (the plan then names the
-  // tensor that does not).
+  // file, as GPTQ's quantization_config has); when none fits, an error naming a tensor that no
+  // size divides.
   int64_t auto_group() const {
     std::vector<int64_t> widths;
+    std::string odd;  // a tensor whose width no group size divides
     for (const std::string& name : store_.names())
-      if (const TensorView& t = store_.get(name); !kept(name, t)) widths.push_back(t.shape[1]);
+      if (const TensorView& t = store_.get(name); !kept(name, t)) {
+        widths.push_back(t.shape[1]);
+        if (odd.empty() && t.shape[1] % 32 != 0) odd = "'" + name + "' is " + std::to_string(t.shape[1]) + " wide";
+      }
     const int64_t g = auto_group_size(widths);
-    return g ? g : 128;
+    QS_CHECK(g > 0, "quantize: --group auto: no group size (128, 64 or 32) divides the width of every tensor to "
+             "quantize (", odd, "); --keep such tensors, or quantize to fp8");
+    return g;
   }
 
   // The output tensors, in writing order.
