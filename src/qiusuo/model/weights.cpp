@@ -92,8 +92,10 @@ namespace {
 class Builder {
  public:
   using Find = std::function<const TensorView*(const std::string&)>;
-  Builder(const ModelConfig& c, ModelWeights& w, Find find, WeightPlacement place = {})
-      : c_(c), w_(w), find_(std::move(find)), place_(place) {}
+  // `find` returns the views the model keeps (a checkpoint's tensors copied at load, unless
+  // mapped); `header`, if given, the tensors as stored, for what only needs their dtype and shape.
+  Builder(const ModelConfig& c, ModelWeights& w, Find find, WeightPlacement place = {}, Find header = {})
+      : c_(c), w_(w), find_(std::move(find)), header_(header ? std::move(header) : find_), place_(place) {}
 
   // GPTQ layers: the matrix `name`, if stored as GPTQ tensors (else false): repacked, or with
   // `data` false only its dtype, shape and group (from the headers; no page read).
@@ -130,10 +132,11 @@ class Builder {
   MlpWeights mlp(const std::string& p) {
     return {matrix(p + "gate_proj.weight"), matrix(p + "up_proj.weight"), matrix(p + "down_proj.weight")};
   }
-  // Shapes and dtype only (an expert of another rank: never mapped).
+  // Shapes and dtype only (an expert of another rank: its pages are never touched, nothing is
+  // copied).
   WeightMatrix shape_only(const std::string& name) {
     if (WeightMatrix g; gptq && gptq(name, &g, false)) return g;
-    const TensorView& t = *find_(name);
+    const TensorView& t = *header_(name);
     return WeightMatrix{t.dtype, t.shape[0], t.shape[1], nullptr, nullptr};
   }
   MlpWeights expert(const std::string& p, int64_t e) {
@@ -236,7 +239,7 @@ class Builder {
   }
   const ModelConfig& c_;
   ModelWeights& w_;
-  Find find_;
+  Find find_, header_;
   WeightPlacement place_;
 };
 
@@ -393,7 +396,7 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
     }
     return &it->second;
   };
-  Builder b(cfg, w, tensor, place);
+  Builder b(cfg, w, tensor, place, [&](const std::string& n) { return &store.get(n); });
   std::map<std::string, Shape> shapes;
   for (const auto& e : expected_tensors(cfg)) shapes.emplace(e.name, e.shape);
   b.gptq = [&](const std::string& n, WeightMatrix* m, bool data) {
