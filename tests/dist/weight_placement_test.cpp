@@ -2,7 +2,9 @@
 // parallelism, rank r of N gets views of its own routed experts only: the others keep dtype,
 // shape, group and bytes but no data, and nothing of theirs is copied or repacked; a follower
 // rank (experts_only) holds its experts and nothing else. So the ranks' copies add up to one
-// process's. BF16, FP8 and GPTQ INT4 checkpoints alike, copied (the default) and mapped.
+// process's, and so do the bytes each rank holds of the files (placement_bytes: what it checks
+// against the memory available). BF16, FP8 and GPTQ INT4 checkpoints alike, copied (the
+// default) and mapped.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -57,7 +59,8 @@ TEST(WeightPlacement, ExpertParallelRanksHoldOnlyTheirExperts) {
       const ModelConfig c = load_model_config(dir);
       const TensorStore store = TensorStore::open_dir(dir);
       const ModelWeights one = load_weights(c, store, true, {nullptr, false, mapped});
-      size_t copies = 0, copied = 0;
+      size_t copies = 0, copied = 0, held = 0;
+      EXPECT_EQ(placement_bytes(store, {}), store.total_bytes());
       for (int r = 0; r < ranks; ++r) {
         ExpertParallel ep;
         ep.placement = {E, ranks, r};
@@ -65,6 +68,7 @@ TEST(WeightPlacement, ExpertParallelRanksHoldOnlyTheirExperts) {
         const ModelWeights w = load_weights(c, store, true, {&ep, follower, mapped});
         copies += w.copies.bytes();
         copied += w.copied_bytes;
+        held += placement_bytes(store, {&ep, follower, mapped});
         ASSERT_EQ(w.layers.size(), one.layers.size());
         int64_t owned = 0;
         for (size_t l = 0; l < w.layers.size(); ++l) {
@@ -94,6 +98,9 @@ TEST(WeightPlacement, ExpertParallelRanksHoldOnlyTheirExperts) {
       // Nothing copied or repacked twice, nothing left out: the ranks' shares make one process's.
       EXPECT_EQ(copies, one.copies.bytes());
       EXPECT_EQ(copied, one.copied_bytes);
+      // What the ranks hold of the files (the figure a load compares with the memory available,
+      // falling back to the mapping above 90%) adds up to the checkpoint.
+      EXPECT_EQ(held, store.total_bytes());
       if (mapped && dir != int4) {
         EXPECT_EQ(copies, 0u);
       } else {

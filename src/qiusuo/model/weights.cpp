@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "qiusuo/core/error.h"
@@ -325,6 +326,20 @@ DecodeReadBytes checkpoint_decode_bytes(const ModelConfig& cfg, const TensorStor
   return b;
 }
 
+size_t placement_bytes(const TensorStore& store, const WeightPlacement& place) {
+  if (!place.ep) return store.total_bytes();
+  const std::string experts = ".mlp.experts.";
+  size_t n = 0;
+  for (const std::string& name : store.names()) {
+    const size_t at = name.find(experts);
+    const bool held = at == std::string::npos
+                          ? !place.experts_only
+                          : place.ep->placement.owns(std::strtoll(name.c_str() + at + experts.size(), nullptr, 10));
+    if (held) n += store.get(name).nbytes;
+  }
+  return n;
+}
+
 ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, bool with_mtp,
                           const WeightPlacement& place) {
   // MTP modules are optional in a checkpoint (some conversions drop them): a module with none
@@ -368,15 +383,16 @@ ModelWeights load_weights(const ModelConfig& cfg_in, const TensorStore& store, b
     QS_CHECK(cfg.n_routed_experts >= place.ep->placement.ranks, "expert parallelism over ",
              place.ep->placement.ranks, " ranks needs at least as many routed experts (the model has ",
              cfg.n_routed_experts, ")");
-  // Copies need the memory: when the checkpoint is more than 90% of what the machine has
-  // available, the weights are read in the mapping instead (paged from disk as needed, slowly).
+  // Copies need the memory: when what this process holds of the checkpoint (all of it, or an
+  // expert-parallel rank's share) is more than 90% of what the machine has available, the
+  // weights are read in the mapping instead (paged from disk as needed, slowly).
   bool mapped = place.mmap || place.describe;
   if (!mapped) {
-    const size_t need = store.total_bytes(), avail = available_memory_bytes();
+    const size_t need = placement_bytes(store, place), avail = available_memory_bytes();
     if (avail > 0 && double(need) > 0.9 * double(avail)) {
       std::fprintf(stderr,
-                   "qiusuo: the checkpoint's %.2f GB exceed 90%% of the %.2f GB of memory available: its weights "
-                   "are read where the files are mapped (as --mmap), not copied\n",
+                   "qiusuo: the %.2f GB of weights this process holds exceed 90%% of the %.2f GB of memory "
+                   "available: they are read where the files are mapped (as --mmap), not copied\n",
                    double(need) / 1e9, double(avail) / 1e9);
       mapped = true;
     }

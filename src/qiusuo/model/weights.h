@@ -130,6 +130,11 @@ struct WeightPlacement {
   bool describe = false;
 };
 
+// Bytes of the checkpoint's tensors this placement holds: all of them, or with `ep` every tensor
+// but the other ranks' routed experts (`experts_only`: this rank's routed experts alone). What
+// a load may copy — the figure load_weights compares with the memory available.
+size_t placement_bytes(const TensorStore& store, const WeightPlacement& place);
+
 // Validates every expected tensor (presence, dtype, shape, FP8 scales) and builds the views.
 // `with_mtp`: also load the MTP modules (validated whenever present in the config).
 ModelWeights load_weights(const ModelConfig& cfg, const TensorStore& store, bool with_mtp = true,
