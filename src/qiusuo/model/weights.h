@@ -116,7 +116,8 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 // kernels stream that memory faster than the page cache's 4 KB pages (Zen 5, one process
 // alternating: the 6-layer BF16 model decoded 1.56x, FP8 1.21x faster; docs/benchmarks.md), as
 // llama.cpp's --no-mmap. Embedding tables stay mapped (a step reads a few rows), and so does
-// everything when the checkpoint is more than 90% of the memory available (said on stderr).
+// everything when what this process holds (placement_bytes) is more than 90% of the memory
+// available (said on stderr).
 // true (`--mmap`): nothing is copied — start-up touches no page, pages are shared with the page
 // cache and other processes mapping the same files.
 //
