@@ -109,5 +109,17 @@ TEST(WeightPlacement, ExpertParallelRanksHoldOnlyTheirExperts) {
     }
 }
 
+// The name rule every expert-parallel split uses (placement_bytes, the training step's gradient
+// buckets and norm).
+TEST(WeightPlacement, RoutedExpertOfANamesTensor) {
+  EXPECT_EQ(routed_expert_of("model.layers.3.mlp.experts.12.gate_proj.weight"), 12);
+  EXPECT_EQ(routed_expert_of("model.layers.1.mlp.experts.0.down_proj.qweight"), 0);
+  EXPECT_EQ(routed_expert_of("model.layers.27.mlp.experts.63.up_proj.weight_scale_inv"), 63);
+  EXPECT_EQ(routed_expert_of("model.layers.3.mlp.shared_experts.gate_proj.weight"), -1);
+  EXPECT_EQ(routed_expert_of("model.layers.3.mlp.gate.weight"), -1);
+  EXPECT_EQ(routed_expert_of("model.layers.3.mlp.experts.x.gate_proj.weight"), -1);
+  EXPECT_EQ(routed_expert_of("model.embed_tokens.weight"), -1);
+}
+
 }  // namespace
 }  // namespace qs

@@ -14,6 +14,16 @@
 #include "qiusuo/kernels/int_weights.h"
 
 namespace qs {
+
+int64_t routed_expert_of(const std::string& name) {
+  static const std::string marker = ".mlp.experts.";
+  const size_t at = name.find(marker);
+  if (at == std::string::npos) return -1;
+  const size_t d = at + marker.size();
+  if (d >= name.size() || name[d] < '0' || name[d] > '9') return -1;
+  return std::strtoll(name.c_str() + d, nullptr, 10);
+}
+
 namespace {
 
 std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l) + "."; }
@@ -125,7 +135,7 @@ class Builder {
     return w_.keep(std::move(b));
   }
   const float* kv_b_f32(const WeightMatrix& m) {
-    if (!m.data || place_.describe) return nullptr;  // only a step reads it
+    if (place_.describe) return nullptr;  // only a step reads it
     Buffer<float> b(size_t(m.rows * m.cols), false);
     if (m.rows > 0) m.dequant_rows(0, m.rows, b.data());
     return w_.keep(std::move(b));
@@ -318,7 +328,7 @@ DecodeReadBytes checkpoint_decode_bytes(const ModelConfig& cfg, const TensorStor
         if (const TensorView* t = store.find(gptq_base(e.name) + part)) bytes += double(t->nbytes);
     }
     if (e.name.find("embed_tokens") != std::string::npos) bytes /= double(cfg.vocab_size);  // one row
-    const bool routed = e.name.find(".mlp.experts.") != std::string::npos;
+    const bool routed = routed_expert_of(e.name) >= 0;
     if (routed) bytes *= k_of_e;
     (e.mtp ? b.mtp : b.main) += bytes;
     if (routed && !e.mtp) b.routed += bytes;
@@ -328,14 +338,10 @@ DecodeReadBytes checkpoint_decode_bytes(const ModelConfig& cfg, const TensorStor
 
 size_t placement_bytes(const TensorStore& store, const WeightPlacement& place) {
   if (!place.ep) return store.total_bytes();
-  const std::string experts = ".mlp.experts.";
   size_t n = 0;
   for (const std::string& name : store.names()) {
-    const size_t at = name.find(experts);
-    const bool held = at == std::string::npos
-                          ? !place.experts_only
-                          : place.ep->placement.owns(std::strtoll(name.c_str() + at + experts.size(), nullptr, 10));
-    if (held) n += store.get(name).nbytes;
+    const int64_t e = routed_expert_of(name);
+    if (e < 0 ? !place.experts_only : place.ep->placement.owns(e)) n += store.get(name).nbytes;
   }
   return n;
 }

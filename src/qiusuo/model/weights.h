@@ -105,6 +105,10 @@ struct ExpectedTensor {
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 
+// The routed expert a tensor belongs to ("model.layers.L.mlp.experts.E.<...>" -> E, GPTQ parts
+// included), or -1 for any other tensor (shared experts among them).
+int64_t routed_expert_of(const std::string& name);
+
 // Which parts of a checkpoint this process maps (expert parallelism, dist/expert_parallel.h):
 // with `ep`, only this rank's routed experts of every MoE layer get views (the others keep
 // their shapes, no data: their pages are never touched); `experts_only` (a follower rank of

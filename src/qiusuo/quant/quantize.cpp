@@ -166,7 +166,8 @@ class Quantizer {
     for (const std::string& name : store_.names())
       if (const TensorView& t = store_.get(name); !kept(name, t)) {
         widths.push_back(t.shape[1]);
-        if (odd.empty() && t.shape[1] % 32 != 0) odd = "'" + name + "' is " + std::to_string(t.shape[1]) + " wide";
+        if (odd.empty() && auto_group_size(std::span(&t.shape[1], 1)) == 0)
+          odd = "'" + name + "' is " + std::to_string(t.shape[1]) + " wide";
       }
     const int64_t g = auto_group_size(widths);
     QS_CHECK(g > 0, "quantize: --group auto: no group size (128, 64 or 32) divides the width of every tensor to "

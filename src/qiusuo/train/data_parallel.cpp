@@ -12,6 +12,7 @@
 
 #include "qiusuo/core/error.h"
 #include "qiusuo/core/profile.h"
+#include "qiusuo/model/weights.h"
 
 namespace qs {
 
@@ -115,9 +116,9 @@ DataParallel::DataParallel(Comm& comm, TrainModel<float>& model, AdamW& opt, Dat
       if (layer < L) g = layer + 1;
     }
     const int64_t b = int64_t(p.offset), e = int64_t(p.offset + p.numel);
-    const size_t at = p.name.find(".mlp.experts.");
-    if (pl && at != std::string::npos) {
-      const int r = pl->owner(std::stoll(p.name.substr(at + 13)));
+    const int64_t expert = routed_expert_of(p.name);
+    if (pl && expert >= 0) {
+      const int r = pl->owner(expert);
       auto& per = blocks[layer];
       per.resize(size_t(N));
       per[size_t(r)].push_back({b, e});
@@ -236,7 +237,7 @@ double DataParallel::clip_and_step(double clip, double lr) {
       const float* g = model_.grads().data() + p.offset;
       double s = 0;
       for (size_t i = 0; i < p.numel; ++i) s += double(g[i]) * g[i];
-      ss[p.name.find(".mlp.experts.") != std::string::npos] += s;
+      ss[routed_expert_of(p.name) >= 0] += s;
     }
     comm_.allreduce_sum(std::span<double>(ss + 1, 1));
     norm = std::sqrt(ss[0] + ss[1]);
